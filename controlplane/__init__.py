@@ -1,0 +1,1 @@
+"""activetrace control plane: HTTP API, viewer, cluster gRPC endpoint, OTLP receiver."""

@@ -1,0 +1,1 @@
+"""activetrace data plane: the gateway node that proxies, runs plugins and traces."""

@@ -1,0 +1,1 @@
+"""Gateway plugins: the runtime (phases, priorities, scoping) and the built-in plugins."""
