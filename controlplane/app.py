@@ -1,0 +1,77 @@
+"""The FastAPI application: API routes, error rendering, health."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from controlplane.api.routes import expressions, nodes, sessions, traces
+from controlplane.errors import ApiError
+from controlplane.schemas import ErrorBody, ErrorDetail
+from controlplane.state import ControlPlane
+
+__all__ = ["create_app"]
+
+VERSION = "0.1.0"
+
+
+def create_app(cp: ControlPlane) -> FastAPI:
+    """Build the API application around a ControlPlane."""
+    app = FastAPI(
+        title="activetrace control plane",
+        version=VERSION,
+        description="Gateway configuration, data plane nodes and on-demand tracing sessions.",
+    )
+    app.state.control_plane = cp
+    for module in (nodes, sessions, traces, expressions):
+        app.include_router(module.router)
+    _install_error_handlers(app)
+
+    @app.get("/healthz", tags=["health"], responses={503: {"model": ErrorBody}})
+    async def healthz() -> JSONResponse:
+        """Healthy when the database answers."""
+        try:
+            async with cp.db.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except Exception as exc:  # any driver error means unhealthy, never a crash
+            body = ErrorBody(message=f"database unavailable: {type(exc).__name__}")
+            return JSONResponse(body.model_dump(), status_code=503)
+        return JSONResponse({"status": "ok", "nodes_connected": len(cp.registry.connected())})
+
+    return app
+
+
+def _error(status: int, message: str, errors: list[ErrorDetail] | None = None) -> JSONResponse:
+    body = ErrorBody(message=message, errors=errors or [])
+    return JSONResponse(body.model_dump(exclude_none=True), status_code=status)
+
+
+def _validation_message(error: dict[str, Any]) -> str:
+    if error.get("type") == "json_invalid":
+        return f"malformed JSON: {error.get('ctx', {}).get('error', 'cannot parse body')}"
+    return str(error["msg"])
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def api_error(_request: Request, exc: ApiError) -> JSONResponse:
+        return _error(exc.status_code, exc.message, exc.errors)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            ErrorDetail(loc=list(e.get("loc", ())), message=_validation_message(e))
+            for e in exc.errors()
+        ]
+        first = errors[0] if errors else ErrorDetail(loc=[], message="invalid request")
+        where = ".".join(str(part) for part in first.loc)
+        return _error(422, f"{where}: {first.message}" if where else first.message, errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return _error(exc.status_code, str(exc.detail))

@@ -1,0 +1,1 @@
+"""SQL storage: models, engine/session set-up and migrations runner."""

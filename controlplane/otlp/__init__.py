@@ -1,0 +1,1 @@
+"""OpenTelemetry Protocol: conversion between OTLP messages and stored spans, receiver, export."""

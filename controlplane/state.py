@@ -1,0 +1,33 @@
+"""The control plane's long-lived parts, shared by the HTTP API and the cluster endpoint."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from controlplane.clock import Clock, SystemClock
+from controlplane.cluster.registry import NodeRegistry
+from controlplane.db.engine import Database
+from controlplane.settings import ControlPlaneSettings
+
+__all__ = ["ControlPlane"]
+
+
+@dataclass
+class ControlPlane:
+    """Settings, database, connected nodes and the clock of one control plane process."""
+
+    settings: ControlPlaneSettings
+    db: Database
+    registry: NodeRegistry = field(default_factory=NodeRegistry)
+    clock: Clock = field(default_factory=SystemClock)
+
+    @property
+    def retention(self) -> timedelta:
+        """How long sessions and their traces are kept."""
+        return timedelta(days=self.settings.retention_days)
+
+    @property
+    def heartbeat_timeout(self) -> timedelta:
+        """A node that has not been heard of for this long is disconnected (3 heartbeats)."""
+        return timedelta(seconds=3 * self.settings.heartbeat_interval_secs)
