@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from controlplane.api.routes import expressions, nodes, sessions, traces
+from controlplane.api.routes import config, expressions, nodes, sessions, traces
 from controlplane.errors import ApiError
 from controlplane.schemas import ErrorBody, ErrorDetail
 from controlplane.state import ControlPlane
@@ -28,7 +28,7 @@ def create_app(cp: ControlPlane) -> FastAPI:
         description="Gateway configuration, data plane nodes and on-demand tracing sessions.",
     )
     app.state.control_plane = cp
-    for module in (nodes, sessions, traces, expressions):
+    for module in (nodes, sessions, traces, expressions, config):
         app.include_router(module.router)
     _install_error_handlers(app)
 

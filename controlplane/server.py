@@ -15,6 +15,7 @@ from controlplane.db.migrate import upgrade
 from controlplane.settings import ControlPlaneSettings
 from controlplane.state import ControlPlane
 from controlplane.tasks import start_background_tasks
+from dataplane.serving import EmbeddedServer, stop_on_signals
 from protos.activetrace.cluster.v1 import cluster_pb2_grpc as pb_grpc
 
 __all__ = ["migrate_with_retry", "serve"]
@@ -22,12 +23,14 @@ __all__ = ["migrate_with_retry", "serve"]
 log = logging.getLogger(__name__)
 
 
-async def migrate_with_retry(db: Database, *, attempts: int = 30, max_delay: float = 10.0) -> None:
+async def migrate_with_retry(
+    db: Database, *, revision: str = "head", attempts: int = 30, max_delay: float = 10.0
+) -> None:
     """Upgrade the schema, waiting with backoff for a database that is not up yet."""
     delay = 0.5
     for attempt in range(1, attempts + 1):
         try:
-            await upgrade(db)
+            await upgrade(db, revision)
             return
         except (OSError, ConnectionError) as exc:
             error: Exception = exc
@@ -84,7 +87,8 @@ async def serve(settings: ControlPlaneSettings) -> None:
         access_log=False,
         lifespan="off",
     )
-    server = uvicorn.Server(config)
+    server = EmbeddedServer(config)
+    stop_on_signals([server])
     try:
         await server.serve()
     finally:

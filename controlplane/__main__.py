@@ -1,0 +1,5 @@
+"""``python -m controlplane``: run the control plane."""
+
+from controlplane.cli import main
+
+main()

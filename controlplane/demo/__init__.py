@@ -1,0 +1,1 @@
+"""The quick start's demo: an upstream service and the gateway config that fronts it."""

@@ -1,0 +1,127 @@
+"""Starting and stopping activetrace processes (``activetrace up`` and the integration tests)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+__all__ = [
+    "ProcessFailed",
+    "Supervised",
+    "http_json",
+    "start",
+    "stop_all",
+    "wait_until",
+]
+
+
+class ProcessFailed(RuntimeError):
+    """A supervised process exited or never became ready."""
+
+
+@dataclass
+class Supervised:
+    """One child process."""
+
+    name: str
+    popen: subprocess.Popen[bytes]
+    args: list[str] = field(default_factory=list)
+
+    def check(self) -> None:
+        """Raise if the process has exited."""
+        code = self.popen.poll()
+        if code is not None:
+            raise ProcessFailed(f"{self.name} exited with code {code}")
+
+
+def start(
+    name: str,
+    args: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    stdout: IO[Any] | int | None = None,
+    cwd: str | None = None,
+) -> Supervised:
+    """Start ``python -m activetrace-module args`` style commands in their own process group."""
+    command = [sys.executable, "-m", *args]
+    popen = subprocess.Popen(
+        command,
+        env={**os.environ, **(env or {})},
+        stdout=stdout,
+        stderr=subprocess.STDOUT if stdout is not None else None,
+        cwd=cwd,
+        start_new_session=True,
+    )
+    return Supervised(name, popen, command)
+
+
+def stop_all(processes: Sequence[Supervised], timeout: float = 10.0) -> None:
+    """SIGTERM every process, wait, then SIGKILL what is left."""
+    for process in reversed(processes):
+        if process.popen.poll() is None:
+            process.popen.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for process in reversed(processes):
+        remaining = max(0.1, deadline - time.monotonic())
+        try:
+            process.popen.wait(remaining)
+        except subprocess.TimeoutExpired:
+            process.popen.kill()
+            process.popen.wait()
+
+
+def http_json(
+    method: str,
+    url: str,
+    body: Any = None,
+    *,
+    headers: Mapping[str, str] | None = None,
+    timeout: float = 5.0,
+) -> tuple[int, Any]:
+    """A small HTTP client for readiness checks and set-up (no dependency on the servers)."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method)
+    request.add_header("content-type", "application/json")
+    for key, value in (headers or {}).items():
+        request.add_header(key, value)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            raw = response.read()
+            return response.status, json.loads(raw) if raw else None
+    except urllib.error.HTTPError as exc:
+        raw = exc.read()
+        try:
+            return exc.code, json.loads(raw) if raw else None
+        except ValueError:
+            return exc.code, raw.decode("utf-8", "replace")
+
+
+def wait_until(
+    condition: Callable[[], bool],
+    *,
+    what: str,
+    timeout: float = 30.0,
+    processes: Sequence[Supervised] = (),
+    interval: float = 0.05,
+) -> None:
+    """Poll ``condition`` until it holds; fail early if a supervised process died."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for process in processes:
+            process.check()
+        try:
+            if condition():
+                return
+        except (OSError, urllib.error.URLError, ValueError):
+            pass
+        time.sleep(interval)
+    raise ProcessFailed(f"timed out after {timeout:.0f}s waiting for {what}")

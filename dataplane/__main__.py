@@ -1,0 +1,5 @@
+"""``python -m dataplane``."""
+
+from dataplane.cli import main
+
+main()

@@ -1,0 +1,109 @@
+"""One request as it goes through the gateway: what plugins read and change."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from dataplane.headers import HeaderList
+from dataplane.tracing.spans import KIND_CLIENT, Span, now_ns
+
+if TYPE_CHECKING:
+    from dataplane.gateway_config import Consumer, Route, Service
+    from dataplane.tracing.recorder import RequestTrace
+
+__all__ = ["Exchange"]
+
+
+class Exchange:
+    """The request, the response once there is one, and per-request plugin state."""
+
+    __slots__ = (
+        "balancer_span",
+        "client_ip",
+        "client_port",
+        "consumer",
+        "current_span",
+        "host",
+        "method",
+        "path",
+        "plugin_data",
+        "query_string",
+        "redact",
+        "request_body",
+        "request_body_size",
+        "request_headers",
+        "request_id",
+        "response_body_size",
+        "response_headers",
+        "response_source",
+        "response_status",
+        "route",
+        "scheme",
+        "server_port",
+        "service",
+        "started_ns",
+        "total_ms",
+        "trace",
+        "upstream_ms",
+        "upstream_path",
+        "upstream_span",
+        "upstream_started",
+    )
+
+    def __init__(
+        self,
+        *,
+        request_id: str,
+        method: str,
+        scheme: str,
+        host: str,
+        path: str,
+        query_string: bytes,
+        request_headers: HeaderList,
+        client_ip: str,
+        client_port: int,
+        server_port: int,
+        started_ns: int,
+    ) -> None:
+        self.request_id = request_id
+        self.method = method
+        self.scheme = scheme
+        self.host = host
+        self.path = path
+        self.query_string = query_string
+        self.request_headers = request_headers
+        self.client_ip = client_ip
+        self.client_port = client_port
+        self.server_port = server_port
+        self.started_ns = started_ns
+        self.route: Route | None = None
+        self.service: Service | None = None
+        self.consumer: Consumer | None = None
+        self.upstream_path = path
+        self.request_body: bytes | None = None
+        self.request_body_size = 0
+        self.response_status = 0
+        self.response_headers = HeaderList()
+        self.response_body_size = 0
+        self.response_source = "gateway"
+        self.upstream_ms: float | None = None
+        self.upstream_started: int | None = None  # perf_counter_ns of the first try
+        self.total_ms: float | None = None  # first byte in to last byte out
+        self.plugin_data: dict[str, Any] = {}
+        # Header and query names whose values traces must never show (e.g. key-auth's key).
+        self.redact: set[str] = set()
+        self.trace: RequestTrace | None = None
+        self.current_span: Span | None = None
+        self.balancer_span: Span | None = None
+        self.upstream_span: Span | None = None
+
+    def io_span(self, name: str, attributes: dict[str, Any]) -> Span | None:
+        """Start a CLIENT span for a call a plugin makes (only when the request is traced).
+
+        End it with ``span.end()``; mark failures with ``span.set_error(...)``.
+        """
+        trace = self.trace
+        if trace is None:
+            return None
+        parent = self.current_span or trace.root
+        return trace.span(name, parent, now_ns(), KIND_CLIENT, attributes)

@@ -1,0 +1,200 @@
+"""A data plane node: the proxy, its config, the tracer and the stream to the control plane."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as package_version
+from typing import Any
+
+import uvicorn
+
+from dataplane.cluster.cache import load_cached_config, save_cached_config
+from dataplane.cluster.client import ClusterClient
+from dataplane.gateway_config import GatewayConfig
+from dataplane.plugins.host import PluginHost
+from dataplane.proxy import Proxy
+from dataplane.runtime import GatewayRuntime
+from dataplane.serving import EmbeddedServer, stop_on_signals
+from dataplane.settings import DataPlaneSettings
+from dataplane.status import status_app
+from dataplane.tracing.export import SpanExport
+from dataplane.tracing.otlp import resource
+from dataplane.tracing.tracer import Tracer
+from dataplane.transport import UpstreamTransport
+from protos.activetrace.cluster.v1 import cluster_pb2 as pb
+
+__all__ = ["Node", "node_version", "serve"]
+
+log = logging.getLogger(__name__)
+
+
+def node_version() -> str:
+    """The installed activetrace version."""
+    try:
+        return package_version("activetrace")
+    except PackageNotFoundError:
+        return "0.0.0"
+
+
+class Node:
+    """Everything one data plane process runs."""
+
+    def __init__(self, settings: DataPlaneSettings) -> None:
+        self.settings = settings
+        self.version = node_version()
+        self.export = SpanExport(
+            node_resource=resource(
+                {
+                    "service.name": "activetrace-dataplane",
+                    "service.version": self.version,
+                    "service.instance.id": settings.node_id,
+                    "host.name": socket.gethostname(),
+                    "gateway.node.id": settings.node_id,
+                }
+            ),
+            version=self.version,
+            max_spans=settings.max_queued_spans,
+        )
+        self.tracer = Tracer(self.export)
+        self.transport = UpstreamTransport()
+        self.plugin_host = PluginHost(
+            node_id=settings.node_id,
+            http_transport=self.transport,
+            late_spans=self.tracer.export_late,
+        )
+        self.config_version = 0
+        self.config_hash = ""
+        self.proxy = Proxy(
+            runtime=GatewayRuntime.build(GatewayConfig(), self.plugin_host),
+            tracer=self.tracer,
+            transport=self.transport,
+        )
+        self.cluster = ClusterClient(
+            settings,
+            node=self,
+            tracer=self.tracer,
+            version=self.version,
+            counters=self.heartbeat,
+        )
+        cached = load_cached_config(settings.cache_file)
+        if cached is not None:
+            log.info("starting from cached config version %d", cached.version)
+            self._switch(cached, cached.version, cached.content_hash())
+
+    def apply_config(self, config: GatewayConfig, version: int, hash_: str) -> None:
+        """Switch to a config received from the control plane, and cache it."""
+        config = config.model_copy(update={"version": version})
+        self._switch(config, version, hash_)
+        try:
+            save_cached_config(self.settings.cache_file, config)
+        except OSError as exc:
+            log.warning("could not cache config: %s", exc)
+        log.info("applied config version %d (%s)", version, hash_[:12])
+
+    def _switch(self, config: GatewayConfig, version: int, hash_: str) -> None:
+        old = self.proxy.runtime
+        runtime = GatewayRuntime.build(config, self.plugin_host, previous=old)
+        self.proxy.runtime = runtime  # requests in flight keep the runtime they started with
+        self.tracer.sessions.set_routes(runtime.route_services)
+        self.config_version = version
+        self.config_hash = hash_
+        for plugin in old.plugins:
+            self.plugin_host.spawn(plugin.close())
+
+    def heartbeat(self) -> pb.Heartbeat:
+        """Counters reported to the control plane."""
+        return pb.Heartbeat(
+            requests=self.proxy.requests,
+            traced=self.tracer.traced,
+            spans_dropped=self.export.dropped,
+            config_hash=self.config_hash,
+            config_version=self.config_version,
+            spans_queued=self.export.queued,
+        )
+
+    def status(self) -> dict[str, Any]:
+        """What ``/status`` shows."""
+        return {
+            "node_id": self.settings.node_id,
+            "version": self.version,
+            "connected": self.cluster.connected.is_set(),
+            "config_version": self.config_version,
+            "config_hash": self.config_hash,
+            "requests": self.proxy.requests,
+            "traced": self.tracer.traced,
+            "spans_queued": self.export.queued,
+            "spans_dropped": self.export.dropped,
+            "sessions": [
+                {"id": s.id, "state": s.state, "samples": s.taken, "max_samples": s.max_samples}
+                for s in self.tracer.sessions.sessions.values()
+            ],
+        }
+
+    async def expire_sessions(self) -> None:
+        """End sessions on this node's own clock, CP or no CP."""
+        while True:
+            self.tracer.sessions.expire_due()
+            await asyncio.sleep(0.1)
+
+    async def close(self) -> None:
+        """Release connections and plugin resources."""
+        for plugin in self.proxy.runtime.plugins:
+            await plugin.close()
+        await self.plugin_host.close()
+        await self.transport.aclose()
+
+
+async def serve(settings: DataPlaneSettings) -> None:
+    """Run a node until SIGINT/SIGTERM."""
+    node = Node(settings)
+    proxy_server = EmbeddedServer(
+        uvicorn.Config(
+            node.proxy,
+            host=settings.proxy_host,
+            port=settings.proxy_port,
+            http="httptools",
+            loop="none",
+            lifespan="off",
+            log_config=None,
+            access_log=False,
+            server_header=False,
+            date_header=False,
+        )
+    )
+    status_server = EmbeddedServer(
+        uvicorn.Config(
+            status_app(node),
+            host=settings.status_host,
+            port=settings.status_port,
+            loop="none",
+            lifespan="off",
+            log_config=None,
+            access_log=False,
+        )
+    )
+    stop_on_signals([proxy_server, status_server])
+    background = [
+        asyncio.create_task(node.cluster.run()),
+        asyncio.create_task(node.export.run()),
+        asyncio.create_task(node.expire_sessions()),
+        asyncio.create_task(status_server.serve()),
+    ]
+    log.info(
+        "node %s proxying on %s:%d, control plane %s",
+        settings.node_id,
+        settings.proxy_host,
+        settings.proxy_port,
+        settings.control_plane,
+    )
+    try:
+        await proxy_server.serve()
+    finally:
+        status_server.should_exit = True
+        for task in background[:3]:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
+        await node.close()
+        log.info("node %s stopped", settings.node_id)

@@ -1,0 +1,842 @@
+"""The request lifecycle: route, access, balance, send upstream, filter headers, stream, log.
+
+Each step is a small function. Tracing adds spans only when ``exchange.trace`` is set; when no
+session is active the only tracing work per request is one dict lookup.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from typing import Any, Final
+
+import httpx
+
+from dataplane.exchange import Exchange
+from dataplane.expr import RequestFacts
+from dataplane.gateway_config import Service
+from dataplane.headers import HeaderList
+from dataplane.plugins.base import LocalReply
+from dataplane.plugins.runtime import EMPTY_CHAIN, PluginChain
+from dataplane.router import RouteMatch
+from dataplane.runtime import GatewayRuntime
+from dataplane.tracing.recorder import RequestTrace, format_traceparent
+from dataplane.tracing.spans import KIND_CLIENT, STATUS_ERROR, Span, now_ns
+from dataplane.tracing.tracer import Tracer, capture_headers
+from dataplane.transport import UpstreamConnectError, error_type
+
+__all__ = ["Proxy", "gateway_error"]
+
+log = logging.getLogger(__name__)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+VIA: Final = b"1.1 activetrace"
+HOP_BY_HOP: Final = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+        b"proxy-authenticate",
+    }
+)
+# Request bodies up to this size are read before proxying (retries can resend them);
+# larger or chunked bodies stream through.
+BUFFER_LIMIT: Final = 1 << 20
+_OFFSET_NS: Final = time.time_ns() - time.perf_counter_ns()
+_perf = time.perf_counter_ns
+
+
+class UpstreamFailure(Exception):
+    """Proxying failed before a response started; carries the gateway's answer."""
+
+    def __init__(self, status: int, message: str, error: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.error = error
+
+
+class ClientDisconnected(Exception):
+    """The client went away before the gateway finished reading the request."""
+
+
+def gateway_error(status: int, message: str, request_id: str) -> LocalReply:
+    """An error the gateway answers itself: JSON ``{"message", "request_id"}``."""
+    return LocalReply.json(status, {"message": message, "request_id": request_id})
+
+
+def _header(raw: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:
+    for key, value in raw:
+        if key == name:
+            return value
+    return None
+
+
+class Proxy:
+    """The ASGI application of a data plane node."""
+
+    def __init__(
+        self,
+        *,
+        runtime: GatewayRuntime,
+        tracer: Tracer,
+        transport: httpx.AsyncBaseTransport,
+    ) -> None:
+        self.runtime = runtime
+        self.tracer = tracer
+        self.transport = transport
+        self.requests = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self.handle(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one request."""
+        started = _perf()
+        self.requests += 1
+        runtime = self.runtime
+        raw_headers: list[tuple[bytes, bytes]] = scope["headers"]
+        host = (_header(raw_headers, b"host") or b"").decode("latin-1")
+        raw_path: bytes | None = scope.get("raw_path")
+        path = raw_path.decode("latin-1") if raw_path else scope["path"]
+        match, cache_hit = runtime.router.match(
+            scope["method"], host, path, raw_headers, scope["scheme"]
+        )
+        routed = _perf()
+        exchange = _new_exchange(scope, host, path, raw_headers, started)
+        candidates = self.tracer.sessions.by_route.get(match.route.id if match else None)
+        if candidates is not None:
+            exchange.trace = self.tracer.begin(
+                candidates,
+                lambda: _request_facts(exchange, scope),
+                started + _OFFSET_NS,
+                _header(raw_headers, b"traceparent"),
+            )
+            if exchange.trace is not None:
+                _router_span(exchange.trace, match, cache_hit, started, routed)
+        chain = EMPTY_CHAIN
+        try:
+            if match is None:
+                await _respond(
+                    exchange,
+                    send,
+                    gateway_error(404, "no Route matched with those values", exchange.request_id),
+                )
+                return
+            chain = runtime.chains.get(match.route.id, EMPTY_CHAIN)
+            await self._proxy(exchange, match, chain, runtime, receive, send)
+        finally:
+            await _log_phase(exchange, chain)
+            if exchange.trace is not None:
+                _finish_root(exchange, match)
+                self.tracer.finish(exchange.trace, lambda: _response_facts(exchange, scope))
+
+    async def _proxy(
+        self,
+        exchange: Exchange,
+        match: RouteMatch,
+        chain: PluginChain,
+        runtime: GatewayRuntime,
+        receive: Receive,
+        send: Send,
+    ) -> None:
+        exchange.route = match.route
+        exchange.service = match.service
+        exchange.upstream_path = match.upstream_path
+        body = await _read_body(exchange, receive)
+        reply = await _access(exchange, chain)
+        if reply is not None:
+            await _respond(exchange, send, reply)
+            return
+        try:
+            response = await _balance_and_send(
+                exchange, match, runtime, self.transport, body, receive
+            )
+        except UpstreamFailure as failure:
+            if exchange.trace is not None:
+                exchange.trace.root.attributes["error.type"] = failure.error
+            await _respond(
+                exchange, send, gateway_error(failure.status, failure.message, exchange.request_id)
+            )
+            return
+        exchange.response_source = "upstream"
+        await _filter_headers(exchange, chain, response)
+        await _stream_body(exchange, chain, response, send)
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+def _new_exchange(
+    scope: Scope, host: str, path: str, raw_headers: list[tuple[bytes, bytes]], started: int
+) -> Exchange:
+    client = scope.get("client") or ("", 0)
+    server = scope.get("server") or ("", 0)
+    request_id = _header(raw_headers, b"x-request-id")
+    return Exchange(
+        request_id=request_id.decode("latin-1") if request_id else uuid.uuid4().hex,
+        method=scope["method"],
+        scheme=scope["scheme"],
+        host=host,
+        path=path,
+        query_string=scope.get("query_string", b""),
+        request_headers=HeaderList(raw_headers),
+        client_ip=client[0],
+        client_port=client[1],
+        server_port=server[1] or 0,
+        started_ns=started,
+    )
+
+
+def _request_facts(exchange: Exchange, scope: Scope) -> RequestFacts:
+    server = scope.get("server")
+    return RequestFacts(
+        method=exchange.method,
+        host=exchange.host or None,
+        path=exchange.path,
+        query_string=exchange.query_string,
+        headers=scope["headers"],
+        scheme=exchange.scheme,
+        sni=None,
+        client=(exchange.client_ip, exchange.client_port) if exchange.client_ip else None,
+        server=(server[0], server[1]) if server else None,
+    )
+
+
+def _response_facts(exchange: Exchange, scope: Scope) -> RequestFacts:
+    facts = _request_facts(exchange, scope)
+    total_ms = (_perf() - exchange.started_ns) / 1e6
+    upstream = exchange.upstream_ms
+    facts.set_response(
+        exchange.response_status,
+        exchange.response_headers.raw,
+        total_ms,
+        upstream,
+        total_ms - upstream if upstream is not None else total_ms,
+    )
+    return facts
+
+
+# -- tracing helpers ---------------------------------------------------------------------------
+
+
+def _router_span(
+    trace: RequestTrace, match: RouteMatch | None, cache_hit: bool, started: int, routed: int
+) -> None:
+    attributes: dict[str, Any] = {"gateway.router.cache_hit": cache_hit}
+    if match is not None:
+        attributes["gateway.route.id"] = match.route.id
+    span = trace.span("gateway.router", trace.root, started + _OFFSET_NS, attributes=attributes)
+    span.end(routed + _OFFSET_NS)
+
+
+def _phase_span(exchange: Exchange, name: str) -> Span | None:
+    trace = exchange.trace
+    if trace is None:
+        return None
+    return trace.span(name, trace.root, now_ns())
+
+
+def _plugin_span(
+    exchange: Exchange, phase: Span | None, phase_name: str, plugin: Any
+) -> Span | None:
+    trace = exchange.trace
+    if trace is None or phase is None:
+        return None
+    span = trace.span(
+        f"gateway.{phase_name}.plugin.{plugin.name}",
+        phase,
+        now_ns(),
+        attributes={"gateway.plugin.id": plugin.plugin_id, "gateway.plugin.name": plugin.name},
+    )
+    exchange.current_span = span
+    return span
+
+
+def _end_plugin_span(
+    exchange: Exchange, span: Span | None, error: BaseException | None = None
+) -> None:
+    if span is None:
+        return
+    if error is not None:
+        span.set_error(type(error).__name__, str(error))
+        span.record_exception(error)
+    span.end()
+    exchange.current_span = None
+
+
+def _finish_root(exchange: Exchange, match: RouteMatch | None) -> None:
+    trace = exchange.trace
+    assert trace is not None
+    root = trace.root
+    route_path = match.matched_path if match is not None else None
+    root.name = f"{exchange.method} {route_path}" if route_path else exchange.method
+    attributes = root.attributes
+    query = exchange.query_string.decode("latin-1")
+    total_ms = (root.end_ns or now_ns()) - root.start_ns
+    attributes.update(
+        {
+            "http.request.method": exchange.method,
+            "url.full": _url_full(exchange, query),
+            "url.path": exchange.path,
+            "url.scheme": exchange.scheme,
+            "client.address": exchange.client_ip,
+            "client.port": exchange.client_port,
+            "server.address": exchange.host.rsplit(":", 1)[0] if exchange.host else "",
+            "server.port": exchange.server_port,
+            "network.protocol.version": "1.1",
+            "http.request.body.size": exchange.request_body_size,
+            "http.response.body.size": exchange.response_body_size,
+            "gateway.request.id": exchange.request_id,
+        }
+    )
+    if exchange.response_status:
+        attributes["http.response.status_code"] = exchange.response_status
+    if query:
+        attributes["url.query"] = query
+    user_agent = exchange.request_headers.get("user-agent")
+    if user_agent is not None:
+        attributes["user_agent.original"] = user_agent
+    if route_path:
+        attributes["http.route"] = route_path
+    if match is not None:
+        attributes["gateway.route.id"] = match.route.id
+        attributes["gateway.route.name"] = match.route.name
+        attributes["gateway.service.id"] = match.service.id
+        attributes["gateway.service.name"] = match.service.name
+    if exchange.consumer is not None:
+        attributes["gateway.consumer.id"] = exchange.consumer.id
+    total_ms = exchange.total_ms if exchange.total_ms is not None else total_ms / 1e6
+    attributes["gateway.latency.total_ms"] = round(total_ms, 3)
+    upstream = exchange.upstream_ms
+    attributes["gateway.latency.upstream_ms"] = round(upstream or 0.0, 3)
+    attributes["gateway.latency.gateway_ms"] = round(total_ms - (upstream or 0.0), 3)
+    if exchange.response_status >= 500:
+        root.status_code = STATUS_ERROR
+        attributes.setdefault("error.type", str(exchange.response_status))
+    if trace.capture_headers:
+        attributes.update(
+            capture_headers("http.request.header.", exchange.request_headers.raw, exchange.redact)
+        )
+        attributes.update(
+            capture_headers("http.response.header.", exchange.response_headers.raw, exchange.redact)
+        )
+    root.end()
+
+
+def _url_full(exchange: Exchange, query: str) -> str:
+    url = f"{exchange.scheme}://{exchange.host}{exchange.path}"
+    return f"{url}?{query}" if query else url
+
+
+# -- lifecycle steps ------------------------------------------------------------------------
+
+
+async def _read_body(exchange: Exchange, receive: Receive) -> bytes | AsyncIterator[bytes]:
+    """Buffer a small body (retries can resend it) or stream a large/chunked one."""
+    headers = exchange.request_headers
+    length_header = headers.get("content-length")
+    chunked = "transfer-encoding" in headers
+    if length_header is None and not chunked:
+        return b""
+    length = int(length_header) if length_header and length_header.isdigit() else None
+    if length is not None and length <= BUFFER_LIMIT and not chunked:
+        span = _phase_span(exchange, "gateway.read_request_body")
+        chunks: list[bytes] = []
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise ClientDisconnected
+            chunks.append(message.get("body", b""))
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        exchange.request_body = body
+        exchange.request_body_size = len(body)
+        if span is not None:
+            span.attributes["http.request.body.size"] = len(body)
+            span.end()
+        return body
+    return _stream_request(exchange, receive)
+
+
+async def _stream_request(exchange: Exchange, receive: Receive) -> AsyncIterator[bytes]:
+    span = _phase_span(exchange, "gateway.read_request_body")
+    more = True
+    while more:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnected
+        chunk = message.get("body", b"")
+        more = message.get("more_body", False)
+        exchange.request_body_size += len(chunk)
+        if chunk:
+            yield chunk
+    if span is not None:
+        span.attributes["http.request.body.size"] = exchange.request_body_size
+        span.end()
+
+
+async def _access(exchange: Exchange, chain: PluginChain) -> LocalReply | None:
+    """Run access handlers in priority order; the first local reply ends the phase."""
+    if not chain.access:
+        return None
+    phase = _phase_span(exchange, "gateway.access")
+    try:
+        for plugin in chain.access:
+            span = _plugin_span(exchange, phase, "access", plugin)
+            try:
+                reply = await plugin.access(exchange)
+            except Exception as exc:
+                _end_plugin_span(exchange, span, exc)
+                log.exception("plugin %s failed in access", plugin.name)
+                return gateway_error(500, "An unexpected error occurred", exchange.request_id)
+            if reply is not None:
+                if span is not None:
+                    span.attributes["gateway.plugin.outcome"] = "short_circuit"
+                    span.attributes["http.response.status_code"] = reply.status
+                    if reply.reason:
+                        span.attributes["gateway.plugin.reason"] = reply.reason
+                _end_plugin_span(exchange, span)
+                return reply
+            _end_plugin_span(exchange, span)
+        return None
+    finally:
+        if phase is not None:
+            phase.end()
+
+
+def _upstream_headers(
+    exchange: Exchange,
+    match: RouteMatch,
+    target_host: str,
+    target_port: int,
+    traceparent: bytes | None,
+) -> list[tuple[bytes, bytes]]:
+    """The request headers as sent upstream: hop-by-hop removed, forwarding headers added.
+
+    A traced request carries the ``gateway.upstream`` span's context in ``traceparent``.
+    """
+    raw = exchange.request_headers.raw
+    connection = _header(raw, b"connection")
+    drop = HOP_BY_HOP
+    if connection:
+        drop = drop | {t.strip().lower() for t in connection.split(b",")}
+    if traceparent is not None:
+        drop = drop | {b"traceparent"}
+    headers = [
+        (k, v)
+        for k, v in raw
+        if k not in drop and k != b"host" and not k.startswith(b"x-forwarded-") and k != b"via"
+    ]
+    forwarded_for = _header(raw, b"x-forwarded-for")
+    client = exchange.client_ip.encode()
+    host = match.upstream_host
+    if host is None:
+        default_port = 443 if match.service.protocol == "https" else 80
+        host = target_host if target_port == default_port else f"{target_host}:{target_port}"
+    incoming_host = exchange.host.encode("latin-1")
+    headers += [
+        (b"host", host.encode("latin-1")),
+        (b"x-forwarded-for", forwarded_for + b", " + client if forwarded_for else client),
+        (b"x-forwarded-proto", exchange.scheme.encode()),
+        (b"x-forwarded-host", incoming_host.rsplit(b":", 1)[0] if incoming_host else b""),
+        (b"x-forwarded-port", str(exchange.server_port).encode()),
+        (b"x-forwarded-path", exchange.path.encode("latin-1")),
+        (b"x-real-ip", client),
+        (b"via", (_header(raw, b"via") or b"") + (b", " if _header(raw, b"via") else b"") + VIA),
+    ]
+    if _header(raw, b"x-request-id") is None:
+        headers.append((b"x-request-id", exchange.request_id.encode()))
+    if traceparent is not None:
+        headers.append((b"traceparent", traceparent))
+    return headers
+
+
+async def _balance_and_send(
+    exchange: Exchange,
+    match: RouteMatch,
+    runtime: GatewayRuntime,
+    transport: httpx.AsyncBaseTransport,
+    body: bytes | AsyncIterator[bytes],
+    receive: Receive,
+) -> httpx.Response:
+    """Pick a target and send; retry connection failures on other targets (``retries``)."""
+    service = match.service
+    balancer = runtime.balancer_for(service)
+    trace = exchange.trace
+    balancer_span = _phase_span(exchange, "gateway.balancer")
+    if balancer_span is not None:
+        balancer_span.attributes["gateway.upstream.name"] = service.host
+    exchange.balancer_span = balancer_span
+    tried: set[str] = set()
+    query = exchange.query_string
+    raw_target = exchange.upstream_path.encode("latin-1") + (b"?" + query if query else b"")
+    timeouts = {
+        "connect": service.connect_timeout / 1000,
+        "read": service.read_timeout / 1000,
+        "write": service.write_timeout / 1000,
+        "pool": service.connect_timeout / 1000,
+    }
+    attempts = service.retries + 1
+    last: UpstreamFailure | None = None
+    upstream_started = _perf()
+    for attempt in range(attempts):
+        if balancer is not None:
+            target = balancer.pick(frozenset(tried))
+            if target is None:
+                last = UpstreamFailure(
+                    503, "failure to get a peer from the ring-balancer", "no_healthy_target"
+                )
+                break
+            host, port = target.host, target.port
+        else:
+            target = None
+            host, port = service.host, service.port
+        tried.add(f"{host}:{port}")
+        if balancer_span is not None:
+            balancer_span.attributes["gateway.balancer.tries"] = attempt + 1
+        upstream_span = None
+        traceparent = None
+        extensions: dict[str, Any] = {"timeout": timeouts, "tls_verify": service.tls_verify}
+        if trace is not None and balancer_span is not None:
+            upstream_span = _upstream_span(
+                trace, balancer_span, exchange, service, host, port, raw_target, attempt
+            )
+            traceparent = format_traceparent(trace.trace_id, upstream_span.span_id).encode()
+            extensions["trace"] = _TransportEvents(trace, upstream_span)
+        headers = _upstream_headers(exchange, match, host, port, traceparent)
+        url = httpx.URL(scheme=service.protocol, host=host, port=port, raw_path=raw_target)
+        request = httpx.Request(
+            exchange.method, url, headers=headers, extensions=extensions, **_body_arg(body)
+        )
+        try:
+            response = await transport.handle_async_request(request)
+        except httpx.TransportError as exc:
+            kind = error_type(exc)
+            if balancer is not None and target is not None:
+                balancer.report(target, "timeout" if "timeout" in kind else "tcp_failure")
+            if upstream_span is not None:
+                upstream_span.set_error(kind, str(exc))
+                upstream_span.record_exception(exc)
+                upstream_span.end()
+            last = _failure(exc, kind)
+            retryable = isinstance(exc, UpstreamConnectError) and not isinstance(
+                body, AsyncIterator
+            )
+            if not retryable:
+                break
+            continue
+        if balancer is not None and target is not None:
+            balancer.report(
+                target, "ok" if response.status_code < 500 else "http_failure", response.status_code
+            )
+        exchange.upstream_span = upstream_span
+        exchange.upstream_started = upstream_started
+        if upstream_span is not None:
+            upstream_span.attributes["http.response.status_code"] = response.status_code
+            peer = response.extensions.get("network_peer")
+            if peer:
+                upstream_span.attributes["network.peer.address"] = (
+                    peer[0] if isinstance(peer, tuple) else str(peer)
+                )
+            if response.status_code >= 400:
+                upstream_span.set_error(str(response.status_code))
+        return response
+    exchange.upstream_ms = (_perf() - upstream_started) / 1e6
+    if balancer_span is not None:
+        balancer_span.end()
+    assert last is not None
+    raise last
+
+
+def _body_arg(body: bytes | AsyncIterator[bytes]) -> dict[str, Any]:
+    if isinstance(body, bytes):
+        return {"content": body} if body else {}
+    return {"stream": _AsyncBody(body)}
+
+
+class _AsyncBody(httpx.AsyncByteStream):
+    def __init__(self, iterator: AsyncIterator[bytes]) -> None:
+        self._iterator = iterator
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self._iterator:
+            yield chunk
+
+
+def _failure(exc: httpx.TransportError, kind: str) -> UpstreamFailure:
+    if isinstance(exc, httpx.TimeoutException):
+        return UpstreamFailure(504, "The upstream server is timing out", kind)
+    if kind == "dns_error":
+        return UpstreamFailure(503, "name resolution failed", kind)
+    return UpstreamFailure(502, "An invalid response was received from the upstream server", kind)
+
+
+def _upstream_span(
+    trace: RequestTrace,
+    parent: Span,
+    exchange: Exchange,
+    service: Service,
+    host: str,
+    port: int,
+    raw_target: bytes,
+    attempt: int,
+) -> Span:
+    attributes: dict[str, Any] = {
+        "http.request.method": exchange.method,
+        "url.full": f"{service.protocol}://{host}:{port}{raw_target.decode('latin-1')}",
+        "server.address": host,
+        "server.port": port,
+    }
+    if attempt:
+        attributes["http.request.resend_count"] = attempt
+    return trace.span("gateway.upstream", parent, now_ns(), KIND_CLIENT, attributes)
+
+
+class _TransportEvents:
+    """Turns the transport's trace events into the upstream phase spans."""
+
+    __slots__ = ("_open", "trace", "upstream")
+
+    def __init__(self, trace: RequestTrace, upstream: Span) -> None:
+        self.trace = trace
+        self.upstream = upstream
+        self._open: dict[str, Span] = {}
+
+    def __call__(self, event: str, info: dict[str, Any]) -> None:
+        name, _, stage = event.rpartition(".")
+        span_name = _EVENT_SPANS.get(name)
+        if event == "connection.reused":
+            self.upstream.attributes["gateway.connection.reused"] = True
+            peer = info.get("peer")
+            if peer:
+                self.upstream.attributes["network.peer.address"] = str(
+                    peer[0] if isinstance(peer, tuple) else peer
+                )
+            return
+        if span_name is None:
+            return
+        if stage == "started":
+            kind = KIND_CLIENT if span_name == "gateway.dns" else 1
+            self._open[name] = self.trace.span(span_name, self.upstream, now_ns(), kind)
+            return
+        span = self._open.pop(name, None)
+        if span is None:
+            return
+        _annotate(span, name, info)
+        if stage == "failed":
+            span.set_error(str(info.get("error_type", "error")), str(info.get("error", "")))
+        span.end()
+
+
+_EVENT_SPANS: Final = {
+    "dns.resolve": "gateway.dns",
+    "connection.connect_tcp": "gateway.upstream.connect",
+    "connection.start_tls": "gateway.upstream.tls",
+    "http11.send_request_headers": "gateway.upstream.send_request",
+    "http11.receive_response_headers": "gateway.upstream.ttfb",
+    "http11.receive_response_body": "gateway.upstream.read_response",
+}
+
+
+def _annotate(span: Span, name: str, info: dict[str, Any]) -> None:
+    attributes = span.attributes
+    if name == "dns.resolve":
+        attributes["dns.question.name"] = str(info.get("host", ""))
+        attributes["gateway.dns.cache_hit"] = bool(info.get("cache_hit", False))
+        answers = info.get("answers")
+        if answers:
+            attributes["gateway.dns.answers"] = [str(a) for a in answers]
+    elif name == "connection.connect_tcp":
+        peer = info.get("peer")
+        if peer:
+            attributes["network.peer.address"] = str(peer[0] if isinstance(peer, tuple) else peer)
+        attributes["gateway.connection.reused"] = False
+    elif name == "connection.start_tls":
+        if info.get("tls_version"):
+            attributes["tls.protocol.version"] = str(info["tls_version"])
+        if info.get("server_name"):
+            attributes["tls.server_name"] = str(info["server_name"])
+    elif name == "http11.receive_response_body" and "bytes" in info:
+        attributes["http.response.body.size"] = int(info["bytes"])
+
+
+async def _filter_headers(exchange: Exchange, chain: PluginChain, response: httpx.Response) -> None:
+    """Response headers from upstream, minus hop-by-hop, then header_filter plugins."""
+    exchange.response_status = response.status_code
+    exchange.response_headers = HeaderList(
+        [
+            (k.lower(), v)
+            for k, v in response.headers.raw
+            if k.lower() not in HOP_BY_HOP and k.lower() != b"connection"
+        ]
+    )
+    exchange.response_headers.raw.append((b"via", VIA))
+    if not chain.header_filter:
+        return
+    phase = _phase_span(exchange, "gateway.header_filter")
+    for plugin in chain.header_filter:
+        span = _plugin_span(exchange, phase, "header_filter", plugin)
+        try:
+            await plugin.header_filter(exchange)
+        except Exception as exc:
+            log.exception("plugin %s failed in header_filter", plugin.name)
+            _end_plugin_span(exchange, span, exc)
+            continue
+        _end_plugin_span(exchange, span)
+    if phase is not None:
+        phase.end()
+
+
+async def _stream_body(
+    exchange: Exchange, chain: PluginChain, response: httpx.Response, send: Send
+) -> None:
+    """Send the response, streaming the body through body_filter plugins."""
+    headers = exchange.response_headers
+    filters = chain.body_filter
+    if filters:
+        headers.remove("content-length")
+    trace = exchange.trace
+    write_span = _phase_span(exchange, "gateway.response.write")
+    filter_span = _phase_span(exchange, "gateway.body_filter") if filters else None
+    filter_ns = 0
+    chunks = 0
+    await send(
+        {"type": "http.response.start", "status": exchange.response_status, "headers": headers.raw}
+    )
+    try:
+        async for chunk in response.stream:  # type: ignore[union-attr]
+            chunks += 1
+            if filters:
+                t = _perf()
+                chunk = _run_body_filters(exchange, filters, chunk, last=False)
+                filter_ns += _perf() - t
+            if chunk:
+                exchange.response_body_size += len(chunk)
+                if trace is not None and trace.capture_body:
+                    _capture(exchange, "gateway.response.body", chunk)
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        if filters:
+            t = _perf()
+            tail = _run_body_filters(exchange, filters, b"", last=True)
+            filter_ns += _perf() - t
+            if tail:
+                exchange.response_body_size += len(tail)
+                await send({"type": "http.response.body", "body": tail, "more_body": True})
+    except httpx.TransportError as exc:
+        _upstream_broke(exchange, exc)
+        raise
+    finally:
+        await response.aclose()
+        _end_upstream(exchange)
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
+    exchange.total_ms = (_perf() - exchange.started_ns) / 1e6
+    if filter_span is not None:
+        filter_span.attributes["gateway.body_filter.chunks"] = chunks
+        filter_span.end(filter_span.start_ns + filter_ns)
+    if write_span is not None:
+        write_span.end()
+
+
+def _run_body_filters(
+    exchange: Exchange, filters: tuple[Any, ...], chunk: bytes, *, last: bool
+) -> bytes:
+    for plugin in filters:
+        try:
+            chunk = plugin.body_filter(exchange, chunk, last)
+        except Exception:
+            log.exception("plugin %s failed in body_filter", plugin.name)
+    return chunk
+
+
+def _capture(exchange: Exchange, key: str, chunk: bytes) -> None:
+    trace = exchange.trace
+    assert trace is not None
+    attributes = trace.root.attributes
+    current = attributes.get(key, "")
+    room = trace.body_max_bytes - len(current.encode())
+    if room <= 0:
+        if chunk:
+            attributes[key.replace(".body", ".body.truncated")] = True
+        return
+    piece = chunk[:room]
+    attributes[key] = current + piece.decode("utf-8", "replace")
+    if len(chunk) > room:
+        attributes[key.replace(".body", ".body.truncated")] = True
+
+
+def _upstream_broke(exchange: Exchange, exc: httpx.TransportError) -> None:
+    span = exchange.upstream_span
+    if span is not None:
+        span.set_error(error_type(exc), str(exc))
+        span.record_exception(exc)
+    if exchange.trace is not None:
+        exchange.trace.root.attributes["error.type"] = error_type(exc)
+        exchange.trace.root.status_code = STATUS_ERROR
+
+
+def _end_upstream(exchange: Exchange) -> None:
+    if exchange.upstream_started is not None:
+        exchange.upstream_ms = (_perf() - exchange.upstream_started) / 1e6
+    for span in (exchange.upstream_span, exchange.balancer_span):
+        if span is not None:
+            span.end()
+
+
+async def _respond(exchange: Exchange, send: Send, reply: LocalReply) -> None:
+    """Send a response the gateway produced itself."""
+    exchange.response_status = reply.status
+    headers = HeaderList([(k.encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers])
+    headers.set("content-length", str(len(reply.body)))
+    headers.raw.append((b"x-request-id", exchange.request_id.encode()))
+    exchange.response_headers = headers
+    span = _phase_span(exchange, "gateway.response.write")
+    await send({"type": "http.response.start", "status": reply.status, "headers": headers.raw})
+    await send({"type": "http.response.body", "body": reply.body, "more_body": False})
+    exchange.response_body_size = len(reply.body)
+    exchange.total_ms = (_perf() - exchange.started_ns) / 1e6
+    if exchange.trace is not None and exchange.trace.capture_body and reply.body:
+        _capture(exchange, "gateway.response.body", reply.body)
+    if span is not None:
+        span.end()
+
+
+async def _log_phase(exchange: Exchange, chain: PluginChain) -> None:
+    """After the response: log handlers (errors are logged, never raised)."""
+    if exchange.trace is not None and exchange.trace.capture_body and exchange.request_body:
+        _capture(exchange, "gateway.request.body", exchange.request_body)
+    if not chain.log:
+        return
+    phase = _phase_span(exchange, "gateway.log")
+    for plugin in chain.log:
+        span = _plugin_span(exchange, phase, "log", plugin)
+        try:
+            await plugin.log(exchange)
+        except Exception as exc:
+            log.exception("plugin %s failed in log", plugin.name)
+            _end_plugin_span(exchange, span, exc)
+            continue
+        _end_plugin_span(exchange, span)
+    if phase is not None:
+        phase.end()

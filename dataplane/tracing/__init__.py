@@ -1,0 +1,1 @@
+"""Tracing on the node: spans as plain objects, sessions, sampling, OTLP encoding and export."""

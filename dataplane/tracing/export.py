@@ -1,0 +1,137 @@
+"""Span export from the node: a bounded queue, batches by size or time, kept until acked.
+
+Like the OpenTelemetry SDK's batch processor, it never hurts the request path: when the buffer
+is full the oldest spans are dropped and counted (reported in heartbeats and ``/metrics``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections import OrderedDict, deque
+from collections.abc import Callable, Sequence
+
+from opentelemetry.proto.resource.v1 import resource_pb2
+
+from dataplane.tracing.otlp import encode_spans
+from dataplane.tracing.spans import Span
+from protos.activetrace.cluster.v1 import cluster_pb2 as pb
+
+__all__ = ["SpanExport"]
+
+log = logging.getLogger(__name__)
+
+Sender = Callable[[pb.NodeMessage], bool]
+
+
+class _Finished:
+    __slots__ = ("session_ids", "spans", "trace_id")
+
+    def __init__(
+        self, session_ids: tuple[str, ...], trace_id: bytes, spans: Sequence[Span]
+    ) -> None:
+        self.session_ids = session_ids
+        self.trace_id = trace_id
+        self.spans = spans
+
+
+class SpanExport:
+    """Finished traces waiting to be sent, and sent batches waiting for their ack."""
+
+    def __init__(
+        self,
+        *,
+        node_resource: resource_pb2.Resource,
+        version: str,
+        max_spans: int = 50_000,
+        batch_spans: int = 512,
+        flush_interval: float = 0.2,
+    ) -> None:
+        self.node_resource = node_resource
+        self.version = version
+        self.max_spans = max_spans
+        self.batch_spans = batch_spans
+        self.flush_interval = flush_interval
+        self.pending: deque[_Finished] = deque()
+        self.pending_spans = 0
+        self.unacked: OrderedDict[str, tuple[pb.SpanBatch, int]] = OrderedDict()
+        self.unacked_spans = 0
+        self.dropped = 0
+        self.acked_spans = 0
+        self.sender: Sender | None = None
+        self._wakeup = asyncio.Event()
+
+    @property
+    def queued(self) -> int:
+        """Spans not yet acknowledged by the control plane."""
+        return self.pending_spans + self.unacked_spans
+
+    def submit(self, session_ids: tuple[str, ...], trace_id: bytes, spans: Sequence[Span]) -> None:
+        """Queue a finished trace (or late spans of one) for the sessions that kept it."""
+        self.pending.append(_Finished(session_ids, trace_id, spans))
+        self.pending_spans += len(spans)
+        self._enforce_bound()
+        if self.pending_spans >= self.batch_spans:
+            self._wakeup.set()
+
+    def _enforce_bound(self) -> None:
+        while self.queued > self.max_spans:
+            if self.unacked:
+                _, (_, count) = self.unacked.popitem(last=False)
+                self.unacked_spans -= count
+            else:
+                count = len(self.pending.popleft().spans)
+                self.pending_spans -= count
+            self.dropped += count
+
+    def flush(self) -> None:
+        """Turn pending traces into batches (one per set of sessions) and send them."""
+        while self.pending:
+            first = self.pending[0]
+            group: list[_Finished] = []
+            count = 0
+            while self.pending and self.pending[0].session_ids == first.session_ids:
+                if group and count + len(self.pending[0].spans) > self.batch_spans:
+                    break
+                item = self.pending.popleft()
+                group.append(item)
+                count += len(item.spans)
+            self.pending_spans -= count
+            batch = pb.SpanBatch(batch_id=uuid.uuid4().hex, session_ids=first.session_ids)
+            batch.resource_spans.append(
+                encode_spans(
+                    self.node_resource, ((i.trace_id, i.spans) for i in group), self.version
+                )
+            )
+            self.unacked[batch.batch_id] = (batch, count)
+            self.unacked_spans += count
+            self._send(batch)
+
+    def _send(self, batch: pb.SpanBatch) -> None:
+        if self.sender is not None:
+            self.sender(pb.NodeMessage(span_batch=batch))
+
+    def ack(self, batch_id: str) -> None:
+        """The control plane stored a batch."""
+        entry = self.unacked.pop(batch_id, None)
+        if entry is not None:
+            self.unacked_spans -= entry[1]
+            self.acked_spans += entry[1]
+
+    def resend_unacked(self) -> None:
+        """After a reconnect: send every batch that was not acknowledged, oldest first."""
+        for batch, _ in list(self.unacked.values()):
+            self._send(batch)
+
+    async def run(self) -> None:
+        """Flush by size (woken by ``submit``) or every ``flush_interval``."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), self.flush_interval)
+            self._wakeup.clear()
+            try:
+                self.flush()
+            except Exception:  # an encoding bug must not stop export of later traces
+                log.exception("span export flush failed")

@@ -1,0 +1,87 @@
+"""The spans of one traced request, and W3C trace context in and out."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from dataplane.tracing.sessions import NodeSession
+from dataplane.tracing.spans import KIND_INTERNAL, KIND_SERVER, Span, new_trace_id
+
+__all__ = ["RequestTrace", "format_traceparent", "parse_traceparent"]
+
+_TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$")
+
+
+def parse_traceparent(value: str) -> tuple[bytes, bytes] | None:
+    """(trace_id, parent span_id) from a valid W3C ``traceparent``; None when invalid."""
+    match = _TRACEPARENT.match(value.strip())
+    if match is None:
+        return None
+    version, trace_hex, span_hex, _flags, rest = match.groups()
+    if version == "ff" or (version == "00" and rest):
+        return None
+    if trace_hex == "0" * 32 or span_hex == "0" * 16:
+        return None
+    return bytes.fromhex(trace_hex), bytes.fromhex(span_hex)
+
+
+def format_traceparent(trace_id: bytes, span_id: bytes) -> str:
+    """A sampled W3C ``traceparent`` for the upstream request."""
+    return f"00-{trace_id.hex()}-{span_id.hex()}-01"
+
+
+class RequestTrace:
+    """Collects the spans of one request for the sessions that (may) keep it.
+
+    ``head`` sessions kept the request when it arrived; ``tail`` sessions decide at the log
+    phase from response fields.
+    """
+
+    __slots__ = (
+        "body_max_bytes",
+        "capture_body",
+        "capture_headers",
+        "head",
+        "root",
+        "spans",
+        "tail",
+        "trace_id",
+    )
+
+    def __init__(
+        self,
+        *,
+        head: list[NodeSession],
+        tail: list[NodeSession],
+        start_ns: int,
+        parent: tuple[bytes, bytes] | None = None,
+    ) -> None:
+        self.head = head
+        self.tail = tail
+        self.trace_id = parent[0] if parent is not None else new_trace_id()
+        self.root = Span("HTTP", parent[1] if parent is not None else b"", start_ns, KIND_SERVER)
+        self.spans: list[Span] = [self.root]
+        sessions = head + tail
+        self.capture_headers = any(s.capture_headers for s in sessions)
+        self.capture_body = any(s.capture_body for s in sessions)
+        self.body_max_bytes = max((s.body_max_bytes for s in sessions), default=0)
+        for session in sessions:
+            session.in_flight += 1
+
+    def span(
+        self,
+        name: str,
+        parent: Span,
+        start_ns: int,
+        kind: int = KIND_INTERNAL,
+        attributes: dict[str, Any] | None = None,
+    ) -> Span:
+        """Start a child span of ``parent``."""
+        span = Span(name, parent.span_id, start_ns, kind, attributes)
+        self.spans.append(span)
+        return span
+
+    def sessions(self) -> list[NodeSession]:
+        """Every session involved (kept or still deciding)."""
+        return self.head + self.tail

@@ -1,0 +1,165 @@
+"""The node's tracer: decides which requests are traced and hands finished traces to export."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+
+from dataplane.expr import RequestFacts
+from dataplane.tracing.export import SpanExport
+from dataplane.tracing.recorder import RequestTrace, parse_traceparent
+from dataplane.tracing.sessions import ENDED_STATES, NodeSession, SessionTable
+from dataplane.tracing.spans import Span
+from protos.activetrace.cluster.v1 import cluster_pb2 as pb
+
+__all__ = ["ALWAYS_REDACTED", "Tracer", "capture_headers"]
+
+ALWAYS_REDACTED = frozenset({"authorization", "cookie", "set-cookie", "proxy-authorization"})
+REDACTED = "[REDACTED]"
+_ENDED_KEEP_SECS = 3600.0
+
+_STATES = {
+    "active": pb.SESSION_STATE_ACTIVE,
+    "completed": pb.SESSION_STATE_COMPLETED,
+    "expired": pb.SESSION_STATE_EXPIRED,
+    "stopped": pb.SESSION_STATE_STOPPED,
+    "failed": pb.SESSION_STATE_FAILED,
+}
+
+FactsFactory = Callable[[], RequestFacts]
+
+
+def capture_headers(
+    prefix: str, raw: Iterable[tuple[bytes, bytes]], redact: Iterable[str]
+) -> dict[str, list[str]]:
+    """Headers as ``<prefix><name>`` string arrays, secrets replaced by ``[REDACTED]``."""
+    hidden = ALWAYS_REDACTED.union(name.lower() for name in redact)
+    out: dict[str, list[str]] = {}
+    for key, value in raw:
+        name = key.decode("latin-1").lower()
+        text = REDACTED if name in hidden else value.decode("latin-1")
+        out.setdefault(prefix + name, []).append(text)
+    return out
+
+
+class Tracer:
+    """Sampling decisions, exact limits, and the hand-off of finished traces to export."""
+
+    def __init__(self, export: SpanExport) -> None:
+        self.export = export
+        self.sessions = SessionTable(on_change=self._changed)
+        self.dirty: set[str] = set()
+        self.traced = 0
+        self._ended_at: dict[str, float] = {}
+
+    # -- request path ---------------------------------------------------------------------
+
+    def begin(
+        self,
+        candidates: tuple[NodeSession, ...],
+        facts: FactsFactory,
+        start_ns: int,
+        traceparent: bytes | None,
+    ) -> RequestTrace | None:
+        """Decide, when the request arrives, which sessions trace it (None: not traced)."""
+        head: list[NodeSession] = []
+        tail: list[NodeSession] = []
+        request_facts: RequestFacts | None = None
+        for session in candidates:
+            if session.tail:
+                tail.append(session)
+                continue
+            if session.rule is not None:
+                if request_facts is None:
+                    request_facts = facts()
+                if not session.rule.matches(request_facts):
+                    continue
+            if session.take():
+                head.append(session)
+                self.dirty.add(session.id)
+                if session.full:
+                    self.sessions.finish(session, "completed")
+        if not head and not tail:
+            return None
+        parent = parse_traceparent(traceparent.decode("latin-1")) if traceparent else None
+        return RequestTrace(head=head, tail=tail, start_ns=start_ns, parent=parent)
+
+    def finish(self, trace: RequestTrace, facts: FactsFactory | None) -> tuple[str, ...]:
+        """At the log phase: tail decisions, then export; returns the sessions that kept it."""
+        kept = list(trace.head)
+        if trace.tail:
+            response_facts = facts() if facts is not None else None
+            for session in trace.tail:
+                rule = session.rule
+                if (
+                    rule is not None
+                    and response_facts is not None
+                    and rule.matches(response_facts)
+                    and session.take()
+                ):
+                    kept.append(session)
+                    self.dirty.add(session.id)
+                    if session.full:
+                        self.sessions.finish(session, "completed")
+        session_ids = tuple(s.id for s in kept)
+        if session_ids:
+            trace.root.attributes["gateway.session.id"] = session_ids[0]
+            if len(session_ids) > 1:
+                trace.root.attributes["gateway.session.ids"] = list(session_ids)
+            self.export.submit(session_ids, trace.trace_id, trace.spans)
+            self.traced += 1
+        for session in trace.sessions():
+            session.in_flight -= 1
+            if session.in_flight == 0 and session.state in ENDED_STATES:
+                self.dirty.add(session.id)
+        return session_ids
+
+    def export_late(self, session_ids: tuple[str, ...], trace_id: bytes, spans: list[Span]) -> None:
+        """Spans of an already exported trace (e.g. http-log's batched call)."""
+        self.export.submit(session_ids, trace_id, spans)
+
+    # -- reporting ------------------------------------------------------------------------
+
+    def _changed(self, session: NodeSession) -> None:
+        self.dirty.add(session.id)
+        if session.state in ENDED_STATES:
+            self._ended_at.setdefault(session.id, time.monotonic())
+
+    def mark_all_dirty(self) -> None:
+        """After a reconnect: report every session we know again."""
+        self.dirty.update(self.sessions.sessions)
+        self.dirty.update(self.sessions.ended)
+
+    def progress(self) -> list[pb.SessionProgress]:
+        """Progress reports to send now.
+
+        An ended session is reported only once its in-flight traces finished, after flushing
+        export, so the control plane has every trace when it learns the session ended.
+        """
+        reports: list[pb.SessionProgress] = []
+        flushed = False
+        for session_id in sorted(self.dirty):
+            session = self.sessions.sessions.get(session_id) or self.sessions.ended.get(session_id)
+            if session is None:
+                continue
+            if session.state in ENDED_STATES:
+                if session.in_flight > 0:
+                    continue
+                if not flushed:
+                    self.export.flush()
+                    flushed = True
+            reports.append(
+                pb.SessionProgress(
+                    session_id=session.id, samples=session.taken, state=_STATES[session.state]
+                )
+            )
+            self.dirty.discard(session_id)
+        self._prune_ended()
+        return reports
+
+    def _prune_ended(self) -> None:
+        cutoff = time.monotonic() - _ENDED_KEEP_SECS
+        for session_id, ended_at in list(self._ended_at.items()):
+            if ended_at < cutoff:
+                del self._ended_at[session_id]
+                self.sessions.ended.pop(session_id, None)

@@ -1,0 +1,221 @@
+"""A real system on loopback: control plane, data plane nodes and the demo upstream."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from controlplane.demo.config import demo_config
+from controlplane.launcher import Supervised, start, stop_all, wait_until
+from tests.conftest import free_port
+
+
+@dataclass
+class NodeProcess:
+    """A running data plane node."""
+
+    node_id: str
+    proxy: str
+    status: str
+    process: Supervised
+
+
+@dataclass
+class Stack:
+    """The processes of one test and how to reach them."""
+
+    api: str
+    cluster_port: int
+    upstream: str
+    upstream_port: int
+    database_url: str
+    workdir: Path
+    processes: list[Supervised] = field(default_factory=list)
+    nodes: dict[str, NodeProcess] = field(default_factory=dict)
+    cluster_token: str | None = None
+
+    def call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """A request to the control plane API."""
+        return httpx.request(method, self.api + path, timeout=10, **kwargs)
+
+    def ok(self, method: str, path: str, **kwargs: Any) -> Any:
+        """A request that must succeed; returns the JSON body."""
+        response = self.call(method, path, **kwargs)
+        assert response.status_code < 300, (response.status_code, response.text)
+        return response.json() if response.content else None
+
+    def start_node(
+        self, node_id: str, *extra: str, env: dict[str, str] | None = None
+    ) -> NodeProcess:
+        """Start a data plane node and wait until it serves its status endpoint."""
+        proxy_port, status_port = free_port(), free_port()
+        args = [
+            "controlplane.cli",
+            "dataplane",
+            "--node-id",
+            node_id,
+            "--control-plane",
+            f"127.0.0.1:{self.cluster_port}",
+            "--proxy-host",
+            "127.0.0.1",
+            "--proxy-port",
+            str(proxy_port),
+            "--status-port",
+            str(status_port),
+            "--cache-dir",
+            str(self.workdir / "cache"),
+            *extra,
+        ]
+        log = (self.workdir / f"{node_id}.log").open("ab")
+        process = start(node_id, args, stdout=log, env=_env(env, self.cluster_token))
+        self.processes.append(process)
+        node = NodeProcess(
+            node_id, f"http://127.0.0.1:{proxy_port}", f"http://127.0.0.1:{status_port}", process
+        )
+        wait_until(
+            lambda: httpx.get(node.status + "/status", timeout=1).status_code == 200,
+            what=f"{node_id} to start",
+            processes=[process],
+        )
+        self.nodes[node_id] = node
+        return node
+
+    def wait_connected(self, *node_ids: str) -> None:
+        """Wait until the control plane lists these nodes as connected."""
+
+        def connected() -> bool:
+            nodes = self.ok("GET", "/api/v1/nodes", params={"status": "connected"})
+            return {n["id"] for n in nodes} >= set(node_ids)
+
+        wait_until(connected, what=f"{node_ids} to connect", processes=self.processes)
+
+    def wait_session(self, session_id: str, *statuses: str, timeout: float = 20) -> dict[str, Any]:
+        """Wait until a session reaches one of ``statuses``; returns it."""
+        found: dict[str, Any] = {}
+
+        def reached() -> bool:
+            found.update(self.ok("GET", f"/api/v1/tracing-sessions/{session_id}"))
+            return found["status"] in statuses
+
+        wait_until(
+            reached,
+            what=f"session {session_id} to be {statuses}",
+            timeout=timeout,
+            processes=self.processes,
+        )
+        return found
+
+    def wait_target_state(self, session_id: str, node_id: str, state: str) -> None:
+        """Wait until a node reports ``state`` for a session."""
+
+        def reached() -> bool:
+            session = self.ok("GET", f"/api/v1/tracing-sessions/{session_id}")
+            return any(t["node_id"] == node_id and t["state"] == state for t in session["targets"])
+
+        wait_until(reached, what=f"{node_id} {state} for {session_id}", processes=self.processes)
+
+    def logs(self) -> str:
+        """Every process log, for failure messages."""
+        return "\n".join(
+            p.read_text(errors="replace")[-4000:] for p in sorted(self.workdir.glob("*.log"))
+        )
+
+
+def _env(extra: dict[str, str] | None, cluster_token: str | None) -> dict[str, str]:
+    env = {"ACTIVETRACE_LOG_FORMAT": "text", "ACTIVETRACE_HEARTBEAT_INTERVAL_SECS": "1"}
+    if cluster_token:
+        env["ACTIVETRACE_CLUSTER_TOKEN"] = cluster_token
+    env.update(extra or {})
+    return env
+
+
+def launch_stack(
+    database_url: str,
+    workdir: Path,
+    *,
+    cluster_token: str | None = None,
+    cp_env: dict[str, str] | None = None,
+) -> Stack:
+    """Start the demo upstream and a control plane with the demo config applied."""
+    api_port, cluster_port, otlp_port, upstream_port = (free_port() for _ in range(4))
+    stack = Stack(
+        api=f"http://127.0.0.1:{api_port}",
+        cluster_port=cluster_port,
+        upstream=f"http://127.0.0.1:{upstream_port}",
+        upstream_port=upstream_port,
+        database_url=database_url,
+        workdir=workdir,
+        cluster_token=cluster_token,
+    )
+    upstream_log = (workdir / "upstream.log").open("ab")
+    stack.processes.append(
+        start(
+            "upstream",
+            ["controlplane.cli", "demo-upstream", "--port", str(upstream_port)],
+            stdout=upstream_log,
+        )
+    )
+    cp_log = (workdir / "controlplane.log").open("ab")
+    stack.processes.append(
+        start(
+            "controlplane",
+            [
+                "controlplane.cli",
+                "controlplane",
+                "--database-url",
+                database_url,
+                "--api-port",
+                str(api_port),
+                "--cluster-port",
+                str(cluster_port),
+                "--otlp-grpc-port",
+                str(otlp_port),
+            ],
+            stdout=cp_log,
+            env=_env(cp_env, cluster_token),
+        )
+    )
+    wait_until(
+        lambda: httpx.get(stack.api + "/healthz", timeout=1).status_code == 200,
+        what="the control plane",
+        processes=stack.processes,
+    )
+    wait_until(
+        lambda: httpx.get(stack.upstream + "/healthz", timeout=1).status_code == 200,
+        what="the demo upstream",
+        processes=stack.processes,
+    )
+    stack.ok("PUT", "/api/v1/config", json=demo_config(stack.upstream))
+    return stack
+
+
+@pytest.fixture
+def stack(database_url: str, tmp_path: Path) -> Iterator[Stack]:
+    """CP + demo upstream + dp-1 + dp-2, all connected, demo config applied."""
+    running = launch_stack(database_url, tmp_path)
+    try:
+        running.start_node("dp-1")
+        running.start_node("dp-2")
+        running.wait_connected("dp-1", "dp-2")
+        yield running
+    except BaseException:
+        print(running.logs())
+        raise
+    finally:
+        stop_all(running.processes)
+
+
+def wait_for(condition: Any, what: str, timeout: float = 20) -> None:
+    """Poll until ``condition()`` is true (integration tests wait on state, not on time)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
