@@ -1,0 +1,1 @@
+"""The built-in trace viewer: static pages and the view models they draw."""

@@ -1,0 +1,114 @@
+"""Span export: batching by session set, acks, resend, bounded buffer with drop counts."""
+
+from __future__ import annotations
+
+from opentelemetry.proto.resource.v1 import resource_pb2
+
+from dataplane.tracing.export import SpanExport
+from dataplane.tracing.spans import Span
+from protos.activetrace.cluster.v1 import cluster_pb2 as pb
+
+
+def _export(**kwargs: int) -> tuple[SpanExport, list[pb.SpanBatch]]:
+    sent: list[pb.SpanBatch] = []
+    export = SpanExport(node_resource=resource_pb2.Resource(), version="t", **kwargs)  # type: ignore[arg-type]
+
+    def sender(message: pb.NodeMessage) -> bool:
+        sent.append(message.span_batch)
+        return True
+
+    export.sender = sender
+    return export, sent
+
+
+def _spans(count: int) -> list[Span]:
+    spans = []
+    for index in range(count):
+        span = Span(f"s{index}", b"", 1_000 + index)
+        span.end(2_000 + index)
+        spans.append(span)
+    return spans
+
+
+def _span_count(batch: pb.SpanBatch) -> int:
+    return sum(len(ss.spans) for rs in batch.resource_spans for ss in rs.scope_spans)
+
+
+def test_batches_group_traces_by_session_set() -> None:
+    export, sent = _export()
+    export.submit(("a",), b"\x01" * 16, _spans(3))
+    export.submit(("a",), b"\x02" * 16, _spans(2))
+    export.submit(("a", "b"), b"\x03" * 16, _spans(1))
+    export.flush()
+    assert [(list(b.session_ids), _span_count(b)) for b in sent] == [(["a"], 5), (["a", "b"], 1)]
+    assert export.queued == 6
+
+
+def test_batches_are_split_by_size_but_never_split_a_trace() -> None:
+    export, sent = _export(batch_spans=4)
+    for index in range(3):
+        export.submit(("a",), bytes([index + 1]) * 16, _spans(3))
+    export.flush()
+    assert [_span_count(b) for b in sent] == [3, 3, 3]
+
+
+def test_ack_releases_and_reconnect_resends_the_rest() -> None:
+    export, sent = _export()
+    export.submit(("a",), b"\x01" * 16, _spans(2))
+    export.flush()
+    export.submit(("b",), b"\x02" * 16, _spans(3))
+    export.flush()
+    export.ack(sent[0].batch_id)
+    assert export.queued == 3
+    assert export.acked_spans == 2
+    sent.clear()
+    export.resend_unacked()
+    assert [list(b.session_ids) for b in sent] == [["b"]]
+
+
+def test_disconnected_export_keeps_batches() -> None:
+    export, _ = _export()
+    export.sender = None
+    export.submit(("a",), b"\x01" * 16, _spans(2))
+    export.flush()
+    assert export.queued == 2
+
+
+def test_full_buffer_drops_the_oldest_and_counts() -> None:
+    export, _ = _export(max_spans=5)
+    export.sender = None
+    export.submit(("a",), b"\x01" * 16, _spans(3))
+    export.flush()
+    export.submit(("a",), b"\x02" * 16, _spans(3))
+    assert export.dropped == 3
+    assert export.queued == 3
+
+
+def test_encoded_spans_carry_ids_times_and_status() -> None:
+    export, sent = _export()
+    span = Span(
+        "gateway.upstream",
+        b"\x09" * 8,
+        10,
+        kind=3,
+        attributes={"a": 1, "b": "x", "c": True, "d": ["p", "q"], "e": 1.5},
+    )
+    span.set_error("timeout", "read timed out")
+    span.record_exception(TimeoutError("slow"), time_ns=15)
+    span.end(20)
+    export.submit(("a",), b"\x07" * 16, [span])
+    export.flush()
+    encoded = sent[0].resource_spans[0].scope_spans[0].spans[0]
+    assert encoded.trace_id == b"\x07" * 16
+    assert encoded.parent_span_id == b"\x09" * 8
+    assert (encoded.start_time_unix_nano, encoded.end_time_unix_nano) == (10, 20)
+    assert encoded.kind == 3
+    assert encoded.status.code == 2
+    values = {kv.key: kv.value for kv in encoded.attributes}
+    assert values["a"].int_value == 1
+    assert values["b"].string_value == "x"
+    assert values["c"].bool_value is True
+    assert [v.string_value for v in values["d"].array_value.values] == ["p", "q"]
+    assert values["e"].double_value == 1.5
+    assert values["error.type"].string_value == "timeout"
+    assert encoded.events[0].name == "exception"
