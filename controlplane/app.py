@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from controlplane.api.auth import require_admin
 from controlplane.api.routes import config, expressions, nodes, sessions, traces
 from controlplane.errors import ApiError
 from controlplane.schemas import ErrorBody, ErrorDetail
@@ -28,8 +29,9 @@ def create_app(cp: ControlPlane) -> FastAPI:
         description="Gateway configuration, data plane nodes and on-demand tracing sessions.",
     )
     app.state.control_plane = cp
+    protected = [Depends(require_admin)]
     for module in (nodes, sessions, traces, expressions, config):
-        app.include_router(module.router)
+        app.include_router(module.router, dependencies=protected)
     _install_error_handlers(app)
 
     @app.get("/healthz", tags=["health"], responses={503: {"model": ErrorBody}})
@@ -46,9 +48,14 @@ def create_app(cp: ControlPlane) -> FastAPI:
     return app
 
 
-def _error(status: int, message: str, errors: list[ErrorDetail] | None = None) -> JSONResponse:
+def _error(
+    status: int,
+    message: str,
+    errors: list[ErrorDetail] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
     body = ErrorBody(message=message, errors=errors or [])
-    return JSONResponse(body.model_dump(exclude_none=True), status_code=status)
+    return JSONResponse(body.model_dump(exclude_none=True), status_code=status, headers=headers)
 
 
 def _validation_message(error: dict[str, Any]) -> str:
@@ -60,7 +67,7 @@ def _validation_message(error: dict[str, Any]) -> str:
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(_request: Request, exc: ApiError) -> JSONResponse:
-        return _error(exc.status_code, exc.message, exc.errors)
+        return _error(exc.status_code, exc.message, exc.errors, exc.headers or None)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:

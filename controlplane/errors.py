@@ -11,6 +11,7 @@ class ApiError(Exception):
     """An error with an HTTP status and a body that says what and where."""
 
     status_code = 400
+    headers: dict[str, str] = {}  # noqa: RUF012 - read-only per class
 
     def __init__(self, message: str, errors: list[ErrorDetail] | None = None) -> None:
         super().__init__(message)
