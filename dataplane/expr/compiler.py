@@ -11,7 +11,6 @@ from __future__ import annotations
 import operator
 from collections.abc import Callable
 from functools import partial
-from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from typing import Any, Final
 
 from dataplane.expr import schema
@@ -41,6 +40,7 @@ ValueTest = Callable[[Any], bool]
 # Fields that are plain attributes of RequestFacts (attrgetter is C-level, so cheap).
 _ATTRIBUTES: Final = {
     schema.METHOD: "method",
+    schema.HOST: "host",
     schema.PATH: "path",
     schema.PROTOCOL: "scheme",
     schema.SNI: "sni",
@@ -50,18 +50,10 @@ _ATTRIBUTES: Final = {
     schema.GATEWAY_MS: "gateway_ms",
 }
 _METHODS: Final[dict[schema.FieldInfo, Getter]] = {
-    schema.HOST: RequestFacts.host,
     schema.SRC_IP: RequestFacts.src_ip,
     schema.DST_IP: RequestFacts.dst_ip,
     schema.SRC_PORT: RequestFacts.src_port,
     schema.DST_PORT: RequestFacts.dst_port,
-}
-# v > c is c < v: the constant goes first so that partial() can bind it.
-_ORDERINGS: Final = {
-    Operator.GT: operator.lt,
-    Operator.GE: operator.le,
-    Operator.LT: operator.gt,
-    Operator.LE: operator.ge,
 }
 
 
@@ -120,17 +112,22 @@ def _any(parts: tuple[Test, ...]) -> Test:
 def _predicate(predicate: Predicate) -> Test:
     resolved = resolve_field(base_field(predicate.lhs).name)
     funcs = {t.func for t in transforms(predicate.lhs)}
+    info = resolved.info
     get = _getter(resolved)
-    lower = "lower" in funcs
-    if resolved.info.type is schema.FieldType.IP:
-        return _single(get, _ip_test(predicate), lower=False)
-    if not resolved.info.multi_valued:
-        fast = _fast_single(get, predicate, lower)
-        return fast if fast is not None else _single(get, _value_test(predicate), lower=lower)
-    test = _value_test(predicate)
-    if "any" in funcs:
-        return _some_value(get, test, lower=lower)
-    return _every_value(get, test, lower=lower)
+    # http.host is lower-cased already, so lower() costs nothing there.
+    lower = "lower" in funcs and info is not schema.HOST
+    if info.type is schema.FieldType.IP:
+        return _ip_predicate(get, predicate)
+    if info.multi_valued:
+        test = _value_test(predicate)
+        if "any" in funcs:
+            return _some_value(get, test, lower=lower)
+        return _every_value(get, test, lower=lower)
+    if lower:
+        get = _lowered(get)
+    if predicate.op is Operator.REGEX:
+        return _single(get, _value_test(predicate))
+    return _SINGLE[predicate.op](get, _constant(predicate))
 
 
 def _getter(resolved: ResolvedField) -> Getter:
@@ -170,15 +167,30 @@ def _segment_range(first: int, last: int, facts: RequestFacts) -> str | None:
     return "/".join(segments[first : last + 1]) if last < len(segments) else None
 
 
-def _fast_single(get: Getter, predicate: Predicate, lower: bool) -> Test | None:
-    """One closure for the commonest shapes: ``field == c`` and ``field != c``."""
-    if lower or predicate.op not in (Operator.EQ, Operator.NE):
-        return None
-    constant = _constant(predicate)
-    if predicate.op is Operator.EQ:
-        # An absent field is None, which equals no constant.
-        return lambda facts: get(facts) == constant
+def _lowered(get: Getter) -> Getter:
+    def lowered(facts: RequestFacts) -> str | None:
+        value = get(facts)
+        return value.lower() if value is not None else None
 
+    return lowered
+
+
+def _constant(predicate: Predicate) -> Any:
+    rhs = predicate.rhs
+    assert isinstance(rhs, StringLiteral | IntLiteral)
+    return rhs.value
+
+
+# -- single-valued fields: one closure per operator, the comparison written inline ------------
+# (a closure calling a separate comparison callable costs a call per predicate on the hot path)
+
+
+def _eq(get: Getter, constant: Any) -> Test:
+    # An absent field is None, which equals no constant.
+    return lambda facts: get(facts) == constant
+
+
+def _ne(get: Getter, constant: Any) -> Test:
     def not_equal(facts: RequestFacts) -> bool:
         value = get(facts)
         return value is not None and value != constant
@@ -186,14 +198,113 @@ def _fast_single(get: Getter, predicate: Predicate, lower: bool) -> Test | None:
     return not_equal
 
 
-def _constant(predicate: Predicate) -> str | int:
+def _prefix(get: Getter, constant: Any) -> Test:
+    def prefix(facts: RequestFacts) -> bool:
+        value = get(facts)
+        return value is not None and value.startswith(constant)
+
+    return prefix
+
+
+def _postfix(get: Getter, constant: Any) -> Test:
+    def postfix(facts: RequestFacts) -> bool:
+        value = get(facts)
+        return value is not None and value.endswith(constant)
+
+    return postfix
+
+
+def _contains(get: Getter, constant: Any) -> Test:
+    def contains(facts: RequestFacts) -> bool:
+        value = get(facts)
+        return value is not None and constant in value
+
+    return contains
+
+
+def _gt(get: Getter, constant: Any) -> Test:
+    def greater(facts: RequestFacts) -> bool:
+        value = get(facts)
+        return value is not None and value > constant
+
+    return greater
+
+
+def _ge(get: Getter, constant: Any) -> Test:
+    def greater_or_equal(facts: RequestFacts) -> bool:
+        value = get(facts)
+        return value is not None and value >= constant
+
+    return greater_or_equal
+
+
+def _lt(get: Getter, constant: Any) -> Test:
+    def less(facts: RequestFacts) -> bool:
+        value = get(facts)
+        return value is not None and value < constant
+
+    return less
+
+
+def _le(get: Getter, constant: Any) -> Test:
+    def less_or_equal(facts: RequestFacts) -> bool:
+        value = get(facts)
+        return value is not None and value <= constant
+
+    return less_or_equal
+
+
+_SINGLE: Final[dict[Operator, Callable[[Getter, Any], Test]]] = {
+    Operator.EQ: _eq,
+    Operator.NE: _ne,
+    Operator.PREFIX: _prefix,
+    Operator.POSTFIX: _postfix,
+    Operator.CONTAINS: _contains,
+    Operator.GT: _gt,
+    Operator.GE: _ge,
+    Operator.LT: _lt,
+    Operator.LE: _le,
+}
+
+
+def _single(get: Getter, test: ValueTest) -> Test:
+    def single(facts: RequestFacts) -> bool:
+        value = get(facts)
+        return value is not None and test(value)
+
+    return single
+
+
+def _ip_predicate(get: Getter, predicate: Predicate) -> Test:
     rhs = predicate.rhs
-    assert isinstance(rhs, StringLiteral | IntLiteral)
-    return rhs.value
+    if isinstance(rhs, IpLiteral):
+        key = (rhs.value.version, int(rhs.value))
+        return (_eq if predicate.op is Operator.EQ else _ne)(get, key)
+    assert isinstance(rhs, CidrLiteral)
+    version = rhs.value.version
+    mask = int(rhs.value.netmask)
+    network = int(rhs.value.network_address)
+    if predicate.op is Operator.IN:
+
+        def inside(facts: RequestFacts) -> bool:
+            key = get(facts)
+            return key is not None and key[0] == version and key[1] & mask == network
+
+        return inside
+
+    # Like Kong's ATC: an address of the other family is "not in" the CIDR.
+    def outside(facts: RequestFacts) -> bool:
+        key = get(facts)
+        return key is not None and (key[0] != version or key[1] & mask != network)
+
+    return outside
+
+
+# -- multi-valued fields (headers, query arguments): every value, or any(...) -----------------
 
 
 def _value_test(predicate: Predicate) -> ValueTest:
-    """A test of one (already lower-cased if need be) value against the constant."""
+    """A test of one value against the constant (C-level callables where Python has them)."""
     op = predicate.op
     if op is Operator.REGEX:
         assert isinstance(predicate.rhs, StringLiteral)
@@ -208,46 +319,8 @@ def _value_test(predicate: Predicate) -> ValueTest:
         return operator.methodcaller("startswith", constant)
     if op is Operator.POSTFIX:
         return operator.methodcaller("endswith", constant)
-    if op is Operator.CONTAINS:
-        return operator.methodcaller("__contains__", constant)
-    return partial(_ORDERINGS[op], constant)
-
-
-def _ip_test(predicate: Predicate) -> ValueTest:
-    rhs = predicate.rhs
-    if isinstance(rhs, IpLiteral):
-        key = _ip_key(rhs.value)
-        return partial(operator.eq if predicate.op is Operator.EQ else operator.ne, key)
-    assert isinstance(rhs, CidrLiteral)
-    version, mask, network = _cidr_key(rhs.value)
-    if predicate.op is Operator.IN:
-        return lambda key: key[0] == version and key[1] & mask == network
-    # Like Kong: an address of the other family is "not in" the CIDR.
-    return lambda key: key[0] != version or key[1] & mask != network
-
-
-def _ip_key(address: IPv4Address | IPv6Address) -> tuple[int, int]:
-    return address.version, int(address)
-
-
-def _cidr_key(network: IPv4Network | IPv6Network) -> tuple[int, int, int]:
-    return network.version, int(network.netmask), int(network.network_address)
-
-
-def _single(get: Getter, test: ValueTest, *, lower: bool) -> Test:
-    if lower:
-
-        def lowered(facts: RequestFacts) -> bool:
-            value = get(facts)
-            return value is not None and test(value.lower())
-
-        return lowered
-
-    def single(facts: RequestFacts) -> bool:
-        value = get(facts)
-        return value is not None and test(value)
-
-    return single
+    assert op is Operator.CONTAINS
+    return operator.methodcaller("__contains__", constant)
 
 
 def _every_value(get: Getter, test: ValueTest, *, lower: bool) -> Test:

@@ -1,15 +1,15 @@
 """What the data plane knows about one request (and later its response), as rules read it.
 
 Built per request only when a session with a rule is active, so construction just stores what
-it is given; everything derived (host without port, header values, query arguments, path
-segments, parsed addresses) is computed on first use and cached on the instance.
+it is given. Derived facts are computed on first use and cached: header values, query arguments
+and path segments on the instance; the normal form of a host and parsed client and gateway
+addresses in small process-wide caches, because they repeat across requests.
 """
 
 from __future__ import annotations
 
 import socket
 from collections.abc import Sequence
-from enum import Enum
 from typing import Final
 from urllib.parse import unquote_to_bytes
 
@@ -19,31 +19,25 @@ RawHeaders = Sequence[tuple[bytes, bytes]]
 IpKey = tuple[int, int]  # (IP version, address as an integer)
 
 
-class _Missing(Enum):
-    """Marks a cached value not computed yet (None is a legitimate 'absent')."""
-
-    TOKEN = 0
-
-
-_MISSING: Final = _Missing.TOKEN
 _V4_MAPPED: Final = bytes(10) + b"\xff\xff"
+_CACHE_SIZE: Final = 4096
+_HOSTS: dict[str | None, str] = {}
+_UNPARSED: Final = (0, 0)  # no real address has version 0
+_ADDRESSES: dict[str, IpKey | None] = {}
 
 
 class RequestFacts:
     """The evaluation context of a sampling rule: request facts, then response facts."""
 
     __slots__ = (
-        "_dst_ip",
         "_header_cache",
-        "_host",
-        "_host_raw",
         "_queries",
         "_response_cache",
         "_segments",
-        "_src_ip",
         "client",
         "gateway_ms",
         "headers",
+        "host",
         "method",
         "path",
         "query_string",
@@ -77,10 +71,8 @@ class RequestFacts:
         self.sni = sni
         self.client = client
         self.server = server
-        self._host_raw = host
-        self._host: str | _Missing | None = _MISSING
-        self._src_ip: IpKey | _Missing | None = _MISSING
-        self._dst_ip: IpKey | _Missing | None = _MISSING
+        # Hosts repeat across requests, so their normal form comes from a small cache.
+        self.host = _HOSTS.get(host) or _normal_host(host)
         self._header_cache: dict[bytes, list[str]] | None = None
         self._queries: dict[str, list[str]] | None = None
         self._segments: list[str] | None = None
@@ -108,13 +100,6 @@ class RequestFacts:
         self.gateway_ms = gateway_ms
 
     # -- derived request facts --------------------------------------------------------------
-
-    def host(self) -> str | None:
-        """``http.host``: the Host without its port, lower-cased; None when there is none."""
-        host = self._host
-        if host is _MISSING:
-            host = self._host = _host_without_port(self._host_raw)
-        return host
 
     def header(self, key: bytes) -> list[str]:
         """Every value of a request header; ``key`` is the field's name (``b"x_debug"``)."""
@@ -147,17 +132,13 @@ class RequestFacts:
 
     def src_ip(self) -> IpKey | None:
         """The client address as ``(version, integer)``; IPv4-mapped IPv6 counts as IPv4."""
-        key = self._src_ip
-        if key is _MISSING:
-            key = self._src_ip = _ip_key(self.client[0] if self.client else None)
-        return key
+        client = self.client
+        return _ip_key(client[0]) if client is not None else None
 
     def dst_ip(self) -> IpKey | None:
         """The gateway's own address the client connected to, as ``(version, integer)``."""
-        key = self._dst_ip
-        if key is _MISSING:
-            key = self._dst_ip = _ip_key(self.server[0] if self.server else None)
-        return key
+        server = self.server
+        return _ip_key(server[0]) if server is not None else None
 
     def src_port(self) -> int | None:
         """The client's port."""
@@ -184,49 +165,67 @@ class RequestFacts:
         return values
 
 
-def _host_without_port(host: str | None) -> str | None:
+def _normal_host(host: str | None) -> str | None:
+    """``http.host``: the Host without its port, lower-cased; None when there is none."""
     if not host:
         return None
+    normal = _host_without_port(host).lower()
+    if len(_HOSTS) >= _CACHE_SIZE:
+        _HOSTS.clear()
+    _HOSTS[host] = normal
+    return normal
+
+
+def _host_without_port(host: str) -> str:
     if host.startswith("["):
-        # [v6]:port
-        close = host.find("]")
-        return host[: close + 1].lower() if close > 0 else host.lower()
+        close = host.find("]")  # [v6]:port
+        return host[: close + 1] if close > 0 else host
     name, colon, port = host.rpartition(":")
-    if colon and port.isdigit() and ":" not in name:
-        host = name
-    return host.lower()
+    return name if colon and port.isdigit() and ":" not in name else host
 
 
 def _header_values(raw: RawHeaders, key: bytes) -> list[str]:
     size = len(key)
-    values: list[str] = []
-    for name, value in raw:
-        # Normalising only same-length names keeps the scan cheap: '-' -> '_' keeps length.
-        if len(name) == size and (name == key or name.replace(b"-", b"_").lower() == key):
-            values.append(value.decode("utf-8", "replace"))
-    return values
+    # Normalising only same-length names keeps the scan cheap ('-' -> '_' keeps the length).
+    return [
+        value.decode("utf-8", "replace")
+        for name, value in raw
+        if len(name) == size and (name == key or name.replace(b"-", b"_").lower() == key)
+    ]
 
 
 def _parse_query(query: bytes) -> dict[str, list[str]]:
     args: dict[str, list[str]] = {}
     if not query:
         return args
-    for part in query.split(b"&"):
-        name, _, value = part.partition(b"=")
+    # Splitting text is much cheaper than splitting bytes; latin-1 keeps every byte as is.
+    for part in query.decode("latin-1").split("&"):
+        name, _, value = part.partition("=")
         if name:
             args.setdefault(_unquote(name), []).append(_unquote(value))
     return args
 
 
-def _unquote(text: bytes) -> str:
-    if b"%" in text or b"+" in text:
-        text = unquote_to_bytes(text.replace(b"+", b" "))
-    return text.decode("utf-8", "replace")
+def _unquote(text: str) -> str:
+    if "%" in text or "+" in text:
+        return unquote_to_bytes(text.replace("+", " ").encode("latin-1")).decode("utf-8", "replace")
+    if text.isascii():
+        return text
+    return text.encode("latin-1").decode("utf-8", "replace")
 
 
-def _ip_key(text: str | None) -> IpKey | None:
-    if not text:
-        return None
+def _ip_key(text: str) -> IpKey | None:
+    # Addresses repeat across requests, so parsed ones come from a small cache.
+    key = _ADDRESSES.get(text, _UNPARSED)
+    if key is _UNPARSED:
+        key = _parse_ip(text)
+        if len(_ADDRESSES) >= _CACHE_SIZE:
+            _ADDRESSES.clear()
+        _ADDRESSES[text] = key
+    return key
+
+
+def _parse_ip(text: str) -> IpKey | None:
     try:
         if ":" not in text:
             return 4, int.from_bytes(socket.inet_pton(socket.AF_INET, text), "big")

@@ -9,6 +9,7 @@ are one token kind; the parser gives them meaning by position.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import Enum
 from ipaddress import (
@@ -22,7 +23,7 @@ from typing import Final
 
 from dataplane.expr.errors import RuleError
 
-__all__ = ["Token", "TokenKind", "TokenValue", "tokenize"]
+__all__ = ["Token", "TokenKind", "TokenValue", "iter_tokens", "tokenize"]
 
 
 class TokenKind(Enum):
@@ -67,12 +68,8 @@ _IPV6: Final = re.compile(r"(?:[0-9a-fA-F]{1,4}|:):(?:[0-9a-fA-F]{1,4}|:)*")
 _I64_MAX: Final = 2**63 - 1
 _ESCAPES: Final = {'"': '"', "\\": "\\", "n": "\n", "r": "\r", "t": "\t"}
 _OPERATORS: Final = ("==", "!=", "^=", "=^", ">=", "<=", "~", ">", "<")
-_PUNCTUATION: Final = {
-    "&&": TokenKind.AND,
-    "||": TokenKind.OR,
-    "(": TokenKind.LPAREN,
-    ")": TokenKind.RPAREN,
-}
+_LOGICAL: Final = {"&&": TokenKind.AND, "||": TokenKind.OR}
+_PARENS: Final = {"(": TokenKind.LPAREN, ")": TokenKind.RPAREN}
 _HINTS: Final = {
     "&": "did you mean '&&'?",
     "|": "did you mean '||'?",
@@ -83,16 +80,20 @@ _HINTS: Final = {
 
 def tokenize(source: str) -> list[Token]:
     """Split ``source`` into tokens ending with an EOF token; raise RuleError on bad input."""
-    tokens: list[Token] = []
+    return list(iter_tokens(source))
+
+
+def iter_tokens(source: str) -> Iterator[Token]:
+    """Tokens one at a time (the parser pulls them, so errors come in reading order)."""
     pos, size = 0, len(source)
     while True:
         while pos < size and source[pos] in " \t\r\n":
             pos += 1
         if pos >= size:
-            tokens.append(Token(TokenKind.EOF, "", size, size))
-            return tokens
+            yield Token(TokenKind.EOF, "", size, size)
+            return
         token = _next_token(source, pos)
-        tokens.append(token)
+        yield token
         pos = token.end
 
 
@@ -103,10 +104,10 @@ def _next_token(source: str, pos: int) -> Token:
         return _raw_string(source, pos)
     if char == '"':
         return _string(source, pos)
-    if pair in _PUNCTUATION:
-        return Token(_PUNCTUATION[pair], pair, pos, pos + 2)
-    if char in _PUNCTUATION:
-        return Token(_PUNCTUATION[char], char, pos, pos + 1)
+    if pair in _LOGICAL:
+        return Token(_LOGICAL[pair], pair, pos, pos + 2)
+    if char in _PARENS:
+        return Token(_PARENS[char], char, pos, pos + 1)
     for op in _OPERATORS:
         if source.startswith(op, pos):
             return Token(TokenKind.OP, op, pos, pos + len(op))

@@ -30,7 +30,7 @@ from dataplane.expr.ast import (
     Transform,
 )
 from dataplane.expr.errors import RuleError
-from dataplane.expr.lexer import Token, TokenKind, tokenize
+from dataplane.expr.lexer import Token, TokenKind, iter_tokens
 
 __all__ = ["MAX_DEPTH", "TRANSFORMS", "parse"]
 
@@ -48,7 +48,8 @@ def parse(source: str) -> Expr:
 class _Parser:
     def __init__(self, source: str) -> None:
         self.source = source
-        self.tokens = tokenize(source)
+        self.stream = iter_tokens(source)
+        self.tokens = [next(self.stream)]
         self.index = 0
         self.depth = 0
 
@@ -62,6 +63,7 @@ class _Parser:
         token = self.tokens[self.index]
         if token.kind is not TokenKind.EOF:
             self.index += 1
+            self.tokens.append(next(self.stream))
         return token
 
     @property
