@@ -233,10 +233,12 @@ def _ipv6(text: str) -> IPv6Address:
 def _cidr(text: str) -> IPv4Network | IPv6Network:
     address, _, prefix = text.partition("/")
     v6 = ":" in address
-    if not (prefix.isascii() and prefix.isdigit() and len(prefix) <= (3 if v6 else 2)):
+    limit = 128 if v6 else 32
+    if not (prefix.isascii() and prefix.isdigit()):
         raise ValueError(f"invalid CIDR {text!r}: the prefix length must be a number")
-    if int(prefix) > (128 if v6 else 32):
-        raise ValueError(f"invalid CIDR {text!r}: the prefix length is at most {128 if v6 else 32}")
+    # Kong's grammar takes at most 2 (IPv4) or 3 (IPv6) digits.
+    if len(prefix) > len(str(limit)) or int(prefix) > limit:
+        raise ValueError(f"invalid CIDR {text!r}: the prefix length is at most {limit}")
     base = _ipv6(address) if v6 else _ipv4(address)
     network = ip_network(f"{base}/{int(prefix)}", strict=False)
     if network.network_address != base:
