@@ -154,8 +154,8 @@ def _string(source: str, start: int) -> Token:
             if escaped is None:
                 shown = source[pos : pos + 2]
                 raise RuleError.at(
-                    f'invalid escape {shown!r} in string; allowed: \\" \\\\ \\n \\r \\t '
-                    '(use a raw string r#"..."# for regexes)',
+                    f"invalid escape '{shown}' in string; allowed: "
+                    + '\\" \\\\ \\n \\r \\t (use a raw string r#"..."# for regexes)',
                     pos,
                     min(pos + 2, size),
                 )

@@ -300,7 +300,7 @@ INVALID: list[tuple[str, str, int, int]] = [
     # literals
     ('http.method == "GET', "unterminated string", 15, 19),
     ('http.path ~ r#"abc', "unterminated raw string", 12, 18),
-    (r'http.method == "a\qb"', "invalid escape '\\\\q'", 17, 19),
+    (r'http.method == "a\qb"', "invalid escape '\\q'", 17, 19),
     ("http.method == 'GET'", "strings are written in double quotes", 15, 16),
     ("net.src.ip in 10.0.0.1/8", "host bits set; did you mean 10.0.0.0/8?", 14, 24),
     ("net.src.ip in fd00::1/8", "host bits set; did you mean fd00::/8?", 14, 23),

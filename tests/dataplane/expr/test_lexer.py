@@ -127,7 +127,7 @@ def test_a_word_is_a_word_unless_it_runs_into_a_colon() -> None:
         ('"abc', "unterminated string", 0, 4),
         ('x == "abc', "unterminated string", 5, 9),
         ('r#"abc"', "unterminated raw string", 0, 7),
-        (r'"a\x"', "invalid escape '\\\\x'", 2, 4),
+        (r'"a\x"', "invalid escape '\\x'", 2, 4),
         ('"a\\', "invalid escape", 2, 3),
         ("a & b", "did you mean '&&'?", 2, 3),
         ("a | b", "did you mean '||'?", 2, 3),

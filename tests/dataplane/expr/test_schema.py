@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from dataplane.expr import FieldType, Phase, known_fields
@@ -99,3 +101,12 @@ def test_unknown_names_say_what_to_write(name: str, message: str) -> None:
     with pytest.raises(FieldError) as caught:
         resolve_field(name)
     assert message in str(caught.value)
+
+
+def test_the_user_docs_list_every_field_as_the_schema_does() -> None:
+    docs = Path(__file__).parents[3] / "docs" / "expressions.md"
+    rows = [line for line in docs.read_text().splitlines() if line.startswith("| `")]
+    for info in known_fields():
+        multi = "yes" if info.multi_valued else "no"
+        row = f"| `{info.name}` | {info.type} | {multi} | {info.phase} | {info.description} |"
+        assert any(line.startswith(row) for line in rows), info.name
