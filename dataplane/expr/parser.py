@@ -105,10 +105,10 @@ class _Parser:
         spans = [(start, self.last_end)]
         ops: list[Token] = []
         while self.peek.kind in (TokenKind.AND, TokenKind.OR):
-            op = self.advance()
+            op = self.peek
             if ops and op.kind is not ops[0].kind:
                 raise self.error(self.mixed_message(spans, ops), op)
-            ops.append(op)
+            ops.append(self.advance())
             term_start = self.peek.start
             terms.append(self.term())
             spans.append((term_start, self.last_end))
@@ -138,8 +138,9 @@ class _Parser:
 
     def next_term_text(self) -> str:
         """The source text of the term after a mixed operator, for the hint (best effort)."""
-        start = self.peek.start
         try:
+            self.advance()
+            start = self.peek.start
             self.term()
         except RuleError:
             return "..."

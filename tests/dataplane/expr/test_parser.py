@@ -102,8 +102,9 @@ def test_mixing_after_a_longer_run_groups_the_whole_run() -> None:
     assert f"{usual} or {kong}" in message
 
 
-def test_mixing_is_reported_even_when_the_next_term_is_broken() -> None:
-    message, start, _ = _error("a == 1 && b == 2 || )")
+@pytest.mark.parametrize("rest", [")", "@", '"open', ""])
+def test_mixing_is_reported_even_when_what_follows_is_broken(rest: str) -> None:
+    message, start, _ = _error(f"a == 1 && b == 2 || {rest}")
     assert start == 17
     assert "(b == 2 || ...)" in message
 
