@@ -3,8 +3,10 @@
 A rule's regex is checked to use only the syntax both engines share (no backreferences,
 look-around, atomic groups, possessive quantifiers, conditionals, comments, ``\\Z``, nested
 classes or class set operations, ASCII/locale flags, loose ``{``), then compiled once with
-Python ``re``. Rust's ``$`` (without the ``m`` flag) matches only at the very end of the text,
-Python's also before a final newline, so ``$`` is compiled as ``\\Z`` to keep Kong's meaning.
+Python ``re``. Rust's engine is linear-time and Python's backtracks, so the classic exponential
+shape, an unbounded repetition of a group that holds one (``(a+)+``), is refused too.
+Rust's ``$`` (without the ``m`` flag) matches only at the very end of the text, Python's also
+before a final newline, so ``$`` is compiled as ``\\Z`` to keep Kong's meaning.
 """
 
 from __future__ import annotations
@@ -83,6 +85,10 @@ class _Scanner:
         self.pos = 0
         self.quantified = False  # the previous item was a quantifier
         self.lazy = False  # ... followed by '?'
+        # For each open group: whether it holds an unbounded repetition; and, right after a
+        # ')', whether the group just closed does.
+        self.groups: list[bool] = []
+        self.closed_group = False
 
     def fail(self, message: str, length: int = 1) -> RegexError:
         return RegexError(f"{message} (at position {self.pos} of the regex)", self.pos, length)
@@ -101,6 +107,10 @@ class _Scanner:
                 self.char_class()
             elif char == "(":
                 self.group()
+            elif char == ")":
+                self.close_group()
+                self.quantified = False
+                continue
             elif char in "*+?":
                 self.quantifier(char)
                 continue
@@ -118,6 +128,7 @@ class _Scanner:
                     self.dollars.append(len(self.pieces))
                 self.emit(char)
             self.quantified = False
+            self.closed_group = False
         if not self.multiline:
             for index in self.dollars:
                 self.pieces[index] = "\\Z"
@@ -131,9 +142,29 @@ class _Scanner:
                 self.lazy = True
                 self.emit(text)
                 return
+        unbounded = text in "*+" or text.endswith(",}")
+        if unbounded:
+            # Rust's engine runs in linear time; Python's backtracks, and a repeated group that
+            # itself repeats ("(a+)+") can take exponential time on the data plane's hot path.
+            if self.closed_group:
+                raise self.fail(
+                    "a repeated group that itself repeats, such as (a+)+, can take exponential "
+                    "time in Python's regex engine; bound the outer repetition or flatten it",
+                    len(text),
+                )
+            if self.groups:
+                self.groups[-1] = True
         self.quantified = True
         self.lazy = False
+        self.closed_group = False
         self.emit(text)
+
+    def close_group(self) -> None:
+        inner = self.groups.pop() if self.groups else False
+        if inner and self.groups:
+            self.groups[-1] = True
+        self.closed_group = inner
+        self.emit(")")
 
     def escape(self, *, in_class: bool) -> None:
         follow = self.pattern[self.pos + 1 : self.pos + 2]
@@ -183,16 +214,19 @@ class _Scanner:
     def group(self) -> None:
         pattern = self.pattern
         if not pattern.startswith("(?", self.pos):
+            self.groups.append(False)
             self.emit("(")
             return
         for prefix, what in _GROUP_ERRORS:
             if pattern.startswith(prefix, self.pos):
                 raise self.fail(f"{what} is not supported by Rust regex", len(prefix))
         if pattern.startswith("(?P<", self.pos):
+            self.groups.append(False)
             self.emit("(?P<")
             return
         match = _FLAGS.match(pattern, self.pos)
         if match is None:
+            self.groups.append(False)
             self.emit("(?")  # Python's compile reports what follows
             return
         on, off = match[1], match[2] or ""
@@ -201,6 +235,8 @@ class _Scanner:
                 raise self.fail(f"the '{flag}' flag is not supported by Rust regex", len(match[0]))
         if "m" in on:
             self.multiline = True
-        self.emit(match[0][:-1])  # the ':' or ')' is scanned as usual
+        self.emit(match[0][:-1])
         if match[0].endswith(")"):
-            self.emit(")")
+            self.emit(")")  # flags for the whole pattern: no group
+        else:
+            self.groups.append(False)  # the ':' is scanned as usual

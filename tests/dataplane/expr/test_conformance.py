@@ -341,6 +341,7 @@ INVALID: list[tuple[str, str, int, int]] = [
     (r'http.path ~ r#"\p{L}"#', "Unicode classes", 15, 17),
     (r'http.path ~ r#"\<word"#', "word boundary in Rust regex", 15, 17),
     ('http.path ~ r#"*a"#', "invalid regex: nothing to repeat", 15, 16),
+    ('http.path ~ r#"^(/[a-z]+)+$"#', "can take exponential time", 25, 26),
     # structure
     ("", "empty rule", 0, 0),
     ("   \n", "empty rule", 0, 4),
