@@ -1,9 +1,9 @@
 """What the data plane knows about one request (and later its response), as rules read it.
 
-Built per request only when a session with a rule is active, so construction just stores what
-it is given. Derived facts are computed on first use and cached: header values, query arguments
-and path segments on the instance; the normal form of a host and parsed client and gateway
-addresses in small process-wide caches, because they repeat across requests.
+Built per request only when a session with a rule is active, so construction stores what it is
+given plus the host's normal form (from a small process-wide cache: hosts repeat). Everything
+else is derived on first use and cached: header values, query arguments and path segments on the
+instance, parsed client and gateway addresses in another small process-wide cache.
 """
 
 from __future__ import annotations
@@ -27,7 +27,12 @@ _ADDRESSES: dict[str, IpKey | None] = {}
 
 
 class RequestFacts:
-    """The evaluation context of a sampling rule: request facts, then response facts."""
+    """The evaluation context of a sampling rule: request facts, then response facts.
+
+    Attributes hold the request as given, except ``host``, which is its normal form (no port,
+    lower case), and after ``set_response`` the response (``status``, ``response_headers`` and
+    the latencies), None until then. Methods return derived facts, computed once.
+    """
 
     __slots__ = (
         "_header_cache",
