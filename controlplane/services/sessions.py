@@ -84,6 +84,7 @@ async def create_session(
     )
     targets = [SessionTarget(session_id=row.id, node_id=n, updated_at=now) for n in body.targets]
     db.add(row)
+    await db.flush()  # the session row first: targets reference it
     db.add_all(targets)
     await db.commit()
     for target in targets:
