@@ -293,7 +293,7 @@ def _finish_root(exchange: Exchange, match: RouteMatch | None) -> None:
     root.name = f"{exchange.method} {route_path}" if route_path else exchange.method
     attributes = root.attributes
     query = exchange.query_string.decode("latin-1")
-    total_ms = (root.end_ns or now_ns()) - root.start_ns
+    elapsed_ns = (root.end_ns or now_ns()) - root.start_ns
     attributes.update(
         {
             "http.request.method": exchange.method,
@@ -326,7 +326,7 @@ def _finish_root(exchange: Exchange, match: RouteMatch | None) -> None:
         attributes["gateway.service.name"] = match.service.name
     if exchange.consumer is not None:
         attributes["gateway.consumer.id"] = exchange.consumer.id
-    total_ms = exchange.total_ms if exchange.total_ms is not None else total_ms / 1e6
+    total_ms = exchange.total_ms if exchange.total_ms is not None else elapsed_ns / 1e6
     attributes["gateway.latency.total_ms"] = round(total_ms, 3)
     upstream = exchange.upstream_ms
     attributes["gateway.latency.upstream_ms"] = round(upstream or 0.0, 3)

@@ -9,7 +9,6 @@ from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from dataplane.expr import RuleError, compile_rule
 from sqlalchemy import delete, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -25,6 +24,7 @@ from controlplane.schemas import (
     TracingSessionPublic,
 )
 from controlplane.services.config import current_config
+from dataplane.expr import RuleError, compile_rule
 from dataplane.gateway_config import GatewayConfig
 from protos.activetrace.cluster.v1 import cluster_pb2 as pb
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from controlplane.schemas import SpanPublic
@@ -214,14 +214,7 @@ def _mark_slowest(steps: list[MapStep]) -> list[MapStep]:
     if not steps:
         return steps
     slowest = max(range(len(steps)), key=lambda i: steps[i].duration_ms)
-    return [
-        MapStep(**{**_as_dict(step), "slowest": index == slowest})
-        for index, step in enumerate(steps)
-    ]
-
-
-def _as_dict(step: MapStep) -> dict[str, object]:
-    return {name: getattr(step, name) for name in step.__slots__}
+    return [replace(step, slowest=index == slowest) for index, step in enumerate(steps)]
 
 
 def critical_path(spans: Sequence[SpanPublic]) -> set[str]:

@@ -61,7 +61,7 @@ class PluginHost:
 
     def spawn(self, coroutine: Any) -> asyncio.Task[Any]:
         """Run background work owned by the node (kept referenced until done)."""
-        task = asyncio.ensure_future(coroutine)
+        task: asyncio.Task[Any] = asyncio.ensure_future(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task

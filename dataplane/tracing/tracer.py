@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 from dataplane.expr import RequestFacts
 from dataplane.tracing.export import SpanExport
@@ -114,7 +114,9 @@ class Tracer:
                 self.dirty.add(session.id)
         return session_ids
 
-    def export_late(self, session_ids: tuple[str, ...], trace_id: bytes, spans: list[Span]) -> None:
+    def export_late(
+        self, session_ids: tuple[str, ...], trace_id: bytes, spans: Sequence[Span]
+    ) -> None:
         """Spans of an already exported trace (e.g. http-log's batched call)."""
         self.export.submit(session_ids, trace_id, spans)
 

@@ -20,7 +20,7 @@ def _span(
     kind: str = "INTERNAL",
     service: str = "activetrace-dataplane",
     error: bool = False,
-    **attributes: Any,
+    attrs: dict[str, Any] | None = None,
 ) -> SpanPublic:
     return SpanPublic(
         trace_id="t" * 32,
@@ -34,7 +34,7 @@ def _span(
         status=SpanStatusPublic(code="ERROR" if error else "UNSET"),
         service_name=service,
         node_id="dp-1",
-        attributes={k.replace("__", "."): v for k, v in attributes.items()},
+        attributes=attrs or {},
         events=[],
     )
 
@@ -47,7 +47,7 @@ def _trace() -> list[SpanPublic]:
             0,
             100,
             kind="SERVER",
-            **{
+            attrs={
                 "gateway.latency.total_ms": 100.0,
                 "gateway.latency.gateway_ms": 30.0,
                 "gateway.latency.upstream_ms": 70.0,
@@ -64,7 +64,7 @@ def _trace() -> list[SpanPublic]:
             2,
             4,
             "access",
-            **{"gateway.plugin.name": "key-auth"},
+            attrs={"gateway.plugin.name": "key-auth"},
         ),
         _span(
             "rl",
@@ -72,9 +72,9 @@ def _trace() -> list[SpanPublic]:
             4,
             12,
             "access",
-            **{"gateway.plugin.name": "rate-limiting"},
+            attrs={"gateway.plugin.name": "rate-limiting"},
         ),
-        _span("bal", "gateway.balancer", 12, 90, "root", **{"gateway.upstream.name": "shop"}),
+        _span("bal", "gateway.balancer", 12, 90, "root", attrs={"gateway.upstream.name": "shop"}),
         _span(
             "try1",
             "gateway.upstream",
@@ -83,7 +83,7 @@ def _trace() -> list[SpanPublic]:
             "bal",
             kind="CLIENT",
             error=True,
-            **{"error.type": "connection_refused"},
+            attrs={"error.type": "connection_refused"},
         ),
         _span(
             "try2",
@@ -92,7 +92,7 @@ def _trace() -> list[SpanPublic]:
             90,
             "bal",
             kind="CLIENT",
-            **{"http.response.status_code": 200},
+            attrs={"http.response.status_code": 200},
         ),
         _span("dns", "gateway.dns", 20, 21, "try2", kind="CLIENT"),
         _span("conn", "gateway.upstream.connect", 21, 23, "try2"),
@@ -105,7 +105,7 @@ def _trace() -> list[SpanPublic]:
             90,
             91,
             "hf",
-            **{"gateway.plugin.name": "cors"},
+            attrs={"gateway.plugin.name": "cors"},
         ),
         _span("write", "gateway.response.write", 91, 98, "root"),
         _span("log", "gateway.log", 98, 100, "root"),
@@ -115,7 +115,7 @@ def _trace() -> list[SpanPublic]:
             98,
             100,
             "log",
-            **{"gateway.plugin.name": "http-log"},
+            attrs={"gateway.plugin.name": "http-log"},
         ),
     ]
 

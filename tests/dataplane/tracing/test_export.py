@@ -11,7 +11,7 @@ from protos.activetrace.cluster.v1 import cluster_pb2 as pb
 
 def _export(**kwargs: int) -> tuple[SpanExport, list[pb.SpanBatch]]:
     sent: list[pb.SpanBatch] = []
-    export = SpanExport(node_resource=resource_pb2.Resource(), version="t", **kwargs)  # type: ignore[arg-type]
+    export = SpanExport(node_resource=resource_pb2.Resource(), version="t", **kwargs)
 
     def sender(message: pb.NodeMessage) -> bool:
         sent.append(message.span_batch)
