@@ -11,7 +11,15 @@ from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from controlplane.api.auth import require_admin
-from controlplane.api.routes import config, expressions, nodes, sessions, traces
+from controlplane.api.routes import (
+    config,
+    expressions,
+    nodes,
+    otlp_export,
+    otlp_receiver,
+    sessions,
+    traces,
+)
 from controlplane.errors import ApiError
 from controlplane.schemas import ErrorBody, ErrorDetail
 from controlplane.state import ControlPlane
@@ -30,8 +38,10 @@ def create_app(cp: ControlPlane) -> FastAPI:
     )
     app.state.control_plane = cp
     protected = [Depends(require_admin)]
-    for module in (nodes, sessions, traces, expressions, config):
+    for module in (nodes, sessions, traces, expressions, config, otlp_export):
         app.include_router(module.router, dependencies=protected)
+    # Services behind the gateway export here with their own OTLP exporters: no admin token.
+    app.include_router(otlp_receiver.router)
     _install_error_handlers(app)
 
     @app.get("/healthz", tags=["health"], responses={503: {"model": ErrorBody}})

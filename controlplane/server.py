@@ -7,11 +7,13 @@ import logging
 
 import grpc
 import uvicorn
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 
 from controlplane.app import create_app
 from controlplane.cluster.servicer import ClusterServicer
 from controlplane.db.engine import Database
 from controlplane.db.migrate import upgrade
+from controlplane.otlp.grpc_service import OtlpTraceService
 from controlplane.settings import ControlPlaneSettings
 from controlplane.state import ControlPlane
 from controlplane.tasks import start_background_tasks
@@ -78,6 +80,14 @@ async def serve(settings: ControlPlaneSettings) -> None:
         grpc_server.add_insecure_port(address)
     await grpc_server.start()
     log.info("cluster endpoint listening on %s (tls=%s)", address, credentials is not None)
+    otlp_server = grpc.aio.server()
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(  # type: ignore[no-untyped-call]
+        OtlpTraceService(cp.otlp_receiver), otlp_server
+    )
+    otlp_address = f"{host}:{settings.otlp_grpc_port}"
+    otlp_server.add_insecure_port(otlp_address)
+    await otlp_server.start()
+    log.info("OTLP gRPC receiver listening on %s", otlp_address)
     tasks = start_background_tasks(cp)
     config = uvicorn.Config(
         create_app(cp),
@@ -97,5 +107,6 @@ async def serve(settings: ControlPlaneSettings) -> None:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await grpc_server.stop(grace=1.0)
+        await otlp_server.stop(grace=1.0)
         await cp.db.dispose()
         log.info("control plane stopped")

@@ -8,6 +8,7 @@ from datetime import timedelta
 from controlplane.clock import Clock, SystemClock
 from controlplane.cluster.registry import NodeRegistry
 from controlplane.db.engine import Database
+from controlplane.otlp.receiver import TraceReceiver
 from controlplane.settings import ControlPlaneSettings
 
 __all__ = ["ControlPlane"]
@@ -21,6 +22,10 @@ class ControlPlane:
     db: Database
     registry: NodeRegistry = field(default_factory=NodeRegistry)
     clock: Clock = field(default_factory=SystemClock)
+    otlp_receiver: TraceReceiver = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.otlp_receiver = TraceReceiver(self.db)
 
     @property
     def retention(self) -> timedelta:

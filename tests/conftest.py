@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
+import uvicorn
 
 from controlplane.db.engine import Database
 from controlplane.db.migrate import upgrade
+from dataplane.serving import EmbeddedServer
 
 POSTGRES_ADMIN_DSN = os.environ.get(
     "ACTIVETRACE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -87,3 +91,24 @@ async def db(database_url: str) -> AsyncIterator[Database]:
         yield database
     finally:
         await database.dispose()
+
+
+@contextlib.asynccontextmanager
+async def serve_asgi(app: Any) -> AsyncIterator[str]:
+    """Serve an ASGI app with uvicorn on a loopback socket bound before it starts; yields its URL.
+
+    The socket listens before the server runs, so clients can connect at once (no waiting).
+    """
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(app, log_config=None, lifespan="off", access_log=False)
+    server = EmbeddedServer(config)
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await serving
+        sock.close()

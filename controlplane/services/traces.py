@@ -6,6 +6,7 @@ import base64
 import binascii
 import json
 import re
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -24,7 +25,15 @@ from controlplane.schemas import (
     TracePublic,
 )
 
-__all__ = ["TraceFilters", "get_trace", "list_traces", "span_public"]
+__all__ = [
+    "TraceFilters",
+    "get_trace",
+    "list_traces",
+    "require_session",
+    "session_span_chunks",
+    "span_public",
+    "trace_spans",
+]
 
 _KINDS = ("UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER")
 _STATUS = ("UNSET", "OK", "ERROR")
@@ -81,8 +90,7 @@ async def list_traces(
     after: str | None = None,
 ) -> Page[TracePublic]:
     """A session's traces, newest (or slowest) first."""
-    if await db.get(TracingSessionRow, session_id) is None:
-        raise NotFound(f"tracing session {session_id!r} not found")
+    await require_session(db, session_id)
     key = TraceRow.start_time_ns if sort == "time" else TraceRow.duration_ms
     query = _apply_filters(select(TraceRow).where(TraceRow.session_id == session_id), filters)
     if after is not None:
@@ -177,3 +185,58 @@ async def get_trace(db: AsyncSession, trace_id: str) -> TraceDetail:
         node_id=rows[0].node_id,
         spans=[span_public(s) for s in spans],
     )
+
+
+async def trace_spans(db: AsyncSession, trace_id: str) -> list[SpanRow]:
+    """The stored spans of one trace (404 when the trace is unknown)."""
+    trace_id = trace_id.lower()
+    rows = list(
+        await db.scalars(
+            select(SpanRow)
+            .where(SpanRow.trace_id == trace_id)
+            .order_by(SpanRow.start_time_ns, SpanRow.span_id)
+        )
+    )
+    if not rows:
+        raise NotFound(f"trace {trace_id!r} not found")
+    return rows
+
+
+async def session_span_chunks(
+    db: AsyncSession, session_id: str, *, traces_per_chunk: int = 200
+) -> AsyncIterator[tuple[list[SpanRow], int]]:
+    """A session's spans, a chunk of traces at a time (oldest first), with the trace count.
+
+    Keyset pagination keeps memory flat however large the session is.
+    """
+    last: tuple[int, str] | None = None
+    while True:
+        query = select(TraceRow.start_time_ns, TraceRow.trace_id).where(
+            TraceRow.session_id == session_id
+        )
+        if last is not None:
+            query = query.where(tuple_(TraceRow.start_time_ns, TraceRow.trace_id) > last)
+        page = (
+            await db.execute(
+                query.order_by(TraceRow.start_time_ns, TraceRow.trace_id).limit(traces_per_chunk)
+            )
+        ).all()
+        if not page:
+            return
+        last = (page[-1][0], page[-1][1])
+        spans = list(
+            await db.scalars(
+                select(SpanRow)
+                .where(SpanRow.trace_id.in_([t for _, t in page]))
+                .order_by(SpanRow.trace_id, SpanRow.start_time_ns, SpanRow.span_id)
+            )
+        )
+        yield spans, len(page)
+
+
+async def require_session(db: AsyncSession, session_id: str) -> TracingSessionRow:
+    """The session row, or 404."""
+    row = await db.get(TracingSessionRow, session_id)
+    if row is None:
+        raise NotFound(f"tracing session {session_id!r} not found")
+    return row
