@@ -33,6 +33,7 @@ class ControlPlaneSettings(BaseSettings):
     cluster_key: Path | None = None
     cluster_ca: Path | None = None
     retention_days: float = Field(default=7.0, gt=0)
+    retention_interval_secs: float = Field(default=60.0, gt=0, description="How often to purge")
     heartbeat_interval_secs: float = Field(default=10.0, gt=0)
     log_level: str = "info"
     log_format: str = Field(default="json", pattern="^(json|text)$")

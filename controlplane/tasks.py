@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from controlplane.services import nodes, sessions
+from controlplane.services import nodes, retention, sessions
 from controlplane.state import ControlPlane
 
 __all__ = ["start_background_tasks"]
@@ -37,7 +37,13 @@ def start_background_tasks(cp: ControlPlane) -> list[asyncio.Task[None]]:
         async with cp.db.session() as db:
             await nodes.mark_silent_nodes(db, now=cp.clock.now(), silence=cp.heartbeat_timeout)
 
+    async def purge() -> None:
+        deleted = await retention.purge_expired(cp.db, now=cp.clock.now())
+        if deleted:
+            log.info("retention: deleted %d expired sessions with their traces", deleted)
+
     return [
+        asyncio.create_task(_every(cp.settings.retention_interval_secs, "retention", purge)),
         asyncio.create_task(_every(0.5, "end-sessions", end_sessions)),
         asyncio.create_task(
             _every(cp.settings.heartbeat_interval_secs, "silent-nodes", silent_nodes)
