@@ -21,6 +21,8 @@ app = typer.Typer(
 )
 db_app = typer.Typer(add_completion=False, no_args_is_help=True, help="Database schema tools.")
 app.add_typer(db_app, name="db")
+config_app = typer.Typer(add_completion=False, no_args_is_help=True, help="Gateway config tools.")
+app.add_typer(config_app, name="config")
 app.command(name="dataplane")(dataplane_command)
 
 
@@ -102,13 +104,53 @@ def controlplane(
 def demo_upstream(
     host: Annotated[str, typer.Option(help="Listen address")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Listen port")] = 9000,
+    otlp_endpoint: Annotated[
+        str | None,
+        typer.Option(
+            help="Export the service's own spans (OTel SDK, OTLP/gRPC), e.g. http://127.0.0.1:4317"
+        ),
+    ] = None,
 ) -> None:
     """Run the demo upstream service (fixed, slow, erroring and streaming endpoints)."""
     import uvicorn
 
     from controlplane.demo.upstream import create_app
 
-    uvicorn.run(create_app(), host=host, port=port, log_level="warning", access_log=False)
+    app: Any = create_app()
+    provider = None
+    if otlp_endpoint:
+        from controlplane.demo.telemetry import TracingMiddleware, tracer_provider
+
+        provider = tracer_provider(otlp_endpoint)
+        app = TracingMiddleware(app, provider)
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    finally:
+        if provider is not None:
+            provider.shutdown()
+
+
+@app.command()
+def healthcheck(
+    url: Annotated[
+        str | None,
+        typer.Argument(
+            help="URL that must answer 2xx [env ACTIVETRACE_HEALTHCHECK_URL; default: CP /healthz]"
+        ),
+    ] = None,
+) -> None:
+    """Exit 0 when ``url`` answers 2xx (the container HEALTHCHECK)."""
+    from controlplane.launcher import http_json
+
+    target = url or os.environ.get("ACTIVETRACE_HEALTHCHECK_URL", "http://127.0.0.1:8001/healthz")
+    try:
+        status, _ = http_json("GET", target, timeout=3)
+    except OSError as exc:
+        typer.echo(f"unhealthy: {exc}", err=True)
+        raise typer.Exit(1) from None
+    if not 200 <= status < 300:
+        typer.echo(f"unhealthy: HTTP {status}", err=True)
+        raise typer.Exit(1)
 
 
 @db_app.command("upgrade")
@@ -136,6 +178,62 @@ def db_upgrade(
 
     asyncio.run(run())
     typer.echo(f"database at revision {revision}")
+
+
+def _admin_headers(token: str | None) -> dict[str, str]:
+    token = token or os.environ.get("ACTIVETRACE_ADMIN_TOKEN")
+    return {"authorization": f"Bearer {token}"} if token else {}
+
+
+def _put_config(api: str, document: dict[str, Any], token: str | None) -> None:
+    from controlplane.launcher import http_json, wait_until
+
+    url = f"{api.rstrip('/')}/api/v1/config"
+    wait_until(
+        lambda: http_json("GET", f"{api.rstrip('/')}/healthz")[0] == 200, what=api, timeout=60
+    )
+    status, body = http_json("PUT", url, document, headers=_admin_headers(token))
+    if status != 200:
+        typer.echo(f"config rejected ({status}): {body}", err=True)
+        raise typer.Exit(1)
+    typer.echo(
+        f"config version {body['version']} ({'changed' if body['changed'] else 'unchanged'})"
+    )
+
+
+@config_app.command("apply")
+def config_apply(
+    file: Annotated[Path, typer.Argument(help="Declarative config, YAML or JSON (decK-style)")],
+    api: Annotated[str, typer.Option(help="Control plane API URL")] = "http://127.0.0.1:8001",
+    token: Annotated[
+        str | None, typer.Option(help="Admin token [env ACTIVETRACE_ADMIN_TOKEN]")
+    ] = None,
+) -> None:
+    """Replace the gateway config with FILE (validated as a whole, applied atomically)."""
+    import yaml
+
+    try:
+        document = yaml.safe_load(file.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        typer.echo(f"cannot read {file}: {exc}", err=True)
+        raise typer.Exit(1) from None
+    _put_config(api, document or {}, token)
+
+
+@config_app.command("demo")
+def config_demo(
+    api: Annotated[str, typer.Option(help="Control plane API URL")] = "http://127.0.0.1:8001",
+    upstream_url: Annotated[
+        str, typer.Option(help="Where the demo upstream listens")
+    ] = "http://127.0.0.1:9000",
+    token: Annotated[
+        str | None, typer.Option(help="Admin token [env ACTIVETRACE_ADMIN_TOKEN]")
+    ] = None,
+) -> None:
+    """Apply the quick start's demo config (service ``demo``, routes ``demo`` and ``orders``)."""
+    from controlplane.demo.config import demo_config
+
+    _put_config(api, demo_config(upstream_url), token)
 
 
 @app.command()

@@ -36,7 +36,15 @@ def run_local_stack(
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         processes.append(
-            start("demo-upstream", _cli("demo-upstream", "--port", str(upstream_port)), env=env)
+            start(
+                "demo-upstream",
+                _cli(
+                    "demo-upstream",
+                    "--port", str(upstream_port),
+                    "--otlp-endpoint", f"http://127.0.0.1:{otlp_grpc_port}",
+                ),
+                env=env,
+            )
         )
         processes.append(
             start(

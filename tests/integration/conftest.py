@@ -157,7 +157,14 @@ def launch_stack(
     stack.processes.append(
         start(
             "upstream",
-            ["controlplane.cli", "demo-upstream", "--port", str(upstream_port)],
+            [
+                "controlplane.cli",
+                "demo-upstream",
+                "--port",
+                str(upstream_port),
+                "--otlp-endpoint",
+                f"http://127.0.0.1:{otlp_port}",
+            ],
             stdout=upstream_log,
         )
     )
