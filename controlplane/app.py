@@ -6,8 +6,9 @@ from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from sqlalchemy import text
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import func, select, text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from controlplane.api.auth import require_admin
@@ -20,6 +21,7 @@ from controlplane.api.routes import (
     sessions,
     traces,
 )
+from controlplane.db.models import TracingSessionRow
 from controlplane.errors import ApiError
 from controlplane.schemas import ErrorBody, ErrorDetail
 from controlplane.state import ControlPlane
@@ -54,6 +56,27 @@ def create_app(cp: ControlPlane) -> FastAPI:
             body = ErrorBody(message=f"database unavailable: {type(exc).__name__}")
             return JSONResponse(body.model_dump(), status_code=503)
         return JSONResponse({"status": "ok", "nodes_connected": len(cp.registry.connected())})
+
+    @app.get("/metrics", tags=["health"], response_class=Response)
+    async def metrics() -> Response:
+        """Prometheus metrics of this control plane."""
+        cp.metrics.nodes_connected.set(len(cp.registry.connected()))
+        try:
+            async with cp.db.session() as db:
+                counts = dict(
+                    (
+                        await db.execute(
+                            select(TracingSessionRow.status, func.count()).group_by(
+                                TracingSessionRow.status
+                            )
+                        )
+                    ).all()
+                )
+            for status in ("pending", "active", "completed", "stopped", "expired"):
+                cp.metrics.sessions.labels(status).set(counts.get(status, 0))
+        except Exception:  # metrics must answer even when the database does not
+            cp.metrics.db_errors.labels("metrics").inc()
+        return Response(generate_latest(cp.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
 

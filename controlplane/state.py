@@ -8,6 +8,7 @@ from datetime import timedelta
 from controlplane.clock import Clock, SystemClock
 from controlplane.cluster.registry import NodeRegistry
 from controlplane.db.engine import Database
+from controlplane.metrics import ControlPlaneMetrics
 from controlplane.otlp.receiver import TraceReceiver
 from controlplane.settings import ControlPlaneSettings
 
@@ -23,9 +24,10 @@ class ControlPlane:
     registry: NodeRegistry = field(default_factory=NodeRegistry)
     clock: Clock = field(default_factory=SystemClock)
     otlp_receiver: TraceReceiver = field(init=False)
+    metrics: ControlPlaneMetrics = field(default_factory=ControlPlaneMetrics)
 
     def __post_init__(self) -> None:
-        self.otlp_receiver = TraceReceiver(self.db)
+        self.otlp_receiver = TraceReceiver(self.db, metrics=self.metrics)
 
     @property
     def retention(self) -> timedelta:

@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
+from controlplane.metrics import ControlPlaneMetrics
 from controlplane.services import nodes, retention, sessions
 from controlplane.state import ControlPlane
 
@@ -14,7 +15,12 @@ __all__ = ["start_background_tasks"]
 log = logging.getLogger(__name__)
 
 
-async def _every(interval: float, name: str, job: Callable[[], Awaitable[object]]) -> None:
+async def _every(
+    interval: float,
+    name: str,
+    job: Callable[[], Awaitable[object]],
+    metrics: ControlPlaneMetrics | None = None,
+) -> None:
     """Run ``job`` every ``interval`` seconds; a failure is logged and retried next time."""
     while True:
         try:
@@ -23,6 +29,8 @@ async def _every(interval: float, name: str, job: Callable[[], Awaitable[object]
             raise
         except Exception:
             log.exception("background task %s failed; retrying in %.1fs", name, interval)
+            if metrics is not None:
+                metrics.db_errors.labels(name).inc()
         await asyncio.sleep(interval)
 
 
@@ -43,9 +51,11 @@ def start_background_tasks(cp: ControlPlane) -> list[asyncio.Task[None]]:
             log.info("retention: deleted %d expired sessions with their traces", deleted)
 
     return [
-        asyncio.create_task(_every(cp.settings.retention_interval_secs, "retention", purge)),
-        asyncio.create_task(_every(0.5, "end-sessions", end_sessions)),
         asyncio.create_task(
-            _every(cp.settings.heartbeat_interval_secs, "silent-nodes", silent_nodes)
+            _every(cp.settings.retention_interval_secs, "retention", purge, cp.metrics)
+        ),
+        asyncio.create_task(_every(0.5, "end-sessions", end_sessions, cp.metrics)),
+        asyncio.create_task(
+            _every(cp.settings.heartbeat_interval_secs, "silent-nodes", silent_nodes, cp.metrics)
         ),
     ]

@@ -40,8 +40,10 @@ def run_local_stack(
                 "demo-upstream",
                 _cli(
                     "demo-upstream",
-                    "--port", str(upstream_port),
-                    "--otlp-endpoint", f"http://127.0.0.1:{otlp_grpc_port}",
+                    "--port",
+                    str(upstream_port),
+                    "--otlp-endpoint",
+                    f"http://127.0.0.1:{otlp_grpc_port}",
                 ),
                 env=env,
             )

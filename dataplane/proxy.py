@@ -18,6 +18,7 @@ from dataplane.exchange import Exchange
 from dataplane.expr import RequestFacts
 from dataplane.gateway_config import Service
 from dataplane.headers import HeaderList
+from dataplane.metrics import RequestMetrics
 from dataplane.plugins.base import LocalReply
 from dataplane.plugins.runtime import EMPTY_CHAIN, PluginChain
 from dataplane.router import RouteMatch
@@ -96,6 +97,7 @@ class Proxy:
         self.tracer = tracer
         self.transport = transport
         self.requests = 0
+        self.metrics = RequestMetrics()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -139,6 +141,11 @@ class Proxy:
             chain = runtime.chains.get(match.route.id, EMPTY_CHAIN)
             await self._proxy(exchange, match, chain, runtime, receive, send)
         finally:
+            self.metrics.observe(
+                match.route.name if match is not None else "",
+                exchange.response_status,
+                (_perf() - started) / 1e6,
+            )
             await _log_phase(exchange, chain)
             if exchange.trace is not None:
                 _finish_root(exchange, match)

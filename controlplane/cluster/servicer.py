@@ -109,6 +109,7 @@ class ClusterServicer(pb_grpc.ClusterServiceServicer):
             # A failed write to the database: drop the stream so the node resends unacked
             # batches after it reconnects.
             log.exception("error handling a message from node %s; closing its stream", node_id)
+            self.cp.metrics.db_errors.labels("cluster").inc()
         connection.close()
 
     async def _handle(
@@ -118,7 +119,14 @@ class ClusterServicer(pb_grpc.ClusterServiceServicer):
         now = self.cp.clock.now()
         async with self.cp.db.session() as db:
             if kind == "span_batch":
-                await ingest.ingest_batch(db, message.span_batch)
+                metrics = self.cp.metrics
+                with metrics.ingest_seconds.labels("cluster").time():
+                    result = await ingest.ingest_batch(db, message.span_batch)
+                metrics.spans_ingested.labels("cluster").inc(result.stored)
+                if result.sessions == 0:
+                    metrics.spans_dropped.labels("cluster").inc(result.received)
+                else:
+                    metrics.spans_deduplicated.labels("cluster").inc(result.duplicates)
                 connection.send(
                     pb.CpMessage(batch_ack=pb.BatchAck(batch_id=message.span_batch.batch_id))
                 )

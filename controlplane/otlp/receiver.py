@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from controlplane.db.engine import Database
 from controlplane.db.models import TraceRow
+from controlplane.metrics import ControlPlaneMetrics
 from controlplane.otlp.convert import span_records
 from controlplane.services.ingest import refresh_span_counts, store_spans
 
@@ -49,8 +50,11 @@ class ReceiverResult:
 class TraceReceiver:
     """Shared by the gRPC and HTTP endpoints; bounds the work in flight."""
 
-    def __init__(self, db: Database, *, max_in_flight: int = 16) -> None:
+    def __init__(
+        self, db: Database, *, metrics: ControlPlaneMetrics, max_in_flight: int = 16
+    ) -> None:
         self.db = db
+        self.metrics = metrics
         self.max_in_flight = max_in_flight
         self.in_flight = 0
         self.received = 0
@@ -63,9 +67,18 @@ class TraceReceiver:
             raise Overloaded
         self.in_flight += 1
         try:
-            result = await self._store(request)
+            with self.metrics.ingest_seconds.labels("otlp").time():
+                result = await self._store(request)
+        except Exception:
+            self.metrics.db_errors.labels("otlp_ingest").inc()
+            raise
         finally:
             self.in_flight -= 1
+        self.metrics.spans_ingested.labels("otlp").inc(result.stored)
+        self.metrics.spans_deduplicated.labels("otlp").inc(
+            result.received - result.rejected - result.stored
+        )
+        self.metrics.spans_dropped.labels("otlp").inc(result.rejected)
         self.received += result.received
         self.stored += result.stored
         self.rejected += result.rejected

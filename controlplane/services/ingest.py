@@ -28,6 +28,7 @@ class IngestResult:
 
     received: int
     stored: int
+    sessions: int = 1  # how many of the batch's sessions still exist
 
     @property
     def duplicates(self) -> int:
@@ -90,7 +91,7 @@ async def ingest_batch(db: AsyncSession, batch: pb.SpanBatch) -> IngestResult:
         )
     )
     if not sessions:  # every session was deleted while the batch was in flight
-        return IngestResult(len(records), 0)
+        return IngestResult(len(records), 0, sessions=0)
     stored = await store_spans(db, records)
     counts = Counter(r["trace_id"] for r in records)
     roots = [r for r in records if _is_request_root(r)]
@@ -104,7 +105,7 @@ async def ingest_batch(db: AsyncSession, batch: pb.SpanBatch) -> IngestResult:
     if late:
         await refresh_span_counts(db, late)
     await db.commit()
-    return IngestResult(len(records), stored)
+    return IngestResult(len(records), stored, sessions=len(sessions))
 
 
 async def refresh_span_counts(db: AsyncSession, trace_ids: Sequence[str]) -> None:

@@ -242,3 +242,14 @@ async def test_exported_otlp_survives_the_sdk_exporter_path(receiver: Receiver) 
         "service_name",
     ):
         assert getattr(resent, field) == getattr(original, field), field
+
+
+async def test_metrics_count_ingested_and_dropped_spans(receiver: Receiver) -> None:
+    exporter = HttpExporter(endpoint=receiver.http_url + "/v1/traces")
+    await _export(exporter, SPANS)
+    async with httpx.AsyncClient() as client:
+        text = (await client.get(receiver.http_url + "/metrics")).text
+    assert 'activetrace_cp_spans_ingested_total{source="otlp"} 1.0' in text
+    assert 'activetrace_cp_spans_dropped_total{source="otlp"} 1.0' in text
+    assert 'activetrace_cp_sessions{status="active"} 1.0' in text
+    assert "activetrace_cp_nodes_connected 0.0" in text
