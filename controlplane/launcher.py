@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -12,7 +13,10 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import IO, Any
+
+import httpx
 
 __all__ = [
     "ProcessFailed",
@@ -48,19 +52,21 @@ def start(
     args: Sequence[str],
     *,
     env: Mapping[str, str] | None = None,
-    stdout: IO[Any] | int | None = None,
+    log: Path | None = None,
     cwd: str | None = None,
 ) -> Supervised:
-    """Start ``python -m activetrace-module args`` style commands in their own process group."""
+    """Start ``python -m <module> args`` in its own process group; output appends to ``log``."""
     command = [sys.executable, "-m", *args]
-    popen = subprocess.Popen(
-        command,
-        env={**os.environ, **(env or {})},
-        stdout=stdout,
-        stderr=subprocess.STDOUT if stdout is not None else None,
-        cwd=cwd,
-        start_new_session=True,
-    )
+    with contextlib.ExitStack() as files:
+        output: IO[Any] | None = files.enter_context(log.open("ab")) if log is not None else None
+        popen = subprocess.Popen(
+            command,
+            env={**os.environ, **(env or {})},
+            stdout=output,
+            stderr=subprocess.STDOUT if output is not None else None,
+            cwd=cwd,
+            start_new_session=True,
+        )
     return Supervised(name, popen, command)
 
 
@@ -121,7 +127,7 @@ def wait_until(
         try:
             if condition():
                 return
-        except (OSError, urllib.error.URLError, ValueError):
+        except (OSError, urllib.error.URLError, ValueError, httpx.TransportError):
             pass
         time.sleep(interval)
     raise ProcessFailed(f"timed out after {timeout:.0f}s waiting for {what}")

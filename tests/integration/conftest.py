@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,10 +40,14 @@ class Stack:
     processes: list[Supervised] = field(default_factory=list)
     nodes: dict[str, NodeProcess] = field(default_factory=dict)
     cluster_token: str | None = None
+    admin_token: str | None = None
 
     def call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """A request to the control plane API."""
-        return httpx.request(method, self.api + path, timeout=10, **kwargs)
+        """A request to the control plane API (with the admin token when there is one)."""
+        headers = dict(kwargs.pop("headers", None) or {})
+        if self.admin_token is not None:
+            headers.setdefault("authorization", f"Bearer {self.admin_token}")
+        return httpx.request(method, self.api + path, timeout=10, headers=headers, **kwargs)
 
     def ok(self, method: str, path: str, **kwargs: Any) -> Any:
         """A request that must succeed; returns the JSON body."""
@@ -72,8 +77,8 @@ class Stack:
             str(self.workdir / "cache"),
             *extra,
         ]
-        log = (self.workdir / f"{node_id}.log").open("ab")
-        process = start(node_id, args, stdout=log, env=_env(env, self.cluster_token))
+        log = self.workdir / f"{node_id}.log"
+        process = start(node_id, args, log=log, env=_env(env, self.cluster_token))
         self.processes.append(process)
         node = NodeProcess(
             node_id, f"http://127.0.0.1:{proxy_port}", f"http://127.0.0.1:{status_port}", process
@@ -140,7 +145,9 @@ def launch_stack(
     workdir: Path,
     *,
     cluster_token: str | None = None,
+    admin_token: str | None = None,
     cp_env: dict[str, str] | None = None,
+    cp_args: Sequence[str] = (),
 ) -> Stack:
     """Start the demo upstream and a control plane with the demo config applied."""
     api_port, cluster_port, otlp_port, upstream_port = (free_port() for _ in range(4))
@@ -152,8 +159,8 @@ def launch_stack(
         database_url=database_url,
         workdir=workdir,
         cluster_token=cluster_token,
+        admin_token=admin_token,
     )
-    upstream_log = (workdir / "upstream.log").open("ab")
     stack.processes.append(
         start(
             "upstream",
@@ -165,10 +172,9 @@ def launch_stack(
                 "--otlp-endpoint",
                 f"http://127.0.0.1:{otlp_port}",
             ],
-            stdout=upstream_log,
+            log=workdir / "upstream.log",
         )
     )
-    cp_log = (workdir / "controlplane.log").open("ab")
     stack.processes.append(
         start(
             "controlplane",
@@ -183,39 +189,70 @@ def launch_stack(
                 str(cluster_port),
                 "--otlp-grpc-port",
                 str(otlp_port),
+                "--host",
+                "127.0.0.1",
+                *cp_args,
             ],
-            stdout=cp_log,
-            env=_env(cp_env, cluster_token),
+            log=workdir / "controlplane.log",
+            env=_env(
+                {
+                    **({"ACTIVETRACE_ADMIN_TOKEN": admin_token} if admin_token else {}),
+                    **(cp_env or {}),
+                },
+                cluster_token,
+            ),
         )
     )
-    wait_until(
-        lambda: httpx.get(stack.api + "/healthz", timeout=1).status_code == 200,
-        what="the control plane",
-        processes=stack.processes,
-    )
-    wait_until(
-        lambda: httpx.get(stack.upstream + "/healthz", timeout=1).status_code == 200,
-        what="the demo upstream",
-        processes=stack.processes,
-    )
-    stack.ok("PUT", "/api/v1/config", json=demo_config(stack.upstream))
+    try:
+        wait_until(
+            lambda: httpx.get(stack.api + "/healthz", timeout=1).status_code == 200,
+            what="the control plane",
+            processes=stack.processes,
+        )
+        wait_until(
+            lambda: httpx.get(stack.upstream + "/healthz", timeout=1).status_code == 200,
+            what="the demo upstream",
+            processes=stack.processes,
+        )
+        stack.ok("PUT", "/api/v1/config", json=demo_config(stack.upstream))
+    except BaseException:
+        stop_all(stack.processes)
+        print(stack.logs())
+        raise
     return stack
 
 
-@pytest.fixture
-def stack(database_url: str, tmp_path: Path) -> Iterator[Stack]:
-    """CP + demo upstream + dp-1 + dp-2, all connected, demo config applied."""
-    running = launch_stack(database_url, tmp_path)
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Remember each phase's report on the test item (fixtures print logs on failure)."""
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
+@contextlib.contextmanager
+def running(stack: Stack, request: pytest.FixtureRequest) -> Iterator[Stack]:
+    """Stop the stack's processes afterwards; print their logs when the test failed."""
     try:
-        running.start_node("dp-1")
-        running.start_node("dp-2")
-        running.wait_connected("dp-1", "dp-2")
-        yield running
-    except BaseException:
-        print(running.logs())
-        raise
+        yield stack
     finally:
-        stop_all(running.processes)
+        stop_all(stack.processes)
+        failed = any(
+            getattr(getattr(request.node, f"report_{when}", None), "failed", False)
+            for when in ("setup", "call")
+        )
+        if failed:
+            print(stack.logs())
+
+
+@pytest.fixture
+def stack(database_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Stack]:
+    """CP + demo upstream + dp-1 + dp-2, all connected, demo config applied."""
+    with running(launch_stack(database_url, tmp_path), request) as started:
+        started.start_node("dp-1")
+        started.start_node("dp-2")
+        started.wait_connected("dp-1", "dp-2")
+        yield started
 
 
 def wait_for(condition: Any, what: str, timeout: float = 20) -> None:
