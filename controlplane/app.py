@@ -49,6 +49,9 @@ def create_app(cp: ControlPlane) -> FastAPI:
     @app.get("/healthz", tags=["health"], responses={503: {"model": ErrorBody}})
     async def healthz() -> JSONResponse:
         """Healthy when the database answers."""
+        if not cp.ready.is_set():
+            body = ErrorBody(message="starting: waiting for the database to be reachable")
+            return JSONResponse(body.model_dump(), status_code=503)
         try:
             async with cp.db.engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from controlplane.schemas import ErrorDetail
 
-__all__ = ["ApiError", "Conflict", "Invalid", "NotFound"]
+__all__ = ["ApiError", "Conflict", "Invalid", "NotFound", "Unavailable"]
 
 
 class ApiError(Exception):
@@ -40,3 +40,10 @@ class Invalid(ApiError):
     def at(cls, loc: list[str | int], message: str, **position: int) -> Invalid:
         """One error at ``loc`` (optionally with start/end character offsets)."""
         return cls(message, [ErrorDetail(loc=loc, message=message, **position)])
+
+
+class Unavailable(ApiError):
+    """The control plane cannot serve this now (503); retry later."""
+
+    status_code = 503
+    headers = {"retry-after": "2"}  # noqa: RUF012

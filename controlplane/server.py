@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 
+import asyncpg
 import grpc
+import sqlalchemy.exc
 import uvicorn
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 
@@ -25,31 +27,55 @@ __all__ = ["migrate_with_retry", "serve"]
 log = logging.getLogger(__name__)
 
 
+def _unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` means the database is not (yet) there, as opposed to a real error."""
+    if isinstance(exc, OSError | ConnectionError | TimeoutError):
+        return True
+    if isinstance(exc, sqlalchemy.exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    if isinstance(exc, sqlalchemy.exc.InterfaceError | sqlalchemy.exc.OperationalError):
+        return True
+    cause = exc.__cause__ or getattr(exc, "orig", None)
+    if isinstance(
+        cause,
+        asyncpg.InvalidCatalogNameError
+        | asyncpg.CannotConnectNowError
+        | asyncpg.PostgresConnectionError,
+    ):
+        return True
+    return cause is not None and cause is not exc and _unreachable(cause)
+
+
 async def migrate_with_retry(
-    db: Database, *, revision: str = "head", attempts: int = 30, max_delay: float = 10.0
+    db: Database,
+    *,
+    revision: str = "head",
+    attempts: int | None = 30,
+    max_delay: float = 10.0,
 ) -> None:
-    """Upgrade the schema, waiting with backoff for a database that is not up yet."""
+    """Upgrade the schema, waiting with backoff for a database that is not up yet.
+
+    ``attempts=None`` retries forever (the server, which reports unhealthy meanwhile).
+    """
     delay = 0.5
-    for attempt in range(1, attempts + 1):
+    attempt = 0
+    while True:
+        attempt += 1
         try:
             await upgrade(db, revision)
             return
-        except (OSError, ConnectionError) as exc:
-            error: Exception = exc
-        except Exception as exc:  # drivers raise their own connection errors
-            if "connect" not in str(exc).lower() and "refused" not in str(exc).lower():
+        except Exception as exc:
+            if not _unreachable(exc):
                 raise
-            error = exc
-        log.warning(
-            "database not reachable (attempt %d/%d): %s; retrying in %.1fs",
-            attempt,
-            attempts,
-            error,
-            delay,
-        )
+            if attempts is not None and attempt >= attempts:
+                raise RuntimeError(
+                    f"database unreachable after {attempts} attempts: {exc}"
+                ) from exc
+            log.warning(
+                "database not reachable (attempt %d): %s; retrying in %.1fs", attempt, exc, delay
+            )
         await asyncio.sleep(delay)
         delay = min(delay * 2, max_delay)
-    raise RuntimeError(f"database at {db.url!r} unreachable after {attempts} attempts")
 
 
 def _cluster_credentials(settings: ControlPlaneSettings) -> grpc.ServerCredentials | None:
@@ -63,13 +89,26 @@ def _cluster_credentials(settings: ControlPlaneSettings) -> grpc.ServerCredentia
     )
 
 
-async def serve(settings: ControlPlaneSettings) -> None:
-    """Serve until SIGINT/SIGTERM, then shut everything down."""
-    cp = ControlPlane(settings=settings, db=Database(settings.database_url))
-    host = settings.bind_host()
-    if settings.admin_token is None and settings.host is None:
-        log.warning("no ACTIVETRACE_ADMIN_TOKEN set: listening on loopback (127.0.0.1) only")
-    await migrate_with_retry(cp.db)
+class _Running:
+    """What starts once the database is ready, and how to stop it."""
+
+    def __init__(
+        self, grpc_servers: list[grpc.aio.Server], tasks: list[asyncio.Task[None]]
+    ) -> None:
+        self.grpc_servers = grpc_servers
+        self.tasks = tasks
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        for grpc_server in self.grpc_servers:
+            await grpc_server.stop(grace=1.0)
+
+
+async def _start_when_ready(cp: ControlPlane, host: str) -> _Running:
+    settings = cp.settings
+    await migrate_with_retry(cp.db, attempts=None)
     grpc_server = grpc.aio.server()
     pb_grpc.add_ClusterServiceServicer_to_server(ClusterServicer(cp), grpc_server)
     credentials = _cluster_credentials(settings)
@@ -88,7 +127,18 @@ async def serve(settings: ControlPlaneSettings) -> None:
     otlp_server.add_insecure_port(otlp_address)
     await otlp_server.start()
     log.info("OTLP gRPC receiver listening on %s", otlp_address)
-    tasks = start_background_tasks(cp)
+    running = _Running([grpc_server, otlp_server], start_background_tasks(cp))
+    cp.ready.set()
+    log.info("control plane ready")
+    return running
+
+
+async def serve(settings: ControlPlaneSettings) -> None:
+    """Serve until SIGINT/SIGTERM, then shut everything down."""
+    cp = ControlPlane(settings=settings, db=Database(settings.database_url))
+    host = settings.bind_host()
+    if settings.admin_token is None and settings.host is None:
+        log.warning("no ACTIVETRACE_ADMIN_TOKEN set: listening on loopback (127.0.0.1) only")
     config = uvicorn.Config(
         create_app(cp),
         host=host,
@@ -99,14 +149,16 @@ async def serve(settings: ControlPlaneSettings) -> None:
     )
     server = EmbeddedServer(config)
     stop_on_signals([server])
+    # The API answers at once (``/healthz`` says 503 until the database is migrated); the
+    # cluster and OTLP endpoints and background work start once it is.
+    started = asyncio.create_task(_start_when_ready(cp, host))
     try:
         await server.serve()
     finally:
+        started.cancel()
+        endpoints = await asyncio.gather(started, return_exceptions=True)
         cp.registry.close_all()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await grpc_server.stop(grace=1.0)
-        await otlp_server.stop(grace=1.0)
+        if isinstance(endpoints[0], _Running):
+            await endpoints[0].stop()
         await cp.db.dispose()
         log.info("control plane stopped")

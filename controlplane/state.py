@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -25,6 +26,8 @@ class ControlPlane:
     clock: Clock = field(default_factory=SystemClock)
     otlp_receiver: TraceReceiver = field(init=False)
     metrics: ControlPlaneMetrics = field(default_factory=ControlPlaneMetrics)
+
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
         self.otlp_receiver = TraceReceiver(self.db, metrics=self.metrics)

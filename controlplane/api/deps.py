@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from controlplane.errors import Unavailable
 from controlplane.state import ControlPlane
 
 __all__ = ["ControlPlaneDep", "DbSession", "control_plane", "db_session"]
@@ -22,7 +23,9 @@ def control_plane(request: Request) -> ControlPlane:
 async def db_session(
     cp: Annotated[ControlPlane, Depends(control_plane)],
 ) -> AsyncIterator[AsyncSession]:
-    """A database session for one request."""
+    """A database session for one request (503 until the database is migrated)."""
+    if not cp.ready.is_set():
+        raise Unavailable("the control plane is starting: the database is not reachable yet")
     async with cp.db.session() as session:
         yield session
 

@@ -54,6 +54,7 @@ def clock() -> FakeClock:
 async def control_plane(db: Database, clock: FakeClock) -> ControlPlane:
     """A ControlPlane over a migrated database, with two known nodes and the demo config."""
     cp = ControlPlane(settings=ControlPlaneSettings(database_url=db.url), db=db, clock=clock)
+    cp.ready.set()
     async with db.session() as session:
         for node_id in ("dp-1", "dp-2"):
             await nodes.register_node(

@@ -12,7 +12,7 @@ from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 from controlplane.api.deps import ControlPlaneDep
-from controlplane.errors import ApiError, Invalid
+from controlplane.errors import ApiError, Invalid, Unavailable
 from controlplane.otlp.codec import parse_json_request
 from controlplane.otlp.receiver import Overloaded
 
@@ -23,10 +23,9 @@ PROTOBUF = "application/x-protobuf"
 MAX_BODY_BYTES = 16 << 20
 
 
-class Unavailable(ApiError):
-    """The receiver is saturated (503, with Retry-After)."""
+class ReceiverBusy(Unavailable):
+    """The receiver is saturated (503, retry after a second)."""
 
-    status_code = 503
     headers = {"retry-after": "1"}  # noqa: RUF012
 
 
@@ -82,7 +81,7 @@ async def receive_traces(request: Request, cp: ControlPlaneDep) -> Response:
     try:
         result = await cp.otlp_receiver.export(export)
     except Overloaded:
-        raise Unavailable("receiver overloaded; retry later") from None
+        raise ReceiverBusy("receiver overloaded; retry later") from None
     response = result.response()
     if content_type.startswith(PROTOBUF):
         return Response(response.SerializeToString(), media_type=PROTOBUF)
