@@ -22,6 +22,7 @@ __all__ = [
     "SpanPublic",
     "SpanStatusPublic",
     "TraceDetail",
+    "TraceLogLine",
     "TracePublic",
     "TracingSessionCreate",
     "TracingSessionPublic",
@@ -217,6 +218,17 @@ class TraceDetail(BaseModel):
     session_ids: list[str]
     node_id: str
     spans: list[SpanPublic]
+
+
+class TraceLogLine(BaseModel):
+    """A log line a node wrote while serving a traced request."""
+
+    time_unix_nano: int
+    level: str
+    logger: str
+    message: str
+    node_id: str | None
+    span_id: str
 
 
 class ExpressionValidate(BaseModel):

@@ -8,6 +8,8 @@ import sys
 import time
 from typing import Any
 
+from dataplane.tracing.context import CURRENT_TRACE, TraceLogCapture
+
 __all__ = ["JsonFormatter", "setup_logging"]
 
 _RESERVED = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
@@ -29,6 +31,10 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        trace = CURRENT_TRACE.get()
+        if trace is not None:
+            entry["trace_id"] = trace.trace_id.hex()
+            entry["span_id"] = trace.root.span_id.hex()
         for key, value in record.__dict__.items():
             if key not in _RESERVED and not key.startswith("_"):
                 entry[key] = value
@@ -47,7 +53,7 @@ def setup_logging(process: str, *, level: str = "info", fmt: str = "json") -> No
             logging.Formatter(f"%(asctime)s {process} %(levelname)s %(name)s: %(message)s")
         )
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [handler, TraceLogCapture()]
     root.setLevel(level.upper())
     for noisy in ("uvicorn.error", "uvicorn.access", "httpx", "aiosqlite", "sqlalchemy.engine"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

@@ -23,8 +23,9 @@ from dataplane.plugins.base import LocalReply
 from dataplane.plugins.runtime import EMPTY_CHAIN, PluginChain
 from dataplane.router import RouteMatch
 from dataplane.runtime import GatewayRuntime
+from dataplane.tracing.context import CURRENT_TRACE
 from dataplane.tracing.recorder import RequestTrace, format_traceparent
-from dataplane.tracing.spans import KIND_CLIENT, STATUS_ERROR, Span, now_ns
+from dataplane.tracing.spans import KIND_CLIENT, STATUS_ERROR, Span, SpanEvent, now_ns
 from dataplane.tracing.tracer import Tracer, capture_headers
 from dataplane.transport import UpstreamConnectError, error_type
 
@@ -129,6 +130,7 @@ class Proxy:
             )
             if exchange.trace is not None:
                 _router_span(exchange.trace, match, cache_hit, started, routed)
+                CURRENT_TRACE.set(exchange.trace)
         chain = EMPTY_CHAIN
         try:
             if match is None:
@@ -148,6 +150,7 @@ class Proxy:
             )
             await _log_phase(exchange, chain)
             if exchange.trace is not None:
+                CURRENT_TRACE.set(None)
                 _finish_root(exchange, match)
                 self.tracer.finish(exchange.trace, lambda: _response_facts(exchange, scope))
 
@@ -173,6 +176,13 @@ class Proxy:
                 exchange, match, runtime, self.transport, body, receive
             )
         except UpstreamFailure as failure:
+            log.warning(
+                "upstream of route %s failed: %s (%s)",
+                match.route.name,
+                failure.message,
+                failure.error,
+                extra={"request_id": exchange.request_id},
+            )
             if exchange.trace is not None:
                 exchange.trace.root.attributes["error.type"] = failure.error
             await _respond(
@@ -341,6 +351,15 @@ def _finish_root(exchange: Exchange, match: RouteMatch | None) -> None:
     if exchange.response_status >= 500:
         root.status_code = STATUS_ERROR
         attributes.setdefault("error.type", str(exchange.response_status))
+    if trace.logs:
+        root.events = [
+            SpanEvent(
+                "log",
+                time_ns,
+                {"log.severity": level, "log.logger": logger, "log.message": message},
+            )
+            for time_ns, level, logger, message in trace.logs
+        ] + (root.events or [])
     if trace.capture_headers:
         attributes.update(
             capture_headers("http.request.header.", exchange.request_headers.raw, exchange.redact)

@@ -43,6 +43,7 @@ class RequestTrace:
         "capture_body",
         "capture_headers",
         "head",
+        "logs",
         "root",
         "spans",
         "tail",
@@ -62,6 +63,7 @@ class RequestTrace:
         self.trace_id = parent[0] if parent is not None else new_trace_id()
         self.root = Span("HTTP", parent[1] if parent is not None else b"", start_ns, KIND_SERVER)
         self.spans: list[Span] = [self.root]
+        self.logs: list[tuple[int, str, str, str]] = []  # (time, level, logger, message)
         sessions = head + tail
         self.capture_headers = any(s.capture_headers for s in sessions)
         self.capture_body = any(s.capture_body for s in sessions)

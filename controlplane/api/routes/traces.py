@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from controlplane.api.deps import DbSession
-from controlplane.schemas import ErrorBody, TraceDetail
+from controlplane.schemas import ErrorBody, TraceDetail, TraceLogLine
 from controlplane.services import traces
 from controlplane.viewer.models import TraceSummary, WaterfallRow, summarize, waterfall
 
@@ -33,3 +33,23 @@ async def get_waterfall(db: DbSession, trace_id: str) -> list[WaterfallRow]:
     """The span tree as rows on a shared time axis, with the critical path marked."""
     detail = await traces.get_trace(db, trace_id)
     return waterfall(detail.spans)
+
+
+@router.get("/{trace_id}/logs", response_model=list[TraceLogLine], responses=_NOT_FOUND)
+async def get_logs(db: DbSession, trace_id: str) -> list[TraceLogLine]:
+    """The node's log lines written while it served this request, in time order."""
+    detail = await traces.get_trace(db, trace_id)
+    lines = [
+        TraceLogLine(
+            time_unix_nano=event.time_unix_nano,
+            level=str(event.attributes.get("log.severity", "")),
+            logger=str(event.attributes.get("log.logger", "")),
+            message=str(event.attributes.get("log.message", "")),
+            node_id=span.node_id,
+            span_id=span.span_id,
+        )
+        for span in detail.spans
+        for event in span.events
+        if event.name == "log"
+    ]
+    return sorted(lines, key=lambda line: line.time_unix_nano)
