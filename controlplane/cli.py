@@ -237,6 +237,57 @@ def config_demo(
 
 
 @app.command()
+def export(
+    session_id: Annotated[str, typer.Argument(help="Tracing session ID")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="File to write")],
+    api: Annotated[str, typer.Option(help="Control plane API URL")] = "http://127.0.0.1:8001",
+    format: Annotated[str, typer.Option(help="json (OTLP/JSON) or protobuf")] = "json",
+    token: Annotated[
+        str | None, typer.Option(help="Admin token [env ACTIVETRACE_ADMIN_TOKEN]")
+    ] = None,
+) -> None:
+    """Download every trace of a session as OTLP (importable into any OTel backend)."""
+    import httpx
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+    if format not in ("json", "protobuf"):
+        typer.echo("--format must be json or protobuf", err=True)
+        raise typer.Exit(2)
+    accept = "application/x-protobuf" if format == "protobuf" else "application/json"
+    headers = {"accept": accept, **_admin_headers(token)}
+    base = api.rstrip("/")
+    try:
+        with httpx.Client(headers=headers, timeout=60) as client:
+            session = client.get(f"{base}/api/v1/tracing-sessions/{session_id}")
+            if session.status_code != 200:
+                typer.echo(f"cannot export: {session.status_code} {session.text}", err=True)
+                raise typer.Exit(1)
+            traces = session.json()["samples"]
+            columns = (
+                TextColumn("{task.description}"),
+                BarColumn(),
+                DownloadColumn(),
+                TransferSpeedColumn(),
+            )
+            with (
+                Progress(*columns, transient=False) as progress,
+                client.stream(
+                    "GET", f"{base}/api/v1/tracing-sessions/{session_id}/otlp"
+                ) as response,
+                output.open("wb") as file,
+            ):
+                response.raise_for_status()
+                task = progress.add_task(f"session {session_id[:8]} ({traces} traces)", total=None)
+                for chunk in response.iter_bytes():
+                    file.write(chunk)
+                    progress.update(task, advance=len(chunk))
+    except httpx.HTTPError as exc:
+        typer.echo(f"cannot export: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"wrote {output} ({output.stat().st_size} bytes, OTLP {format})")
+
+
+@app.command()
 def up(
     base_dir: Annotated[Path, typer.Option(help="Where the SQLite database and caches go")] = Path(
         "var"
