@@ -16,7 +16,7 @@ from sqlalchemy import select
 from controlplane.db.engine import Database
 from controlplane.db.models import TraceRow
 from controlplane.metrics import ControlPlaneMetrics
-from controlplane.otlp.convert import span_records
+from controlplane.otlp.convert import span_rows
 from controlplane.services.ingest import refresh_span_counts, store_spans
 
 __all__ = ["Overloaded", "ReceiverResult", "TraceReceiver"]
@@ -85,20 +85,22 @@ class TraceReceiver:
         return result
 
     async def _store(self, request: trace_service_pb2.ExportTraceServiceRequest) -> ReceiverResult:
-        records = list(span_records(request.resource_spans))
-        if not records:
+        converted = span_rows(request.resource_spans)
+        received = len(converted.rows)
+        if not received:
             return ReceiverResult(0, 0, 0)
-        trace_ids = {r["trace_id"] for r in records}
         async with self.db.session() as db:
             known = set(
                 await db.scalars(
-                    select(TraceRow.trace_id).where(TraceRow.trace_id.in_(trace_ids)).distinct()
+                    select(TraceRow.trace_id)
+                    .where(TraceRow.trace_id.in_(list(converted.per_trace)))
+                    .distinct()
                 )
             )
-            keep = [r for r in records if r["trace_id"] in known]
+            kept = converted.only(known)
             stored = 0
-            if keep:
-                stored = await store_spans(db, keep)
+            if kept.rows:
+                stored = await store_spans(db, kept.rows)
                 await refresh_span_counts(db, sorted(known))
                 await db.commit()
-        return ReceiverResult(len(records), stored, len(records) - len(keep))
+        return ReceiverResult(received, stored, received - len(kept.rows))

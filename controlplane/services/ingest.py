@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import Counter
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -12,14 +12,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from controlplane.db.models import SpanRow, TraceRow, TracingSessionRow
-from controlplane.otlp.convert import SpanRecord, span_records
+from controlplane.otlp.convert import SPAN_COLUMNS, RequestRoot, span_rows
 from protos.activetrace.cluster.v1 import cluster_pb2 as pb
 
-__all__ = ["GATEWAY_SERVICE_NAME", "IngestResult", "ingest_batch", "store_spans"]
-
-GATEWAY_SERVICE_NAME = "activetrace-dataplane"
-_SPAN_KIND_SERVER = 2
-_STATUS_ERROR = 2
+__all__ = ["IngestResult", "ingest_batch", "refresh_span_counts", "store_spans"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,29 +37,63 @@ def _insert(db: AsyncSession, model: type[Any]) -> Any:
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
 
 
-async def store_spans(db: AsyncSession, records: Sequence[SpanRecord]) -> int:
-    """Insert spans, ignoring ones already stored; returns how many were new."""
-    if not records:
+async def store_spans(db: AsyncSession, rows: Sequence[tuple[Any, ...]]) -> int:
+    """Insert ``spans`` rows (see :func:`span_rows`), ignoring ones already stored.
+
+    Returns how many were new. The hot path of ingest: PostgreSQL gets a binary COPY into a
+    temporary table and one ``INSERT ... ON CONFLICT DO NOTHING``; SQLite an
+    ``INSERT OR IGNORE`` executemany.
+    """
+    if not rows:
         return 0
-    statement = _insert(db, SpanRow).on_conflict_do_nothing(index_elements=["trace_id", "span_id"])
-    stored = 0
-    for start in range(0, len(records), 500):
-        result = await db.execute(
-            statement.returning(SpanRow.span_id), records[start : start + 500]
+    connection = await db.connection()
+    raw = (await connection.get_raw_connection()).driver_connection
+    if connection.dialect.name == "postgresql":
+        return await _copy_postgresql(raw, rows)
+    return await _insert_sqlite(raw, rows)
+
+
+_PG_INSERT = (
+    f"INSERT INTO spans ({', '.join(SPAN_COLUMNS)}) "
+    f"SELECT {', '.join(SPAN_COLUMNS)} FROM spans_incoming "
+    "ON CONFLICT (trace_id, span_id) DO NOTHING"
+)
+# Connections that already have the temporary staging table.
+_STAGED: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+async def _copy_postgresql(conn: Any, rows: Sequence[tuple[Any, ...]]) -> int:
+    # Binary COPY into a per-connection staging table, then one set-based insert that skips
+    # spans already stored (idempotent resends).
+    if conn not in _STAGED:
+        await conn.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS spans_incoming "
+            "(LIKE spans INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
         )
-        stored += len(result.all())
-    return stored
+        _STAGED.add(conn)
+    await conn.copy_records_to_table("spans_incoming", records=rows, columns=SPAN_COLUMNS)
+    status = await conn.execute(_PG_INSERT)
+    return int(status.rsplit(" ", 1)[-1])
 
 
-def _trace_row(session_id: str, root: SpanRecord, span_count: int) -> dict[str, Any]:
-    attrs = root["attributes"]
+async def _insert_sqlite(conn: Any, rows: Sequence[tuple[Any, ...]]) -> int:
+    before = conn.total_changes
+    placeholders = ", ".join("?" for _ in SPAN_COLUMNS)
+    await conn.executemany(
+        f"INSERT OR IGNORE INTO spans ({', '.join(SPAN_COLUMNS)}) VALUES ({placeholders})", rows
+    )
+    return int(conn.total_changes - before)
+
+
+def _trace_row(session_id: str, root: RequestRoot, span_count: int) -> dict[str, Any]:
+    attrs = root.attributes
     status = attrs.get("http.response.status_code")
     return {
         "session_id": session_id,
-        "trace_id": root["trace_id"],
-        "node_id": root["node_id"] or "",
-        "start_time_ns": root["start_time_ns"],
-        "duration_ms": (root["end_time_ns"] - root["start_time_ns"]) / 1e6,
+        "trace_id": root.trace_id,
+        "node_id": root.node_id,
+        "start_time_ns": root.start_time_ns,
+        "duration_ms": (root.end_time_ns - root.start_time_ns) / 1e6,
         "method": str(attrs.get("http.request.method", ""))[:16],
         "path": str(attrs.get("url.path", "")),
         "status_code": int(status) if isinstance(status, int) else None,
@@ -72,40 +102,38 @@ def _trace_row(session_id: str, root: SpanRecord, span_count: int) -> dict[str, 
         "route_id": attrs.get("gateway.route.id"),
         "route_name": attrs.get("gateway.route.name"),
         "span_count": span_count,
-        "error": root["status_code"] == _STATUS_ERROR or "error.type" in attrs,
+        "error": root.error,
     }
-
-
-def _is_request_root(record: SpanRecord) -> bool:
-    return bool(
-        record["kind"] == _SPAN_KIND_SERVER and record["service_name"] == GATEWAY_SERVICE_NAME
-    )
 
 
 async def ingest_batch(db: AsyncSession, batch: pb.SpanBatch) -> IngestResult:
     """Store a node's span batch and the trace rows of the sessions that kept it; commits."""
-    records = list(span_records(batch.resource_spans))
+    converted = span_rows(batch.resource_spans)
+    received = len(converted.rows)
     sessions = list(
         await db.scalars(
             select(TracingSessionRow.id).where(TracingSessionRow.id.in_(batch.session_ids))
         )
     )
     if not sessions:  # every session was deleted while the batch was in flight
-        return IngestResult(len(records), 0, sessions=0)
-    stored = await store_spans(db, records)
-    counts = Counter(r["trace_id"] for r in records)
-    roots = [r for r in records if _is_request_root(r)]
-    if roots:
-        rows = [_trace_row(s, root, counts[root["trace_id"]]) for s in sessions for root in roots]
+        return IngestResult(received, 0, sessions=0)
+    stored = await store_spans(db, converted.rows)
+    if converted.roots:
+        rows = [
+            _trace_row(s, root, converted.per_trace[root.trace_id])
+            for s in sessions
+            for root in converted.roots
+        ]
         await db.execute(
             _insert(db, TraceRow).on_conflict_do_nothing(index_elements=["session_id", "trace_id"]),
             rows,
         )
-    late = [t for t in counts if t not in {r["trace_id"] for r in roots}]
+    rooted = {r.trace_id for r in converted.roots}
+    late = [t for t in converted.per_trace if t not in rooted]
     if late:
         await refresh_span_counts(db, late)
     await db.commit()
-    return IngestResult(len(records), stored, sessions=len(sessions))
+    return IngestResult(received, stored, sessions=len(sessions))
 
 
 async def refresh_span_counts(db: AsyncSession, trace_ids: Sequence[str]) -> None:
