@@ -14,12 +14,17 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from controlplane.api.auth import require_admin
 from controlplane.api.routes import (
     config,
+    consumers,
     expressions,
+    gateway_routes,
     nodes,
     otlp_export,
     otlp_receiver,
+    plugins,
+    services,
     sessions,
     traces,
+    upstreams,
 )
 from controlplane.db.models import TracingSessionRow
 from controlplane.errors import ApiError
@@ -41,6 +46,8 @@ def create_app(cp: ControlPlane) -> FastAPI:
     app.state.control_plane = cp
     protected = [Depends(require_admin)]
     for module in (nodes, sessions, traces, expressions, config, otlp_export):
+        app.include_router(module.router, dependencies=protected)
+    for module in (services, gateway_routes, upstreams, plugins, consumers):
         app.include_router(module.router, dependencies=protected)
     # Services behind the gateway export here with their own OTLP exporters: no admin token.
     app.include_router(otlp_receiver.router)

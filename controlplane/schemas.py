@@ -8,6 +8,7 @@ from typing import Any, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = [
+    "EntityList",
     "ErrorBody",
     "ErrorDetail",
     "ExpressionValidate",
@@ -254,3 +255,10 @@ class ExpressionValidation(BaseModel):
     errors: list[RuleErrorPublic]
     fields: list[str]
     tail: bool
+
+
+class EntityList(BaseModel):
+    """A page of gateway config entities in Kong's shape; ``next`` is the next page's path."""
+
+    data: list[dict[str, Any]]
+    next: str | None = None

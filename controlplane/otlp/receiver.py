@@ -17,7 +17,7 @@ from controlplane.db.engine import Database
 from controlplane.db.models import TraceRow
 from controlplane.metrics import ControlPlaneMetrics
 from controlplane.otlp.convert import span_rows
-from controlplane.services.ingest import refresh_span_counts, store_spans
+from controlplane.services.ingest import add_span_counts, store_spans
 
 __all__ = ["Overloaded", "ReceiverResult", "TraceReceiver"]
 
@@ -100,7 +100,8 @@ class TraceReceiver:
             kept = converted.only(known)
             stored = 0
             if kept.rows:
-                stored = await store_spans(db, kept.rows)
-                await refresh_span_counts(db, sorted(known))
+                added = await store_spans(db, kept.rows)
+                await add_span_counts(db, added)
                 await db.commit()
+                stored = added.total()
         return ReceiverResult(received, stored, received - len(kept.rows))

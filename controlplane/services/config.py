@@ -22,6 +22,7 @@ __all__ = [
     "config_message",
     "current_config",
     "save_config",
+    "save_if_changed",
     "validate_config",
 ]
 
@@ -94,6 +95,23 @@ async def save_config(
     stored = config.model_copy(update={"version": version})
     registry.broadcast(config_message(version, hash_, stored))
     return CurrentConfig(version, hash_, stored)
+
+
+async def save_if_changed(
+    db: AsyncSession,
+    registry: NodeRegistry,
+    config: GatewayConfig,
+    *,
+    current: CurrentConfig,
+    change: str,
+    now: datetime,
+) -> CurrentConfig:
+    """Store ``config`` as the version after ``current`` unless their content is equal."""
+    if config.content_hash() == current.hash:
+        return current
+    return await save_config(
+        db, registry, config, change=change[:255], now=now, expected_version=current.version
+    )
 
 
 def config_message(version: int, hash_: str, config: GatewayConfig) -> pb.CpMessage:

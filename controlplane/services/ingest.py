@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import weakref
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from controlplane.db.models import SpanRow, TraceRow, TracingSessionRow
+from controlplane.db.models import TraceRow, TracingSessionRow
 from controlplane.otlp.convert import SPAN_COLUMNS, RequestRoot, span_rows
 from protos.activetrace.cluster.v1 import cluster_pb2 as pb
 
-__all__ = ["IngestResult", "ingest_batch", "refresh_span_counts", "store_spans"]
+__all__ = ["IngestResult", "add_span_counts", "ingest_batch", "store_spans"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,15 +38,15 @@ def _insert(db: AsyncSession, model: type[Any]) -> Any:
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
 
 
-async def store_spans(db: AsyncSession, rows: Sequence[tuple[Any, ...]]) -> int:
+async def store_spans(db: AsyncSession, rows: Sequence[tuple[Any, ...]]) -> Counter[str]:
     """Insert ``spans`` rows (see :func:`span_rows`), ignoring ones already stored.
 
-    Returns how many were new. The hot path of ingest: PostgreSQL gets a binary COPY into a
-    temporary table and one ``INSERT ... ON CONFLICT DO NOTHING``; SQLite an
-    ``INSERT OR IGNORE`` executemany.
+    Returns how many spans were new, per trace. The hot path of ingest: PostgreSQL gets a
+    binary COPY into a temporary table and one ``INSERT ... ON CONFLICT DO NOTHING``; SQLite
+    an ``INSERT OR IGNORE`` executemany.
     """
     if not rows:
-        return 0
+        return Counter()
     connection = await db.connection()
     raw = (await connection.get_raw_connection()).driver_connection
     if connection.dialect.name == "postgresql":
@@ -56,13 +57,13 @@ async def store_spans(db: AsyncSession, rows: Sequence[tuple[Any, ...]]) -> int:
 _PG_INSERT = (
     f"INSERT INTO spans ({', '.join(SPAN_COLUMNS)}) "
     f"SELECT {', '.join(SPAN_COLUMNS)} FROM spans_incoming "
-    "ON CONFLICT (trace_id, span_id) DO NOTHING"
+    "ON CONFLICT (trace_id, span_id) DO NOTHING RETURNING trace_id"
 )
 # Connections that already have the temporary staging table.
 _STAGED: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
-async def _copy_postgresql(conn: Any, rows: Sequence[tuple[Any, ...]]) -> int:
+async def _copy_postgresql(conn: Any, rows: Sequence[tuple[Any, ...]]) -> Counter[str]:
     # Binary COPY into a per-connection staging table, then one set-based insert that skips
     # spans already stored (idempotent resends).
     if conn not in _STAGED:
@@ -72,17 +73,42 @@ async def _copy_postgresql(conn: Any, rows: Sequence[tuple[Any, ...]]) -> int:
         )
         _STAGED.add(conn)
     await conn.copy_records_to_table("spans_incoming", records=rows, columns=SPAN_COLUMNS)
-    status = await conn.execute(_PG_INSERT)
-    return int(status.rsplit(" ", 1)[-1])
+    return Counter(record[0] for record in await conn.fetch(_PG_INSERT))
 
 
-async def _insert_sqlite(conn: Any, rows: Sequence[tuple[Any, ...]]) -> int:
-    before = conn.total_changes
+async def _insert_sqlite(conn: Any, rows: Sequence[tuple[Any, ...]]) -> Counter[str]:
+    trace_ids = sorted({row[0] for row in rows})
+    placeholders = ", ".join("?" for _ in trace_ids)
+    cursor = await conn.execute(
+        f"SELECT trace_id, span_id FROM spans WHERE trace_id IN ({placeholders})", trace_ids
+    )
+    known = {(t, s) for t, s in await cursor.fetchall()}
+    await cursor.close()
+    new: Counter[str] = Counter()
+    for row in rows:
+        key = (row[0], row[1])
+        if key not in known:
+            known.add(key)
+            new[row[0]] += 1
     placeholders = ", ".join("?" for _ in SPAN_COLUMNS)
     await conn.executemany(
         f"INSERT OR IGNORE INTO spans ({', '.join(SPAN_COLUMNS)}) VALUES ({placeholders})", rows
     )
-    return int(conn.total_changes - before)
+    return new
+
+
+async def add_span_counts(db: AsyncSession, added: Counter[str]) -> None:
+    """Spans that arrived after their trace row (late plugin I/O, upstream services' spans)."""
+    if added:
+        traces = cast(Table, TraceRow.__table__)
+        # Core (not ORM) update, an executemany in trace_id order: concurrent ingests lock
+        # rows in the same order and cannot deadlock.
+        await db.execute(
+            update(traces)
+            .where(traces.c.trace_id == bindparam("t"))
+            .values(span_count=traces.c.span_count + bindparam("n")),
+            [{"t": trace_id, "n": count} for trace_id, count in sorted(added.items())],
+        )
 
 
 def _trace_row(session_id: str, root: RequestRoot, span_count: int) -> dict[str, Any]:
@@ -117,7 +143,7 @@ async def ingest_batch(db: AsyncSession, batch: pb.SpanBatch) -> IngestResult:
     )
     if not sessions:  # every session was deleted while the batch was in flight
         return IngestResult(received, 0, sessions=0)
-    stored = await store_spans(db, converted.rows)
+    added = await store_spans(db, converted.rows)
     if converted.roots:
         rows = [
             _trace_row(s, root, converted.per_trace[root.trace_id])
@@ -129,21 +155,6 @@ async def ingest_batch(db: AsyncSession, batch: pb.SpanBatch) -> IngestResult:
             rows,
         )
     rooted = {r.trace_id for r in converted.roots}
-    late = [t for t in converted.per_trace if t not in rooted]
-    if late:
-        await refresh_span_counts(db, late)
+    await add_span_counts(db, Counter({t: n for t, n in added.items() if t not in rooted}))
     await db.commit()
-    return IngestResult(received, stored, sessions=len(sessions))
-
-
-async def refresh_span_counts(db: AsyncSession, trace_ids: Sequence[str]) -> None:
-    """Recount spans of traces that received spans after their trace row was written."""
-    count = (
-        select(func.count())
-        .select_from(SpanRow)
-        .where(SpanRow.trace_id == TraceRow.trace_id)
-        .scalar_subquery()
-    )
-    await db.execute(
-        update(TraceRow).where(TraceRow.trace_id.in_(trace_ids)).values(span_count=count)
-    )
+    return IngestResult(received, added.total(), sessions=len(sessions))
