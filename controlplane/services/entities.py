@@ -268,11 +268,14 @@ def _error_loc(error: ErrorDetail, focus: _Focus, entity: Entity) -> list[str | 
 def _item_index(rest: list[str | int], entity: Entity, message: str) -> list[int]:
     """The model checks lists (paths, hosts, methods) whole; point at the item it quotes."""
     items = entity.get(rest[0]) if len(rest) == 1 and isinstance(rest[0], str) else None
-    if isinstance(items, list):
-        for index, item in enumerate(items):
-            if isinstance(item, str) and repr(item) in message:
-                return [index]
-    return []
+    if not isinstance(items, list):
+        return []
+    quoted = [
+        (message.find(repr(item)), index)
+        for index, item in enumerate(items)
+        if isinstance(item, str) and repr(item) in message
+    ]
+    return [min(quoted)[1]] if quoted else []  # the first quoted: "'get' ... e.g. 'GET'"
 
 
 def _saved_entity(
