@@ -12,19 +12,21 @@ from __future__ import annotations
 
 import copy
 import secrets
+import typing
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from controlplane.cluster.registry import NodeRegistry
 from controlplane.errors import Conflict, Invalid, NotFound
 from controlplane.schemas import ErrorDetail
 from controlplane.services import config as config_service
-from dataplane.gateway_config import GatewayConfig, entity_id
+from dataplane.gateway_config import GatewayConfig, Healthchecks, entity_id
 from dataplane.plugins import registry as plugin_registry
 
 __all__ = [
@@ -136,7 +138,7 @@ def _locate(body: Body, *, kind: EntityKind, ref: str) -> int:
 
 def _label(kind: EntityKind, entity: Entity) -> str:
     name = entity.get(kind.key or "name") or entity.get("id")
-    return f"{kind.singular} {name!r}"
+    return kind.singular if name is None else f"{kind.singular} {name!r}"
 
 
 def _public(kind: EntityKind, entity: Entity) -> Entity:
@@ -356,20 +358,41 @@ def _merged(old: Entity, changes: Entity, *, kind: EntityKind) -> Entity:
             base.pop(part, None)
     for field, value in changes.items():
         if field in kind.records and isinstance(value, dict):
-            base[field] = _merge_record(base.get(field), value)
+            base[field] = _merge_record(base.get(field), value, _record_model(field, base))
         else:
             base[field] = value
     return base
 
 
-def _merge_record(old: Any, changes: dict[str, Any]) -> dict[str, Any]:
+def _record_model(field: str, entity: Entity) -> type[BaseModel] | None:
+    if field == "healthchecks":
+        return Healthchecks
+    plugin = plugin_registry.plugin_classes().get(entity.get("name", ""))
+    return None if plugin is None else plugin.config_model
+
+
+def _merge_record(
+    old: Any, changes: dict[str, Any], model: type[BaseModel] | None
+) -> dict[str, Any]:
+    """Merge the fields given; nested records (pydantic models) merge too, maps are replaced."""
     merged = dict(old) if isinstance(old, dict) else {}
     for field, value in changes.items():
-        if isinstance(value, dict) and isinstance(merged.get(field), dict):
-            merged[field] = _merge_record(merged[field], value)
+        nested = _nested_model(model, field)
+        if nested is not None and isinstance(value, dict):
+            merged[field] = _merge_record(merged.get(field), value, nested)
         else:
             merged[field] = value
     return merged
+
+
+def _nested_model(model: type[BaseModel] | None, field: str) -> type[BaseModel] | None:
+    info = None if model is None else model.model_fields.get(field)
+    if info is None:
+        return None
+    for candidate in (info.annotation, *typing.get_args(info.annotation)):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return None
 
 
 def _check_id_kept(old: Entity, entity: Entity, *, kind: EntityKind) -> None:

@@ -328,7 +328,12 @@ async def test_route_needs_a_service(api: httpx.AsyncClient) -> None:
 
 async def test_upstream_and_targets_round_trip(api: httpx.AsyncClient) -> None:
     created = await api.post(
-        "/api/v1/upstreams", json={"name": "pool", "targets": [{"target": "10.0.0.1:80"}]}
+        "/api/v1/upstreams",
+        json={
+            "name": "pool",
+            "targets": [{"target": "10.0.0.1:80"}],
+            "healthchecks": {"passive": {"timeouts": 5}},
+        },
     )
     assert created.status_code == 201, created.text
     upstream = created.json()
@@ -355,7 +360,7 @@ async def test_upstream_and_targets_round_trip(api: httpx.AsyncClient) -> None:
         "/api/v1/upstreams/pool", json={"healthchecks": {"passive": {"tcp_failures": 7}}}
     )
     passive = patched.json()["healthchecks"]["passive"]
-    assert (passive["tcp_failures"], passive["timeouts"]) == (7, 2)
+    assert (passive["tcp_failures"], passive["timeouts"]) == (7, 5)
     replaced = await api.put("/api/v1/upstreams/pool", json={"tags": ["lb"]})
     assert replaced.status_code == 200, replaced.text
     assert len(replaced.json()["targets"]) == 2

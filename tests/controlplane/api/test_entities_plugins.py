@@ -18,12 +18,20 @@ from dataplane.plugins.base import GatewayPlugin, PluginConfig
 DEMO_ID = "43e4a642-1e68-5fa3-9234-90e65c7cd772"  # entity_id("service", "demo")
 
 
+class Limits(PluginConfig):
+    """A nested record of the test plugin's config."""
+
+    minute: int | None = None
+    hour: int | None = None
+
+
 class GreetingConfig(PluginConfig):
     """Config of the test plugin."""
 
     status: int = Field(default=200, ge=100, le=599)
     greeting: str = "hello"
     headers: dict[str, str] = Field(default_factory=dict)
+    limits: Limits = Limits()
 
 
 class GreetingPlugin(GatewayPlugin[GreetingConfig]):
@@ -75,31 +83,50 @@ async def test_global_plugin_round_trip(api: httpx.AsyncClient) -> None:
         "enabled": True,
         "service": None,
         "route": None,
-        "config": {"status": 200, "greeting": "hello", "headers": {}},
+        "config": {
+            "status": 200,
+            "greeting": "hello",
+            "headers": {},
+            "limits": {"minute": None, "hour": None},
+        },
         "tags": ["t"],
     }
     fetched = await api.get(f"/api/v1/plugins/{plugin['id']}")
     assert fetched.json() == plugin
 
-    # PATCH merges config field by field, like Kong's records.
+    # PATCH merges config field by field, nested records too (Kong's records); maps are
+    # values, replaced whole.
     patched = await api.patch(
         f"/api/v1/plugins/{plugin['id']}",
-        json={"config": {"greeting": "hi", "headers": {"x-a": "1"}}, "enabled": False},
+        json={
+            "config": {"greeting": "hi", "headers": {"x-a": "1"}, "limits": {"minute": 5}},
+            "enabled": False,
+        },
     )
     assert patched.status_code == 200, patched.text
-    assert patched.json()["config"] == {"status": 200, "greeting": "hi", "headers": {"x-a": "1"}}
     assert patched.json()["enabled"] is False
+    again = await api.patch(
+        f"/api/v1/plugins/{plugin['id']}",
+        json={"config": {"headers": {"x-b": "2"}, "limits": {"hour": 50}}},
+    )
+    assert again.json()["config"] == {
+        "status": 200,
+        "greeting": "hi",
+        "headers": {"x-b": "2"},
+        "limits": {"minute": 5, "hour": 50},
+    }
 
     replaced = await api.put(
         f"/api/v1/plugins/{plugin['id']}", json={"name": "greeting", "config": {"status": 418}}
     )
     assert replaced.status_code == 200, replaced.text
-    assert replaced.json()["config"] == {"status": 418, "greeting": "hello", "headers": {}}
+    assert replaced.json()["config"]["status"] == 418
+    assert replaced.json()["config"]["greeting"] == "hello"
     assert replaced.json()["enabled"] is True
 
     deleted = await api.delete(f"/api/v1/plugins/{plugin['id']}")
     assert deleted.status_code == 204
-    assert deleted.headers["x-config-version"] == "5"
+    assert deleted.headers["x-config-version"] == "6"
     assert await _plugins(api) == []
 
 
