@@ -136,6 +136,11 @@ def _locate(body: Body, *, kind: EntityKind, ref: str) -> int:
     return index
 
 
+def _lookup(body: Body, *, kind: EntityKind, ref: str) -> Entity:
+    entity: Entity = body[kind.collection][_locate(body, kind=kind, ref=ref)]
+    return entity
+
+
 def _label(kind: EntityKind, entity: Entity) -> str:
     name = entity.get(kind.key or "name") or entity.get("id")
     return kind.singular if name is None else f"{kind.singular} {name!r}"
@@ -182,9 +187,7 @@ async def list_entities(
     items = [item for item in body[kind.collection] if matches(item)]
     if parent is not None:
         parent_kind, parent_ref = parent
-        parent_id = body[parent_kind.collection][_locate(body, kind=parent_kind, ref=parent_ref)][
-            "id"
-        ]
+        parent_id = _lookup(body, kind=parent_kind, ref=parent_ref)["id"]
         field = f"{parent_kind.singular}_id"
         items = [item for item in items if item.get(field) == parent_id]
     public = [_public(kind, item) for item in items]
@@ -194,7 +197,7 @@ async def list_entities(
 async def get_entity(db: AsyncSession, *, kind: EntityKind, ref: str) -> EntityResult:
     """One entity by ID or name (404 when there is none)."""
     current, body = await _current(db)
-    entity = body[kind.collection][_locate(body, kind=kind, ref=ref)]
+    entity = _lookup(body, kind=kind, ref=ref)
     return EntityResult(_public(kind, entity), current.version)
 
 
@@ -420,11 +423,14 @@ async def create_entity(
     """``POST``: a new entity (ID generated when absent), optionally bound to ``parent``."""
 
     def edit(body: Body) -> _Focus:
-        entity = _entity_input(body, kind=kind, fields=fields)
-        if parent is not None:
-            parent_kind, parent_ref = parent
-            index = _locate(body, kind=parent_kind, ref=parent_ref)
-            entity[f"{parent_kind.singular}_id"] = body[parent_kind.collection][index]["id"]
+        if parent is None:
+            return _append(body, kind=kind, entity=_entity_input(body, kind=kind, fields=fields))
+        parent_kind, parent_ref = parent
+        parent_id = _lookup(body, kind=parent_kind, ref=parent_ref)["id"]
+        # The URL names the parent, as in Kong; a reference to it in the body is ignored.
+        given = {k: v for k, v in fields.items() if k != parent_kind.singular}
+        entity = _entity_input(body, kind=kind, fields=given)
+        entity[f"{parent_kind.singular}_id"] = parent_id
         return _append(body, kind=kind, entity=entity)
 
     saved, focus = await _change(db, registry, now=now, verb="create", edit=edit)
@@ -551,7 +557,7 @@ def _target_public(upstream: Entity, target: Entity) -> Entity:
 async def list_targets(db: AsyncSession, *, upstream: str) -> EntityPage:
     """The targets of an upstream (a deterministic ID each, as targets are stored inline)."""
     current, body = await _current(db)
-    entity = body["upstreams"][_locate(body, kind=UPSTREAMS, ref=upstream)]
+    entity = _lookup(body, kind=UPSTREAMS, ref=upstream)
     data = [_target_public(entity, target) for target in entity["targets"]]
     return EntityPage(data, None, current.version)
 
@@ -585,7 +591,7 @@ async def delete_target(
     """Remove a target, named by ``host:port`` or by its ID; returns the new version."""
 
     def edit(body: Body) -> _Focus:
-        entity = body["upstreams"][_locate(body, kind=UPSTREAMS, ref=upstream)]
+        entity = _lookup(body, kind=UPSTREAMS, ref=upstream)
         kept = [
             known
             for known in entity["targets"]
@@ -611,7 +617,7 @@ def _credential_public(consumer: Entity, credential: Entity) -> Entity:
 async def list_credentials(db: AsyncSession, *, consumer: str) -> EntityPage:
     """A consumer's key-auth credentials."""
     current, body = await _current(db)
-    entity = body["consumers"][_locate(body, kind=CONSUMERS, ref=consumer)]
+    entity = _lookup(body, kind=CONSUMERS, ref=consumer)
     data = [_credential_public(entity, cred) for cred in entity["keyauth_credentials"]]
     return EntityPage(data, None, current.version)
 
@@ -650,7 +656,7 @@ async def delete_credential(
     """Remove a key-auth credential, named by its key or ID; returns the new version."""
 
     def edit(body: Body) -> _Focus:
-        entity = body["consumers"][_locate(body, kind=CONSUMERS, ref=consumer)]
+        entity = _lookup(body, kind=CONSUMERS, ref=consumer)
         kept = [
             cred
             for cred in entity["keyauth_credentials"]

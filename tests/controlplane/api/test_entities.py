@@ -318,6 +318,15 @@ async def test_bad_route_is_422_and_stores_nothing(
     assert await _names(api, "routes") == ["demo", "orders"]
 
 
+async def test_nested_route_is_bound_to_the_service_in_the_url(api: httpx.AsyncClient) -> None:
+    response = await api.post(
+        "/api/v1/services/demo/routes",
+        json={"name": "bound", "paths": ["/bound"], "service": {"name": "elsewhere"}},
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["service"] == {"id": DEMO_ID}
+
+
 async def test_route_needs_a_service(api: httpx.AsyncClient) -> None:
     response = await api.post("/api/v1/routes", json={"name": "lost", "paths": ["/lost"]})
     _assert_invalid(response, ["body", "service"], "Field required")
