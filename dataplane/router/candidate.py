@@ -20,9 +20,9 @@ __all__ = ["Candidate", "HeaderRule", "RequestFacts", "candidates_for"]
 _log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RequestFacts:
-    """What the router knows about a request once it has read it."""
+    """What the router knows about a request once it has read it (not frozen: built per miss)."""
 
     method: str
     port: int | None

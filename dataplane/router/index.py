@@ -109,25 +109,24 @@ class RouteIndex:
     def find(self, host: str, request: RequestFacts) -> Found | None:
         """The best candidate for a request to ``host`` (a lower-case name without port)."""
         found: Found | None = None
-        for bucket in self._buckets(host):
-            found = bucket.best(request, found)
-        return found
-
-    def _buckets(self, host: str) -> Iterator[HostBucket]:
         bucket = self.exact.get(host)
         if bucket is not None:
-            yield bucket
+            found = bucket.best(request, found)
         if self.suffixes or self.prefixes:
-            # A wildcard stands for at least one character: '*.b.c' matches 'a.b.c', not '.b.c'.
-            dot = host.find(".", 1)
-            while dot != -1:
-                if self.suffixes and (bucket := self.suffixes.get(host[dot:])) is not None:
-                    yield bucket
-                if (
-                    self.prefixes
-                    and dot < len(host) - 1
-                    and (bucket := self.prefixes.get(host[: dot + 1])) is not None
-                ):
-                    yield bucket
-                dot = host.find(".", dot + 1)
-        yield self.any_host
+            for bucket in self._wildcard_buckets(host):
+                found = bucket.best(request, found)
+        return self.any_host.best(request, found)
+
+    def _wildcard_buckets(self, host: str) -> Iterator[HostBucket]:
+        # A wildcard stands for at least one character: '*.b.c' matches 'a.b.c', not '.b.c'.
+        dot = host.find(".", 1)
+        while dot != -1:
+            if self.suffixes and (bucket := self.suffixes.get(host[dot:])) is not None:
+                yield bucket
+            if (
+                self.prefixes
+                and dot < len(host) - 1
+                and (bucket := self.prefixes.get(host[: dot + 1])) is not None
+            ):
+                yield bucket
+            dot = host.find(".", dot + 1)

@@ -142,9 +142,9 @@ class Router:
         route = candidate.route
         stripped = request.path[end:] if route.strip_path and candidate.path is not None else None
         return RouteMatch(
-            route=route,
-            service=candidate.service,
-            matched_path=candidate.path,
-            upstream_path=join_upstream_path(candidate.service.path, request.path, stripped),
-            upstream_host=host if route.preserve_host and host else None,
+            route,
+            candidate.service,
+            candidate.path,
+            join_upstream_path(candidate.service.path, request.path, stripped),
+            host if route.preserve_host and host else None,
         )
