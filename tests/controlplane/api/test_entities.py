@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from controlplane.errors import Conflict
 from controlplane.services import config as config_service
@@ -591,3 +592,27 @@ async def test_a_change_that_lost_a_race_is_applied_again(
     assert response.status_code == 201, response.text
     assert calls == 2
     assert await _names(api, "services") == ["demo", "s"]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/services",
+        "/api/v1/routes",
+        "/api/v1/upstreams",
+        "/api/v1/plugins",
+        "/api/v1/consumers",
+    ],
+)
+async def test_entity_endpoints_need_the_admin_token(
+    api: httpx.AsyncClient,
+    control_plane: ControlPlane,
+    monkeypatch: pytest.MonkeyPatch,
+    path: str,
+) -> None:
+    monkeypatch.setattr(control_plane.settings, "admin_token", SecretStr("s3cret"))
+    assert (await api.get(path)).status_code == 401
+    refused = await api.post(path, json={"name": "x", "host": "x"})
+    assert refused.status_code == 401
+    allowed = await api.get(path, headers={"authorization": "Bearer s3cret"})
+    assert allowed.status_code == 200, allowed.text
