@@ -104,13 +104,21 @@ class Router:
             return self._route(method, host, path, selected, scheme), False
         key: _CacheKey = (method, host, path, scheme, selected)
         cache = self._cache
-        if key in cache:
+        # A KeyError (another thread evicted the key) just means routing the request afresh.
+        try:
+            found = cache[key]
             cache.move_to_end(key)
-            return cache[key], True
+        except KeyError:
+            pass
+        else:
+            return found, True
         found = self._route(method, host, path, selected, scheme)
         cache[key] = found
-        if len(cache) > self._cache_size:
-            cache.popitem(last=False)
+        while len(cache) > self._cache_size:
+            try:
+                cache.popitem(last=False)
+            except KeyError:
+                break
         return found, False
 
     def _select_headers(

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from dataplane.gateway_config import Service
+from dataplane.gateway_config import Route, Service
 from dataplane.router import RouteMatch, Router
 from tests.dataplane.router.conftest import RouteFactory, RouterFactory
 
@@ -308,6 +308,34 @@ PRIORITY: list[tuple[str, list[R], R, str]] = [
         "p",
     ),
     (
+        "no path but more categories beats a regex",
+        [
+            {"name": "re", "paths": ["~/"]},
+            {"name": "mh", "methods": ["GET"], "headers": {"x-a": ["1"]}},
+        ],
+        {"headers": [(b"x-a", b"1")]},
+        "mh",
+    ),
+    (
+        "each path of a route ranks on its own",
+        [
+            {"name": "both", "paths": ["/x", "~/a"], "regex_priority": 3},
+            {"name": "re", "paths": ["~/a"], "regex_priority": 2},
+            {"name": "long", "paths": ["/x/y"]},
+        ],
+        {"path": "/x/y"},
+        "long",
+    ),
+    (
+        "regex_priority of a route with a prefix path too",
+        [
+            {"name": "re", "paths": ["~/a"], "regex_priority": 2},
+            {"name": "both", "paths": ["/x", "~/a"], "regex_priority": 3},
+        ],
+        {"path": "/a"},
+        "both",
+    ),
+    (
         "tie: first listed",
         [{"name": "first", "paths": ["/a"]}, {"name": "second", "paths": ["/a"]}],
         {"path": "/a"},
@@ -496,3 +524,40 @@ def test_odd_input_never_raises(
         found, hit = router.match(method, host, path, headers, "weird")
         assert found is None or isinstance(found, RouteMatch)
         assert isinstance(hit, bool)
+
+
+def test_invalid_regexes_are_left_out(
+    make_router: RouterFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The config validates regexes; a router built from unvalidated routes must still work.
+    bad_path = Route.model_construct(
+        id="bad",
+        name="bad",
+        service_id="svc",
+        paths=("~(", "/ok"),
+        hosts=(),
+        methods=(),
+        headers={},
+        protocols=("http", "https"),
+        strip_path=True,
+        preserve_host=False,
+        regex_priority=0,
+    )
+    bad_header = Route.model_construct(
+        id="hdr",
+        name="hdr",
+        service_id="svc",
+        paths=(),
+        hosts=(),
+        methods=(),
+        headers={"x-v": ("~*(", "1")},
+        protocols=("http", "https"),
+        strip_path=True,
+        preserve_host=False,
+        regex_priority=0,
+    )
+    router = make_router(bad_path, bad_header)
+    assert "invalid regex" in caplog.text
+    assert route_name(router, {"path": "/ok"}) == "bad"
+    assert route_name(router, {"path": "/(", "headers": [(b"x-v", b"1")]}) == "hdr"
+    assert route_name(router, {"path": "/(", "headers": [(b"x-v", b"(")]}) is None
