@@ -574,9 +574,7 @@ async def _balance_and_send(
                 break
             continue
         if balancer is not None and target is not None:
-            balancer.report(
-                target, "ok" if response.status_code < 500 else "http_failure", response.status_code
-            )
+            balancer.report(target, "ok", response.status_code)
         exchange.upstream_span = upstream_span
         exchange.upstream_started = upstream_started
         if upstream_span is not None:
