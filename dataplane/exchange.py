@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import parse_qsl, quote, unquote
 
 from dataplane.headers import HeaderList
 from dataplane.tracing.spans import KIND_CLIENT, Span, now_ns
@@ -11,7 +12,9 @@ if TYPE_CHECKING:
     from dataplane.gateway_config import Consumer, Route, Service
     from dataplane.tracing.recorder import RequestTrace
 
-__all__ = ["Exchange"]
+__all__ = ["REDACTED", "Exchange"]
+
+REDACTED: Final = "[REDACTED]"
 
 
 class Exchange:
@@ -22,6 +25,7 @@ class Exchange:
         "client_ip",
         "client_port",
         "consumer",
+        "credential_id",
         "current_span",
         "host",
         "method",
@@ -79,6 +83,7 @@ class Exchange:
         self.route: Route | None = None
         self.service: Service | None = None
         self.consumer: Consumer | None = None
+        self.credential_id: str | None = None  # the credential an auth plugin accepted
         self.upstream_path = path
         self.request_body: bytes | None = None
         self.request_body_size = 0
@@ -107,3 +112,29 @@ class Exchange:
             return None
         parent = self.current_span or trace.root
         return trace.span(name, parent, now_ns(), KIND_CLIENT, attributes)
+
+    def query_args(self) -> list[tuple[str, str]]:
+        """The query string as decoded ``(name, value)`` pairs, in order."""
+        return parse_qsl(self.query_string.decode("latin-1"), keep_blank_values=True)
+
+    def set_query_args(self, args: list[tuple[str, str]]) -> None:
+        """Replace the query string sent upstream."""
+        self.query_string = "&".join(
+            f"{quote(name, safe='')}={quote(value, safe='')}" for name, value in args
+        ).encode("latin-1")
+
+    def redacted_query(self, query: bytes | None = None) -> str:
+        """``query`` (default: the request's) with values of names in ``redact`` hidden.
+
+        For ``url.full`` / ``url.query`` and logs: a key-auth key in the query never shows.
+        """
+        text = (self.query_string if query is None else query).decode("latin-1")
+        if not self.redact or not text:
+            return text
+        parts = []
+        for part in text.split("&"):
+            name, sep, _ = part.partition("=")
+            if sep and unquote(name.replace("+", " ")) in self.redact:
+                part = f"{name}={REDACTED}"
+            parts.append(part)
+        return "&".join(parts)
