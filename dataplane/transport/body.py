@@ -1,0 +1,91 @@
+"""The response body as an httpx stream: chunks as they arrive, with backpressure."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+
+from dataplane.transport.connection import ResponseReader
+from dataplane.transport.dns import Trace
+from dataplane.transport.errors import error_type
+
+__all__ = ["ResponseStream"]
+
+_BODY = "http11.receive_response_body"
+
+
+class ResponseStream(httpx.AsyncByteStream):
+    """Yields body chunks as the upstream sends them; ``aclose()`` before the end closes the
+    connection (an unread body cannot be skipped on a keep-alive connection)."""
+
+    __slots__ = ("_done", "_reader", "_timeout", "_trace")
+
+    def __init__(self, reader: ResponseReader, timeout: float | None, trace: Trace | None) -> None:
+        self._reader = reader
+        self._timeout = timeout
+        self._trace = trace
+        self._done = False
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self
+
+    async def __anext__(self) -> bytes:
+        reader = self._reader
+        while True:
+            if reader.chunks:
+                return reader.take()
+            if reader.error is not None:
+                self._end(reader.error)
+                raise reader.error
+            if reader.complete:
+                self._end(None)
+                raise StopAsyncIteration
+            if self._done:
+                raise httpx.StreamClosed()
+            try:
+                woken = await reader.wait(self._timeout)
+            except BaseException as exc:  # cancelled while waiting: the exchange is abandoned
+                self._abandon(exc)
+                raise
+            if not woken:
+                timeout = httpx.ReadTimeout(f"no response body data for {self._timeout}s")
+                self._abandon(timeout)
+                raise timeout
+
+    async def aclose(self) -> None:
+        """Finish the exchange: nothing to do after the end, else close the connection."""
+        if self._done:
+            return
+        reader = self._reader
+        if reader.complete and reader.error is None:
+            self._end(None)
+        else:
+            self._abandon(None)
+
+    def _abandon(self, exc: BaseException | None) -> None:
+        reader = self._reader
+        if not reader.complete:
+            reader.conn.abort()
+        self._end(exc, closed=exc is None)
+
+    def _end(self, exc: BaseException | None, *, closed: bool = False) -> None:
+        if self._done:
+            return
+        self._done = True
+        trace = self._trace
+        if trace is None:
+            return
+        size = self._reader.body_bytes
+        if exc is not None:
+            info = {"error_type": error_type(exc), "error": str(exc), "bytes": size}
+            trace(_BODY + ".failed", info)
+        elif closed:
+            info = {
+                "error_type": "response_closed",
+                "error": "closed before the end",
+                "bytes": size,
+            }
+            trace(_BODY + ".failed", info)
+        else:
+            trace(_BODY + ".complete", {"bytes": size})

@@ -1,0 +1,377 @@
+"""One HTTP/1.1 connection to an upstream: an asyncio Protocol feeding an httptools parser.
+
+A :class:`Connection` carries one exchange at a time. Each exchange gets a fresh
+:class:`ResponseReader` (the parser's callback object), which buffers the response as it
+arrives; the caller awaits it with :meth:`ResponseReader.wait`. When the parser sees the end of a
+keep-alive response the connection goes straight back to its pool, even if the body has not been
+consumed yet: the bytes already sit in the reader.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any, Final, TypeAlias, cast
+
+import httptools
+
+from dataplane.transport.errors import UpstreamProtocolError, UpstreamReadError
+
+if TYPE_CHECKING:
+    from dataplane.transport.pool import ConnectionPool
+
+__all__ = ["HIGH_WATER", "Connection", "Origin", "ResponseReader"]
+
+Origin: TypeAlias = tuple[bytes, str, int, bool]
+"""Where a connection goes: (scheme, host, port, TLS verified)."""
+
+HIGH_WATER: Final = 256 * 1024
+"""Unconsumed response body bytes at which the connection stops reading from the socket."""
+
+_NO_BODY_STATUS: Final = frozenset({204, 304})
+
+
+def _expire(waiter: asyncio.Future[bool]) -> None:
+    if not waiter.done():
+        waiter.set_result(False)
+
+
+def _wake(waiter: asyncio.Future[bool] | None) -> None:
+    if waiter is not None and not waiter.done():
+        waiter.set_result(True)
+
+
+async def wait_until_woken(
+    loop: asyncio.AbstractEventLoop, waiter: asyncio.Future[bool], seconds: float | None
+) -> bool:
+    """Await ``waiter``: True when woken, False when ``seconds`` passed first (a timer callback
+    is much cheaper than ``asyncio.timeout`` on the hot path)."""
+    if seconds is None:
+        return await waiter
+    timer = loop.call_later(seconds, _expire, waiter)
+    try:
+        return await waiter
+    finally:
+        timer.cancel()
+
+
+class Connection(asyncio.Protocol):
+    """A TCP (or TLS) connection to one origin, owned by a pool."""
+
+    __slots__ = (
+        "_drain_waiter",
+        "_read_paused",
+        "_write_paused",
+        "closed",
+        "done",
+        "idle_since",
+        "loop",
+        "origin",
+        "peer",
+        "pool",
+        "reader",
+        "reused",
+        "transport",
+    )
+
+    def __init__(
+        self, origin: Origin, pool: ConnectionPool, loop: asyncio.AbstractEventLoop
+    ) -> None:
+        self.origin = origin
+        self.pool = pool
+        self.loop = loop
+        self.peer: tuple[str, int] = ("", 0)
+        self.transport: asyncio.Transport | None = None
+        self.reader: ResponseReader | None = None
+        self.reused = False
+        self.closed = False
+        self.idle_since = 0.0
+        self.done: asyncio.Future[None] = loop.create_future()
+        self._read_paused = False
+        self._write_paused = False
+        self._drain_waiter: asyncio.Future[bool] | None = None
+
+    # asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        reader = self.reader
+        if reader is None:  # bytes nobody asked for: the connection is out of step
+            self.close()
+            return
+        reader.feed(data)
+        if reader.complete or reader.error is not None:
+            self._exchange_done(reader)
+
+    def eof_received(self) -> bool | None:
+        return None  # let the transport close; connection_lost tells the reader
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        reader = self.reader
+        self.reader = None
+        self._close_state()
+        if reader is not None:
+            reader.lost(exc)
+        _wake(self._drain_waiter)
+        self.pool.lost(self)
+        if not self.done.done():
+            self.done.set_result(None)
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        _wake(self._drain_waiter)
+
+    # used by the transport
+
+    def begin(self, head_only: bool) -> ResponseReader:
+        """Start an exchange: a new reader for the response to the request about to be sent."""
+        reader = ResponseReader(self, head_only)
+        self.reader = reader
+        return reader
+
+    def write(self, data: bytes) -> None:
+        """Queue request bytes (the transport sends them as the socket allows)."""
+        transport = self.transport
+        if transport is not None and not self.closed:
+            transport.write(data)
+
+    async def drain(self, seconds: float | None) -> bool:
+        """Wait until the socket takes more request bytes: False after ``seconds``."""
+        while self._write_paused and not self.closed:
+            waiter: asyncio.Future[bool] = self.loop.create_future()
+            self._drain_waiter = waiter
+            try:
+                if not await wait_until_woken(self.loop, waiter, seconds):
+                    return False
+            finally:
+                self._drain_waiter = None
+        return True
+
+    def pause_reading(self) -> None:
+        """The consumer is behind: stop reading from the socket (TCP pushes back upstream)."""
+        if not self._read_paused and self.transport is not None and not self.closed:
+            self._read_paused = True
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        """The consumer caught up: read from the socket again."""
+        if self._read_paused and self.transport is not None and not self.closed:
+            self._read_paused = False
+            self.transport.resume_reading()
+
+    def close(self) -> None:
+        """Close the connection (it leaves the pool at once)."""
+        self._close_state()
+        if self.transport is not None:
+            self.transport.close()
+
+    def abort(self) -> None:
+        """Drop the connection without flushing (errors, shutdown)."""
+        self._close_state()
+        if self.transport is not None:
+            self.transport.abort()
+
+    def _close_state(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.pool.closed(self)
+
+    def _exchange_done(self, reader: ResponseReader) -> None:
+        self.reader = None
+        if reader.error is not None:
+            self.abort()
+        elif reader.keep_alive and reader.request_sent and not self.closed:
+            if self._read_paused:
+                self.resume_reading()
+            self.pool.release(self)
+        else:
+            self.close()
+
+
+class ResponseReader:
+    """Parser callbacks for one response; buffers its head and body until the caller takes them."""
+
+    __slots__ = (
+        "_informational",
+        "_waiter",
+        "body_bytes",
+        "buffered",
+        "chunks",
+        "complete",
+        "conn",
+        "error",
+        "head_only",
+        "headers",
+        "headers_done",
+        "http_version",
+        "keep_alive",
+        "parser",
+        "reason",
+        "received",
+        "request_sent",
+        "status",
+    )
+
+    def __init__(self, conn: Connection, head_only: bool) -> None:
+        self.conn = conn
+        self.head_only = head_only
+        self.parser = httptools.HttpResponseParser(self)
+        self.status = 0
+        self.reason = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.http_version = b"HTTP/1.1"
+        self.headers_done = False
+        self.complete = False
+        self.keep_alive = False
+        self.request_sent = False
+        self.received = False
+        self.chunks: list[bytes] = []
+        self.buffered = 0
+        self.body_bytes = 0
+        self.error: UpstreamProtocolError | UpstreamReadError | None = None
+        self._informational = False
+        self._waiter: asyncio.Future[bool] | None = None
+
+    # fed by the connection
+
+    def feed(self, data: bytes) -> None:
+        """Parse bytes from the socket."""
+        self.received = True
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            # 101 Switching Protocols: the response ends with its head; no more HTTP here
+            self.keep_alive = False
+            self.complete = True
+        except httptools.HttpParserError as exc:
+            if self.complete:
+                self.keep_alive = False  # junk after a complete response
+            else:
+                self.error = UpstreamProtocolError(f"invalid HTTP response from upstream: {exc}")
+        if self.buffered > HIGH_WATER and not self.complete:
+            self.conn.pause_reading()
+        _wake(self._waiter)
+
+    def lost(self, exc: BaseException | None) -> None:
+        """The connection closed under this response."""
+        if self.complete or self.error is not None:
+            return
+        if exc is None and self.headers_done and self._close_delimited():
+            self.complete = True  # the body ran until the connection closed
+        elif isinstance(exc, ConnectionResetError | BrokenPipeError):
+            self.error = UpstreamReadError(
+                f"upstream reset the connection: {exc}", "connection_reset"
+            )
+        elif exc is not None:
+            self.error = UpstreamReadError(f"reading from upstream failed: {exc}")
+        elif not self.received:
+            self.error = UpstreamProtocolError(
+                "upstream closed the connection without sending a response", "connection_closed"
+            )
+        else:
+            self.error = UpstreamProtocolError(
+                "upstream closed the connection before the end of the response",
+                "connection_closed",
+            )
+        _wake(self._waiter)
+
+    # httptools callbacks
+
+    def on_message_begin(self) -> None:
+        """A response (or junk after the one we wanted) starts."""
+        if self.complete:
+            self.keep_alive = False
+
+    def on_status(self, status: bytes) -> None:
+        """Part of the reason phrase."""
+        self.reason += status
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        """One header, as received."""
+        self.headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        """The head is parsed: wake the caller (time to first byte)."""
+        parser = self.parser
+        status = parser.get_status_code()
+        if status < 200 and status != 101:  # interim (100 Continue, 103 Early Hints): skip
+            self._informational = True
+            self.headers = []
+            self.reason = b""
+            return
+        self.status = status
+        if parser.get_http_version() == "1.0":
+            self.http_version = b"HTTP/1.0"
+        self.headers_done = True
+        if self.head_only:
+            # llhttp does not know the request was HEAD; a Content-Length here describes nothing
+            self.keep_alive = self._head_keep_alive()
+            self.complete = True
+
+    def on_body(self, body: bytes) -> None:
+        """A piece of the body."""
+        if self.complete:
+            self.keep_alive = False  # a body after HEAD: the connection is out of step
+            return
+        self.chunks.append(body)
+        self.buffered += len(body)
+        self.body_bytes += len(body)
+
+    def on_message_complete(self) -> None:
+        """The response ended (by Content-Length, last chunk, or no body)."""
+        if self._informational:
+            self._informational = False
+            return
+        if not self.complete:
+            self.keep_alive = self.parser.should_keep_alive()
+            self.complete = True
+
+    # used by the transport and the body stream
+
+    async def wait(self, seconds: float | None) -> bool:
+        """Wait for news (head, body, end, error): False when ``seconds`` passed first."""
+        waiter: asyncio.Future[bool] = self.conn.loop.create_future()
+        self._waiter = waiter
+        try:
+            return await wait_until_woken(self.conn.loop, waiter, seconds)
+        finally:
+            self._waiter = None
+
+    def take(self) -> bytes:
+        """Everything buffered of the body, as one piece."""
+        chunks = self.chunks
+        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        self.chunks = []
+        self.buffered = 0
+        if not self.complete and self.conn.reader is self:
+            self.conn.resume_reading()
+        return data
+
+    def _close_delimited(self) -> bool:
+        if self.status in _NO_BODY_STATUS or self.head_only:
+            return False
+        for name, value in self.headers:
+            lowered = name.lower()
+            if lowered == b"content-length":
+                return False
+            if lowered == b"transfer-encoding" and b"chunked" in value.lower():
+                return False
+        return True
+
+    def _head_keep_alive(self) -> bool:
+        for name, value in self.headers:
+            if name.lower() == b"connection":
+                tokens = [token.strip() for token in value.lower().split(b",")]
+                if b"close" in tokens:
+                    return False
+                if b"keep-alive" in tokens:
+                    return True
+        return self.http_version == b"HTTP/1.1"
+
+    def describe(self) -> dict[str, Any]:
+        """What trace events say about this response."""
+        return {"status_code": self.status, "bytes": self.body_bytes}

@@ -1,0 +1,80 @@
+"""Serialising a request's head, and choosing how its body is framed."""
+
+from __future__ import annotations
+
+from typing import Final, NamedTuple
+
+import httpx
+
+__all__ = ["RequestHead", "chunk", "request_head"]
+
+_METHODS: Final = {
+    m: m.encode() for m in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+}
+_LAST_CHUNK: Final = b"0\r\n\r\n"
+
+
+class RequestHead(NamedTuple):
+    """What goes on the wire for one request."""
+
+    data: bytes
+    """Request line, headers and the blank line."""
+    body: bytes | None
+    """The whole (framed) body when it is known up front, so the request can be replayed;
+    None when it streams from ``request.stream``."""
+    chunked: bool
+    """Stream chunks need chunked framing."""
+    head_only: bool
+    """The response has no body whatever its headers say (HEAD)."""
+
+
+def chunk(data: bytes) -> bytes:
+    """One chunk of a chunked body."""
+    return b"%x\r\n%b\r\n" % (len(data), data)
+
+
+def request_head(request: httpx.Request) -> RequestHead:
+    """Serialise ``request``'s head, headers as given; frame the body.
+
+    Adds only ``Content-Length`` (a known body without one) or ``Transfer-Encoding: chunked``
+    (a streamed body without a length). Raises ``httpx.LocalProtocolError`` for a header that
+    would split the head (CR or LF inside a name or value).
+    """
+    body = _known_body(request)
+    method = request.method
+    raw = request.headers.raw
+    lines = [_METHODS.get(method) or method.encode("ascii"), b" ", request.url.raw_path]
+    lines.append(b" HTTP/1.1\r\n")
+    has_length = chunked = False
+    for name, value in raw:
+        lines.append(b"%b: %b\r\n" % (name, value))
+        if len(name) in (14, 17):
+            lowered = name.lower()
+            if lowered == b"content-length":
+                has_length = True
+            elif lowered == b"transfer-encoding" and b"chunked" in value.lower():
+                chunked = True
+    if not chunked and not has_length:
+        if body is None:
+            lines.append(b"Transfer-Encoding: chunked\r\n")
+            chunked = True
+        elif body:
+            lines.append(b"Content-Length: %d\r\n" % len(body))
+    lines.append(b"\r\n")
+    data = b"".join(lines)
+    lines_expected = len(lines) - 3  # one LF per header line, the request line and the end
+    if data.count(b"\n") != lines_expected or data.count(b"\r") != lines_expected:
+        raise httpx.LocalProtocolError("CR or LF in a request header or the request target")
+    if chunked and body is not None:
+        body = (chunk(body) if body else b"") + _LAST_CHUNK
+    return RequestHead(data, body, chunked, method == "HEAD")
+
+
+def _known_body(request: httpx.Request) -> bytes | None:
+    stream = request.stream
+    if not isinstance(stream, httpx.ByteStream):
+        return None
+    try:
+        return request.content
+    except httpx.RequestNotRead:
+        return b"".join(stream)  # a ByteStream iterates synchronously, without I/O

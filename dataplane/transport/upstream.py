@@ -1,0 +1,294 @@
+"""The data plane's upstream HTTP/1.1 transport, behind httpx's transport interface."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterable, Mapping
+from typing import Any, Final
+
+import httpx
+
+from dataplane.transport.body import ResponseStream
+from dataplane.transport.connection import Connection, Origin, ResponseReader
+from dataplane.transport.dns import Address, Resolver, Trace, ip_literal
+from dataplane.transport.errors import (
+    UpstreamConnectError,
+    UpstreamProtocolError,
+    connect_error,
+    error_type,
+)
+from dataplane.transport.pool import ConnectionPool
+from dataplane.transport.request import RequestHead, chunk, request_head
+from dataplane.transport.tls import TlsContexts, tls_version
+
+__all__ = ["UpstreamTransport"]
+
+_NO_TIMEOUTS: Final[Mapping[str, float | None]] = {}
+_DEFAULT_PORTS: Final = {b"http": 80, b"https": 443}
+# RFC 9112 §9.3.1: a proxy must not retry non-idempotent requests automatically
+_IDEMPOTENT: Final = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
+_STALE_KINDS: Final = frozenset({"connection_closed", "connection_reset"})
+_SEND = "http11.send_request_headers"
+_HEAD = "http11.receive_response_headers"
+
+
+class _StaleConnection(Exception):
+    """A reused connection failed before any response byte (the upstream closed it idle)."""
+
+    def __init__(self, error: httpx.TransportError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class UpstreamTransport(httpx.AsyncBaseTransport):
+    """HTTP/1.1 to upstreams over asyncio protocols and httptools, with keep-alive pooling.
+
+    Request extensions read: ``timeout`` (connect/read/write/pool seconds), ``tls_verify``
+    (default True), ``sni_hostname`` and ``trace`` (a callable taking ``(event, info)``, called
+    synchronously for each phase). Responses carry the ``network_peer``, ``connection_reused``,
+    ``http_version`` and ``reason_phrase`` extensions.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_idle_per_origin: int = 100,
+        idle_timeout: float = 60.0,
+        max_connections_per_origin: int | None = None,
+        dns_ttl: float = 30.0,
+        dns_negative_ttl: float = 2.0,
+        cafile: str | os.PathLike[str] | None = None,
+    ) -> None:
+        self.pool = ConnectionPool(
+            max_idle_per_origin=max_idle_per_origin,
+            idle_timeout=idle_timeout,
+            max_connections_per_origin=max_connections_per_origin,
+        )
+        self.resolver = Resolver(ttl=dns_ttl, negative_ttl=dns_negative_ttl)
+        self.tls = TlsContexts(cafile)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Send ``request`` and return as soon as the response head arrived (body streams)."""
+        extensions = request.extensions
+        timeouts: Mapping[str, float | None] = extensions.get("timeout") or _NO_TIMEOUTS
+        trace: Trace | None = extensions.get("trace")
+        url = request.url
+        scheme = url.raw_scheme
+        port = url.port or _DEFAULT_PORTS.get(scheme)
+        if port is None:
+            raise httpx.UnsupportedProtocol(f"unsupported URL scheme {scheme!r}")
+        verify = scheme != b"https" or bool(extensions.get("tls_verify", True))
+        origin: Origin = (scheme, url.raw_host.decode("ascii"), port, verify)
+        head = request_head(request)
+        conn = await self.pool.checkout(origin, timeouts.get("pool"))
+        if conn is not None:
+            try:
+                return await self._exchange(conn, request, head, timeouts, trace)
+            except _StaleConnection as stale:
+                if head.body is None or request.method not in _IDEMPOTENT:
+                    raise stale.error from None
+        conn = await self._connect(origin, extensions, timeouts, trace)
+        try:
+            return await self._exchange(conn, request, head, timeouts, trace)
+        except _StaleConnection as stale:  # cannot happen on a fresh connection; to be safe
+            raise stale.error from None
+
+    async def aclose(self) -> None:
+        """Close all connections (the transport stays usable: later requests reconnect)."""
+        await self.pool.aclose()
+
+    async def _exchange(
+        self,
+        conn: Connection,
+        request: httpx.Request,
+        head: RequestHead,
+        timeouts: Mapping[str, float | None],
+        trace: Trace | None,
+    ) -> httpx.Response:
+        if trace is not None and conn.reused:
+            trace("connection.reused", {"peer": conn.peer})
+        reader = conn.begin(head.head_only)
+        phase = _SEND
+        try:
+            if trace is not None:
+                trace(_SEND + ".started", {})
+            await self._send(conn, reader, request, head, timeouts.get("write"))
+            phase = _HEAD
+            if trace is not None:
+                trace(_SEND + ".complete", {})
+                trace(_HEAD + ".started", {})
+            await self._receive_head(conn, reader, timeouts.get("read"))
+        except BaseException as exc:
+            if not reader.complete:
+                conn.abort()
+            if trace is not None:
+                error = exc.error if isinstance(exc, _StaleConnection) else exc
+                trace(phase + ".failed", {"error_type": error_type(error), "error": str(error)})
+            raise
+        if trace is not None:
+            trace(_HEAD + ".complete", {"status_code": reader.status})
+            trace("http11.receive_response_body.started", {})
+        return httpx.Response(
+            reader.status,
+            headers=reader.headers,
+            stream=ResponseStream(reader, timeouts.get("read"), trace),
+            extensions={
+                "http_version": reader.http_version,
+                "reason_phrase": reader.reason,
+                "network_peer": conn.peer,
+                "connection_reused": conn.reused,
+            },
+        )
+
+    async def _send(
+        self,
+        conn: Connection,
+        reader: ResponseReader,
+        request: httpx.Request,
+        head: RequestHead,
+        seconds: float | None,
+    ) -> None:
+        if conn.closed:
+            raise _StaleConnection(
+                UpstreamProtocolError("upstream closed the connection", "connection_closed")
+            )
+        body = head.body
+        if body is not None:
+            conn.write(head.data + body if len(body) < 65536 else head.data)
+            if len(body) >= 65536:
+                conn.write(body)
+            reader.request_sent = True
+        else:
+            conn.write(head.data)
+            await self._send_stream(conn, reader, request.stream, head.chunked, seconds)
+        if not await conn.drain(seconds):
+            raise httpx.WriteTimeout(f"upstream took no request data for {seconds}s")
+
+    async def _send_stream(
+        self,
+        conn: Connection,
+        reader: ResponseReader,
+        stream: Any,
+        chunked: bool,
+        seconds: float | None,
+    ) -> None:
+        if not isinstance(stream, AsyncIterable):
+            raise RuntimeError("UpstreamTransport needs an async request stream")
+        async for data in stream:
+            if reader.headers_done or reader.error is not None or conn.closed:
+                return  # answered (or gone) early: stop sending; the connection is not reused
+            if not data:
+                continue
+            conn.write(chunk(data) if chunked else data)
+            if not await conn.drain(seconds):
+                raise httpx.WriteTimeout(f"upstream took no request data for {seconds}s")
+        if chunked:
+            conn.write(b"0\r\n\r\n")
+        reader.request_sent = True
+
+    async def _receive_head(
+        self, conn: Connection, reader: ResponseReader, seconds: float | None
+    ) -> None:
+        while not reader.headers_done:
+            error = reader.error
+            if error is not None:
+                if conn.reused and not reader.received and error.kind in _STALE_KINDS:
+                    raise _StaleConnection(error)
+                raise error
+            if not await reader.wait(seconds):
+                raise httpx.ReadTimeout(f"no response from upstream within {seconds}s")
+
+    async def _connect(
+        self,
+        origin: Origin,
+        extensions: Mapping[str, Any],
+        timeouts: Mapping[str, float | None],
+        trace: Trace | None,
+    ) -> Connection:
+        scheme, host, port, verify = origin
+        loop = asyncio.get_running_loop()
+        conn = Connection(origin, self.pool, loop)
+        self.pool.opened(conn)
+        phase = ""
+        try:
+            async with asyncio.timeout(timeouts.get("connect")):
+                literal = ip_literal(host)
+                if literal is None:
+                    phase = "dns.resolve"
+                    addresses = await self._resolve(host, trace)
+                else:
+                    addresses = [literal]
+                phase = "connection.connect_tcp"
+                await self._connect_tcp(conn, addresses, port, trace)
+                if scheme == b"https":
+                    phase = "connection.start_tls"
+                    sni = str(extensions.get("sni_hostname") or host)
+                    await self._start_tls(conn, sni, verify, trace)
+        except BaseException as exc:
+            conn.abort()
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            error = connect_error(exc, f"{host}:{port}")
+            if phase == "connection.start_tls" and error.kind == "connect_error":
+                error.kind = "tls_error"
+            if trace is not None and phase:
+                trace(phase + ".failed", {"error_type": error.kind, "error": str(error)})
+            raise error from exc
+        return conn
+
+    async def _resolve(self, host: str, trace: Trace | None) -> list[Address]:
+        if trace is not None:
+            trace("dns.resolve.started", {"host": host})
+        addresses, cache_hit = await self.resolver.resolve(host)
+        if trace is not None:
+            answers = [ip for _, ip in addresses]
+            trace(
+                "dns.resolve.complete", {"host": host, "cache_hit": cache_hit, "answers": answers}
+            )
+        return addresses
+
+    async def _connect_tcp(
+        self, conn: Connection, addresses: list[Address], port: int, trace: Trace | None
+    ) -> None:
+        loop = conn.loop
+        if trace is not None:
+            trace("connection.connect_tcp.started", {"host": conn.origin[1], "port": port})
+        failure: OSError | None = None
+        for family, ip in addresses:
+            try:
+                await loop.create_connection(lambda: conn, ip, port, family=family)
+            except OSError as exc:
+                failure = exc
+                continue
+            conn.peer = (ip, port)
+            if trace is not None:
+                trace("connection.connect_tcp.complete", {"peer": conn.peer})
+            return
+        assert failure is not None
+        raise failure
+
+    async def _start_tls(
+        self, conn: Connection, server_name: str, verify: bool, trace: Trace | None
+    ) -> None:
+        if trace is not None:
+            trace("connection.start_tls.started", {"server_name": server_name})
+        transport = conn.transport
+        assert transport is not None
+        try:
+            tls = await conn.loop.start_tls(
+                transport, conn, self.tls.get(verify), server_hostname=server_name
+            )
+        except OSError as exc:
+            raise UpstreamConnectError(
+                f"TLS handshake with {server_name} failed: {exc}", "tls_error"
+            ) from exc
+        if tls is None:
+            raise UpstreamConnectError(f"TLS handshake with {server_name} failed", "tls_error")
+        conn.transport = tls
+        if trace is not None:
+            version = tls_version(tls.get_extra_info("ssl_object"))
+            trace(
+                "connection.start_tls.complete",
+                {"server_name": server_name, "tls_version": version},
+            )
