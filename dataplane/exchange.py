@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, unquote
 
 from dataplane.headers import HeaderList
 from dataplane.tracing.spans import KIND_CLIENT, Span, now_ns
+from dataplane.tracing.tracer import ALWAYS_REDACTED, REDACTED
 
 if TYPE_CHECKING:
     from dataplane.gateway_config import Consumer, Route, Service
     from dataplane.tracing.recorder import RequestTrace
 
 __all__ = ["REDACTED", "Exchange"]
-
-REDACTED: Final = "[REDACTED]"
 
 
 class Exchange:
@@ -34,6 +33,7 @@ class Exchange:
         "query_string",
         "redact",
         "request_body",
+        "request_body_limit",
         "request_body_size",
         "request_headers",
         "request_id",
@@ -87,6 +87,8 @@ class Exchange:
         self.upstream_path = path
         self.request_body: bytes | None = None
         self.request_body_size = 0
+        # Set by request-size-limiting: a streamed (chunked) body must not grow past this.
+        self.request_body_limit: int | None = None
         self.response_status = 0
         self.response_headers = HeaderList()
         self.response_body_size = 0
@@ -138,3 +140,29 @@ class Exchange:
                 part = f"{name}={REDACTED}"
             parts.append(part)
         return "&".join(parts)
+
+    def header_map(self, headers: HeaderList) -> dict[str, str | list[str]]:
+        """Headers as logs show them (Kong's shape: a repeated header is a list), secrets
+        (``Authorization``, cookies, names in ``redact``) replaced by ``[REDACTED]``."""
+        out: dict[str, str | list[str]] = {}
+        for name, value in headers.items():
+            hidden = name in ALWAYS_REDACTED or name in self.redact
+            _collect(out, name, REDACTED if hidden else value)
+        return out
+
+    def query_map(self) -> dict[str, str | list[str]]:
+        """The query arguments in the same shape, names in ``redact`` hidden."""
+        out: dict[str, str | list[str]] = {}
+        for name, value in self.query_args():
+            _collect(out, name, REDACTED if name in self.redact else value)
+        return out
+
+
+def _collect(into: dict[str, str | list[str]], name: str, value: str) -> None:
+    current = into.get(name)
+    if current is None:
+        into[name] = value
+    elif isinstance(current, list):
+        current.append(value)
+    else:
+        into[name] = [current, value]

@@ -1,0 +1,191 @@
+"""key-auth: authenticate consumers by an API key in a header, the query or the body (Kong's).
+
+Keys are the ``keyauth_credentials`` of the config's consumers (see
+:class:`~dataplane.plugins.host.ConsumerDirectory`). Every name the plugin reads a key from is
+added to the exchange's ``redact`` set, so traces and logs never show a key.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import TYPE_CHECKING, Annotated, Self
+from urllib.parse import parse_qsl
+
+from pydantic import Field, model_validator
+
+from dataplane.plugins.base import GatewayPlugin, LocalReply, PluginConfig
+
+if TYPE_CHECKING:
+    from dataplane.exchange import Exchange
+    from dataplane.gateway_config import Consumer
+    from dataplane.plugins.host import PluginHost
+
+__all__ = ["PLUGIN", "KeyAuthConfig", "KeyAuthPlugin"]
+
+log = logging.getLogger(__name__)
+
+KeyName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+$")]
+CONSUMER_HEADERS = (
+    "x-consumer-id",
+    "x-consumer-custom-id",
+    "x-consumer-username",
+    "x-credential-identifier",
+    "x-anonymous-consumer",
+)
+
+
+class KeyAuthConfig(PluginConfig):
+    """Kong's key-auth schema."""
+
+    key_names: tuple[KeyName, ...] = Field(default=("apikey",), min_length=1)
+    hide_credentials: bool = False
+    anonymous: str | None = None
+    key_in_header: bool = True
+    key_in_query: bool = True
+    key_in_body: bool = False
+    run_on_preflight: bool = True
+    realm: str | None = None
+
+    @model_validator(mode="after")
+    def _body_keys_stay(self) -> Self:
+        if self.key_in_body and self.hide_credentials:
+            # The request body is forwarded as received, so a key in it cannot be removed.
+            raise ValueError("hide_credentials cannot be combined with key_in_body")
+        return self
+
+
+class _Rejected(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class KeyAuthPlugin(GatewayPlugin[KeyAuthConfig]):
+    """Sets ``exchange.consumer`` and the ``X-Consumer-*`` headers, or answers 401."""
+
+    name = "key-auth"
+    priority = 1250
+    config_model = KeyAuthConfig
+
+    def __init__(self, config: KeyAuthConfig, *, plugin_id: str, host: PluginHost) -> None:
+        super().__init__(config, plugin_id=plugin_id, host=host)
+        self._redacted = frozenset(
+            {*config.key_names, *(name.lower() for name in config.key_names)}
+        )
+        realm = config.realm
+        self._challenge = f'Key realm="{realm}"' if realm else "Key"
+
+    async def access(self, exchange: Exchange) -> LocalReply | None:
+        exchange.redact.update(self._redacted)
+        if not self.config.run_on_preflight and exchange.method == "OPTIONS":
+            return None
+        if self.config.anonymous is not None:
+            # Logical OR with other auth plugins: done if one already authenticated.
+            if exchange.credential_id is not None:
+                return None
+            try:
+                self._authenticate(exchange)
+            except _Rejected:
+                return self._anonymous(exchange, self.config.anonymous)
+            return None
+        try:
+            self._authenticate(exchange)
+        except _Rejected as rejected:
+            return LocalReply.json(
+                401,
+                {"message": rejected.message, "request_id": exchange.request_id},
+                (("www-authenticate", self._challenge),),
+                reason=rejected.message,
+            )
+        return None
+
+    def _authenticate(self, exchange: Exchange) -> None:
+        key = self._find_key(exchange)
+        if not key:
+            raise _Rejected("No API key found in request")
+        found = self.host.consumers.by_key(key)
+        if found is None:
+            raise _Rejected("Invalid authentication credentials")
+        consumer, credential_id = found
+        _set_consumer(exchange, consumer, credential_id)
+
+    def _find_key(self, exchange: Exchange) -> str | None:
+        """The first key in header, query, then body, per name in order (Kong's search)."""
+        config = self.config
+        query = exchange.query_args() if config.key_in_query else []
+        body: dict[str, list[str]] | None = None
+        for name in config.key_names:
+            values: list[str] = []
+            if config.key_in_header:
+                values = exchange.request_headers.get_all(name)
+            if not values and config.key_in_query:
+                values = [value for arg, value in query if arg == name]
+            if not values and config.key_in_body:
+                if body is None:
+                    body = _body_fields(exchange)
+                values = body.get(name, [])
+            if len(values) > 1:
+                raise _Rejected("Duplicate API key found")
+            if values:
+                if config.hide_credentials:
+                    exchange.request_headers.remove(name)
+                    if any(arg == name for arg, _ in query):
+                        exchange.set_query_args([(a, v) for a, v in query if a != name])
+                return values[0]
+        return None
+
+    def _anonymous(self, exchange: Exchange, ref: str) -> LocalReply | None:
+        consumer = self.host.consumers.find(ref)
+        if consumer is None:
+            message = f"anonymous consumer {ref} is configured but doesn't exist"
+            log.error(message)
+            return LocalReply.json(
+                500, {"message": message, "request_id": exchange.request_id}, reason=message
+            )
+        _set_consumer(exchange, consumer, None)
+        return None
+
+
+def _set_consumer(exchange: Exchange, consumer: Consumer, credential_id: str | None) -> None:
+    """Authenticate the exchange and tell the upstream who called (clients cannot spoof it)."""
+    exchange.consumer = consumer
+    exchange.credential_id = credential_id
+    headers = exchange.request_headers
+    for name in CONSUMER_HEADERS:
+        headers.remove(name)
+    headers.set("x-consumer-id", consumer.id)
+    if consumer.custom_id is not None:
+        headers.set("x-consumer-custom-id", consumer.custom_id)
+    headers.set("x-consumer-username", consumer.username)
+    if credential_id is not None:
+        headers.set("x-credential-identifier", credential_id)
+    else:
+        headers.set("x-anonymous-consumer", "true")
+
+
+def _body_fields(exchange: Exchange) -> dict[str, list[str]]:
+    """String fields of a buffered JSON or form body (a streamed body is not searched)."""
+    body = exchange.request_body
+    if not body:
+        return {}
+    content_type = (exchange.request_headers.get("content-type") or "").lower()
+    fields: dict[str, list[str]] = {}
+    if "application/json" in content_type:
+        try:
+            parsed = json.loads(body)
+        except ValueError:
+            return {}
+        if isinstance(parsed, dict):
+            for name, value in parsed.items():
+                if isinstance(value, str):
+                    fields[name] = [value]
+                elif isinstance(value, list):
+                    fields[name] = [str(v) for v in value]
+    elif "application/x-www-form-urlencoded" in content_type:
+        for name, value in parse_qsl(body.decode("latin-1"), keep_blank_values=True):
+            fields.setdefault(name, []).append(value)
+    return fields
+
+
+PLUGIN = KeyAuthPlugin

@@ -1,0 +1,278 @@
+"""rate-limiting: fixed-window request limits per second, minute, hour, day, month and year.
+
+Kong's plugin with its ``local`` policy (counters in this process, kept across config changes)
+and ``redis`` policy (counters shared by every node: one pipelined ``INCR`` + ``EXPIRE`` per
+window, in one round trip). Windows are aligned to UTC calendar boundaries. Every request that
+reaches the plugin counts, including rejected ones. When the request is traced, the Redis call
+is a ``gateway.io.redis`` span under the plugin's span.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Final, Literal, Self
+from urllib.parse import quote
+
+from pydantic import Field, model_validator
+from redis.exceptions import RedisError
+
+from dataplane.plugins.base import GatewayPlugin, LocalReply, PluginConfig
+
+if TYPE_CHECKING:
+    from dataplane.exchange import Exchange
+    from dataplane.plugins.host import PluginHost
+
+__all__ = ["PERIODS", "PLUGIN", "RateLimitingConfig", "RateLimitingPlugin", "Window", "windows"]
+
+log = logging.getLogger(__name__)
+
+Period = Literal["second", "minute", "hour", "day", "month", "year"]
+PERIODS: Final[tuple[Period, ...]] = ("second", "minute", "hour", "day", "month", "year")
+_FIXED_SECONDS: Final = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+_REDIS_FIELDS: Final = ("host", "port", "username", "password", "database", "timeout")
+_HEADERS = "rate-limiting.headers"
+_SWEEP_EVERY: Final = 4096  # local counters: drop ended windows every so many increments
+
+
+class RateLimitingConfig(PluginConfig):
+    """Kong's rate-limiting schema (Redis settings as the flat ``redis_*`` fields; Kong's
+    nested ``redis`` record is accepted too)."""
+
+    second: int | None = Field(default=None, gt=0)
+    minute: int | None = Field(default=None, gt=0)
+    hour: int | None = Field(default=None, gt=0)
+    day: int | None = Field(default=None, gt=0)
+    month: int | None = Field(default=None, gt=0)
+    year: int | None = Field(default=None, gt=0)
+    limit_by: Literal["consumer", "credential", "ip", "service", "header", "path"] = "consumer"
+    header_name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
+    path: str | None = Field(default=None, pattern=r"^/")
+    policy: Literal["local", "redis"] = "local"
+    fault_tolerant: bool = True
+    redis_host: str | None = None
+    redis_port: int = Field(default=6379, ge=1, le=65535)
+    redis_username: str | None = None
+    redis_password: str | None = None
+    redis_database: int = Field(default=0, ge=0)
+    redis_timeout: int = Field(default=2000, gt=0, le=2**31 - 2)  # milliseconds
+    hide_client_headers: bool = False
+    error_code: int = Field(default=429, ge=100, le=599)
+    error_message: str = "API rate limit exceeded"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flatten_redis(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or "redis" not in data:
+            return data
+        data = dict(data)
+        nested = data.pop("redis")
+        if nested is None:
+            return data
+        if not isinstance(nested, dict):
+            raise ValueError("redis must be a record")
+        for key, value in nested.items():
+            if key not in _REDIS_FIELDS:
+                raise ValueError(
+                    f"redis.{key} is not supported (known: {', '.join(_REDIS_FIELDS)})"
+                )
+            data.setdefault(f"redis_{key}", value)
+        return data
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        limits = self.limits()
+        if not limits:
+            raise ValueError(f"at least one of {', '.join(PERIODS)} must be given")
+        for index, (period, limit) in enumerate(limits):
+            for longer, longer_limit in limits[index + 1 :]:
+                if longer_limit < limit:
+                    raise ValueError(
+                        f"the limit for {longer} ({longer_limit}) cannot be lower than "
+                        f"the limit for {period} ({limit})"
+                    )
+        if self.policy == "redis" and not self.redis_host:
+            raise ValueError("the redis policy needs redis_host")
+        if self.limit_by == "header" and not self.header_name:
+            raise ValueError("limit_by 'header' needs header_name")
+        if self.limit_by == "path" and not self.path:
+            raise ValueError("limit_by 'path' needs path")
+        return self
+
+    def limits(self) -> list[tuple[Period, int]]:
+        """The configured limits, shortest period first."""
+        return [(p, limit) for p in PERIODS if (limit := getattr(self, p)) is not None]
+
+    def redis_url(self) -> str:
+        """``redis://`` URL of the configured server."""
+        user = quote(self.redis_username or "", safe="")
+        password = quote(self.redis_password or "", safe="")
+        auth = f"{user}:{password}@" if user or password else ""
+        return f"redis://{auth}{self.redis_host}:{self.redis_port}/{self.redis_database}"
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """One fixed window of a limit: [start, end) in unix seconds."""
+
+    period: Period
+    limit: int
+    start: int
+    end: int
+
+
+def _window_bounds(period: Period, now: float) -> tuple[int, int]:
+    fixed = _FIXED_SECONDS.get(period)
+    if fixed is not None:
+        start = int(now) // fixed * fixed
+        return start, start + fixed
+    day = datetime.fromtimestamp(now, UTC)
+    if period == "month":
+        begin = day.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        after = begin.replace(year=begin.year + begin.month // 12, month=begin.month % 12 + 1)
+    else:
+        begin = day.replace(month=1, day=1, hour=0, minute=0, second=0, microsecond=0)
+        after = begin.replace(year=begin.year + 1)
+    return int(begin.timestamp()), int(after.timestamp())
+
+
+def windows(limits: Sequence[tuple[Period, int]], now: float) -> list[Window]:
+    """The current window of each limit."""
+    return [Window(period, limit, *_window_bounds(period, now)) for period, limit in limits]
+
+
+class RateLimitingPlugin(GatewayPlugin[RateLimitingConfig]):
+    """429 over a limit; ``RateLimit-*`` and ``X-RateLimit-*`` headers on every response."""
+
+    name = "rate-limiting"
+    priority = 910
+    config_model = RateLimitingConfig
+
+    def __init__(self, config: RateLimitingConfig, *, plugin_id: str, host: PluginHost) -> None:
+        super().__init__(config, plugin_id=plugin_id, host=host)
+        self._limits = config.limits()
+        # Local counters outlive config changes: (plugin, identifier, period) -> [start, end, n].
+        self._local = host.state("rate-limiting")
+        self._counters: dict[tuple[str, str, Period], list[int]] = self._local.setdefault(
+            "counters", {}
+        )
+
+    async def access(self, exchange: Exchange) -> LocalReply | None:
+        now = time.time()
+        current = windows(self._limits, now)
+        identifier = self._identifier(exchange)
+        try:
+            if self.config.policy == "redis":
+                counts = await self._count_redis(exchange, identifier, current, now)
+            else:
+                counts = self._count_local(identifier, current)
+        except (RedisError, OSError) as exc:
+            if not self.config.fault_tolerant:
+                log.error("rate-limiting: failed to count the request: %s", exc)
+                body = {
+                    "message": "An unexpected error occurred",
+                    "request_id": exchange.request_id,
+                }
+                return LocalReply.json(500, body, reason="redis_error")
+            log.error("rate-limiting: failed to count, request let through: %s", exc)
+            return None
+        stopped = [w for w, count in zip(current, counts, strict=True) if count > w.limit]
+        stop = stopped[-1] if stopped else None
+        headers = [] if self.config.hide_client_headers else _headers(current, counts, stop, now)
+        if stop is not None:
+            body = {"message": self.config.error_message, "request_id": exchange.request_id}
+            return LocalReply.json(
+                self.config.error_code, body, tuple(headers), reason=f"limit per {stop.period}"
+            )
+        if headers:
+            exchange.plugin_data[_HEADERS] = headers
+        return None
+
+    async def header_filter(self, exchange: Exchange) -> None:
+        for name, value in exchange.plugin_data.get(_HEADERS, ()):
+            exchange.response_headers.set(name, value)
+
+    def _identifier(self, exchange: Exchange) -> str:
+        """What the counters are kept for (the client IP when the configured one is missing)."""
+        by = self.config.limit_by
+        found: str | None = None
+        if by == "service":
+            found = exchange.service.id if exchange.service is not None else None
+        elif by == "consumer":
+            found = exchange.consumer.id if exchange.consumer is not None else None
+            found = found or exchange.credential_id
+        elif by == "credential":
+            found = exchange.credential_id
+        elif by == "header":
+            assert self.config.header_name is not None
+            found = exchange.request_headers.get(self.config.header_name)
+        elif by == "path" and exchange.path.partition("?")[0] == self.config.path:
+            found = self.config.path
+        return found or exchange.client_ip
+
+    def _count_local(self, identifier: str, current: list[Window]) -> list[int]:
+        counters = self._counters
+        counts = []
+        for window in current:
+            key = (self.plugin_id, identifier, window.period)
+            slot = counters.get(key)
+            if slot is None or slot[0] != window.start:
+                slot = counters[key] = [window.start, window.end, 0]
+            slot[2] += 1
+            counts.append(slot[2])
+        increments = self._local["increments"] = self._local.get("increments", 0) + 1
+        if increments % _SWEEP_EVERY == 0:
+            now = int(time.time())
+            for key in [k for k, (_, end, _) in counters.items() if end <= now]:
+                del counters[key]
+        return counts
+
+    async def _count_redis(
+        self, exchange: Exchange, identifier: str, current: list[Window], now: float
+    ) -> list[int]:
+        config = self.config
+        client = self.host.redis(config.redis_url(), timeout=config.redis_timeout / 1000)
+        commands: list[tuple[str | int, ...]] = []
+        for window in current:
+            key = f"ratelimit:{self.plugin_id}:{identifier}:{window.start}:{window.period}"
+            commands.append(("INCR", key))
+            # Expire shortly after the window ends (same deadline whichever node sets it).
+            commands.append(("EXPIRE", key, max(1, math.ceil(window.end - now)) + 1))
+        results = await self.host.redis_pipeline(client, commands, exchange=exchange)
+        return [int(count) for count in results[::2]]
+
+
+def _headers(
+    current: list[Window], counts: list[int], stop: Window | None, now: float
+) -> list[tuple[str, str]]:
+    """Kong's headers: per period, then ``RateLimit-*`` for the most constraining window."""
+    headers: list[tuple[str, str]] = []
+    best: tuple[int, int, Window] | None = None  # (remaining, -length, window)
+    for window, count in zip(current, counts, strict=True):
+        remaining = window.limit - (count - 1)  # usage before this request
+        if stop is None or stop is window:
+            remaining -= 1
+        remaining = max(0, remaining)
+        rank = (remaining, -(window.end - window.start), window)
+        if best is None or rank[:2] < best[:2]:
+            best = rank
+        headers.append((f"x-ratelimit-limit-{window.period}", str(window.limit)))
+        headers.append((f"x-ratelimit-remaining-{window.period}", str(remaining)))
+    assert best is not None
+    remaining, _, window = best
+    reset = str(max(1, math.ceil(window.end - now)))
+    headers += [
+        ("ratelimit-limit", str(window.limit)),
+        ("ratelimit-remaining", str(remaining)),
+        ("ratelimit-reset", reset),
+    ]
+    if stop is not None:
+        headers.append(("retry-after", reset))
+    return headers
+
+
+PLUGIN = RateLimitingPlugin
