@@ -21,6 +21,7 @@ from redis import exceptions as redis_errors
 from dataplane.gateway_config import Consumer, entity_id
 from dataplane.tracing.recorder import format_traceparent
 from dataplane.tracing.spans import Span
+from dataplane.transport import error_type
 
 if TYPE_CHECKING:
     from dataplane.exchange import Exchange
@@ -187,7 +188,7 @@ def io_error_type(exc: BaseException) -> str:
     if isinstance(exc, httpx.TimeoutException | redis_errors.TimeoutError | TimeoutError):
         return "timeout"
     cause: BaseException | None = exc
-    while cause is not None:
+    while cause is not None:  # the OS error under a client library's exception
         if isinstance(cause, ConnectionRefusedError):
             return "connection_refused"
         if isinstance(cause, socket.gaierror):
@@ -195,9 +196,8 @@ def io_error_type(exc: BaseException) -> str:
         if isinstance(cause, ssl.SSLError):
             return "tls_error"
         cause = cause.__cause__ or cause.__context__
-    if isinstance(exc, httpx.ConnectError | redis_errors.ConnectionError):
-        return "connection_error"
-    return type(exc).__qualname__
+    kind = error_type(exc)
+    return "timeout" if kind.endswith("timeout") else kind
 
 
 def _fail(span: Span, exc: BaseException) -> None:
