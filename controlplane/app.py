@@ -25,6 +25,7 @@ from controlplane.api.routes import (
     sessions,
     traces,
     upstreams,
+    viewer,
 )
 from controlplane.db.models import TracingSessionRow
 from controlplane.errors import ApiError
@@ -51,6 +52,7 @@ def create_app(cp: ControlPlane) -> FastAPI:
         app.include_router(module.router, dependencies=protected)
     # Services behind the gateway export here with their own OTLP exporters: no admin token.
     app.include_router(otlp_receiver.router)
+    app.include_router(viewer.router)  # public pages; the API calls they make carry the token
     _install_error_handlers(app)
 
     @app.get("/healthz", tags=["health"], responses={503: {"model": ErrorBody}})

@@ -5,6 +5,7 @@ Pure functions of the spans, as in jaeger-ui: the pages only draw what these ret
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -13,11 +14,15 @@ from typing import Literal
 from controlplane.schemas import SpanPublic
 
 __all__ = [
+    "LatencyBucket",
+    "LatencyHistogram",
     "MapStep",
+    "TraceLatency",
     "TraceMetrics",
     "TraceSummary",
     "WaterfallRow",
     "critical_path",
+    "latency_histogram",
     "summarize",
     "waterfall",
 ]
@@ -290,3 +295,98 @@ def waterfall(spans: Sequence[SpanPublic]) -> list[WaterfallRow]:
         )
         stack.extend((child, depth + 1) for child in reversed(children.get(span.span_id, [])))
     return rows
+
+
+@dataclass(frozen=True, slots=True)
+class TraceLatency:
+    """What the latency histogram needs of one trace row."""
+
+    duration_ms: float
+    status_code: int | None
+    error: bool
+
+
+@dataclass(frozen=True, slots=True)
+class LatencyBucket:
+    """Traces with ``low_ms <= duration < high_ms``, by outcome."""
+
+    low_ms: float
+    high_ms: float
+    ok: int  # below 400
+    client_error: int  # 4xx
+    server_error: int  # 5xx, or no response at all
+
+    @property
+    def count(self) -> int:
+        """Every trace in the bucket."""
+        return self.ok + self.client_error + self.server_error
+
+
+@dataclass(frozen=True, slots=True)
+class LatencyHistogram:
+    """A session's latency distribution: equal-width buckets and percentiles."""
+
+    count: int
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+    max_ms: float | None
+    buckets: list[LatencyBucket] = field(default_factory=list)
+
+
+def _nice_step(raw: float) -> float:
+    """The smallest of 1, 2, 2.5, 5 x 10^k at least ``raw`` (axis labels stay round)."""
+    exponent = math.floor(math.log10(raw))
+    for mantissa in (1.0, 2.0, 2.5, 5.0, 10.0):
+        step = mantissa * 10.0**exponent
+        if step >= raw * (1 - 1e-9):
+            return round(step, 12)
+    return 10.0 ** (exponent + 1)  # pragma: no cover - the loop always returns
+
+
+def _percentile(ordered: Sequence[float], share: float) -> float:
+    """Nearest-rank percentile of sorted values."""
+    rank = max(1, math.ceil(share * len(ordered)))
+    return ordered[rank - 1]
+
+
+def _outcome(trace: TraceLatency) -> Literal["ok", "client_error", "server_error"]:
+    if trace.error or trace.status_code is None or trace.status_code >= 500:
+        return "server_error"
+    return "client_error" if trace.status_code >= 400 else "ok"
+
+
+def latency_histogram(traces: Sequence[TraceLatency], *, max_buckets: int = 30) -> LatencyHistogram:
+    """Durations in equal buckets of a round width from 0 to the slowest trace.
+
+    At most ``max_buckets`` buckets; each splits its traces by outcome (ok, 4xx, 5xx/failed).
+    """
+    if not traces:
+        return LatencyHistogram(0, None, None, None, None)
+    durations = sorted(max(0.0, float(t.duration_ms)) for t in traces)
+    slowest = durations[-1]
+    step = _nice_step(slowest / max_buckets) if slowest > 0 else 1.0
+    width = max(1, math.ceil(slowest / step - 1e-9))
+    counts = [{"ok": 0, "client_error": 0, "server_error": 0} for _ in range(width)]
+    for trace in traces:
+        # The last bucket includes its upper bound: the slowest trace.
+        index = min(width - 1, math.floor(max(0.0, trace.duration_ms) / step))
+        counts[index][_outcome(trace)] += 1
+    buckets = [
+        LatencyBucket(
+            low_ms=round(index * step, 9),
+            high_ms=round((index + 1) * step, 9),
+            ok=bucket["ok"],
+            client_error=bucket["client_error"],
+            server_error=bucket["server_error"],
+        )
+        for index, bucket in enumerate(counts)
+    ]
+    return LatencyHistogram(
+        count=len(durations),
+        p50_ms=_percentile(durations, 0.50),
+        p95_ms=_percentile(durations, 0.95),
+        p99_ms=_percentile(durations, 0.99),
+        max_ms=slowest,
+        buckets=buckets,
+    )

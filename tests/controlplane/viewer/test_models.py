@@ -5,7 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from controlplane.schemas import SpanPublic, SpanStatusPublic
-from controlplane.viewer.models import critical_path, summarize, waterfall
+from controlplane.viewer.models import (
+    TraceLatency,
+    critical_path,
+    latency_histogram,
+    summarize,
+    waterfall,
+)
 
 MS = 1_000_000
 
@@ -198,3 +204,55 @@ def test_empty_trace() -> None:
     summary = summarize("x", [])
     assert summary.steps == []
     assert summary.metrics.total_ms is None
+
+
+def _latencies(*shape: tuple[float, int | None]) -> list[TraceLatency]:
+    return [TraceLatency(duration, status, False) for duration, status in shape]
+
+
+def test_histogram_buckets_are_round_and_cover_the_slowest_trace() -> None:
+    histogram = latency_histogram(
+        _latencies((3.0, 200), (12.5, 200), (14.0, 404), (95.0, 503), (0.0, 200))
+    )
+    assert histogram.count == 5
+    step = histogram.buckets[0].high_ms
+    assert step == 5.0  # 95 ms over at most 30 buckets: the next round width above 3.17
+    assert [b.low_ms for b in histogram.buckets] == [i * 5.0 for i in range(19)]
+    assert histogram.buckets[-1].high_ms == 95.0  # the last bucket includes the slowest trace
+    assert sum(b.count for b in histogram.buckets) == 5
+    assert (histogram.buckets[0].ok, histogram.buckets[2].client_error) == (2, 1)
+    assert histogram.buckets[-1].server_error == 1
+    assert histogram.buckets[2].ok == 1
+
+
+def test_histogram_outcomes_and_percentiles() -> None:
+    traces = [TraceLatency(float(ms), 200, False) for ms in range(1, 101)]
+    traces.append(TraceLatency(50.0, None, True))  # no response at all: a failure
+    histogram = latency_histogram(traces, max_buckets=10)
+    assert len(histogram.buckets) == 10
+    assert (histogram.p50_ms, histogram.p95_ms, histogram.p99_ms) == (50.0, 95.0, 99.0)
+    assert histogram.max_ms == 100.0
+    assert sum(b.server_error for b in histogram.buckets) == 1
+    assert sum(b.ok for b in histogram.buckets) == 100
+
+
+def test_histogram_of_nothing_and_of_instant_requests() -> None:
+    empty = latency_histogram([])
+    assert (empty.count, empty.buckets, empty.p50_ms) == (0, [], None)
+    instant = latency_histogram(_latencies((0.0, 200), (0.0, 500)))
+    assert len(instant.buckets) == 1
+    assert (instant.buckets[0].ok, instant.buckets[0].server_error) == (1, 1)
+
+
+def test_histogram_steps_are_one_two_two_and_a_half_or_five() -> None:
+    for slowest, step in (
+        (0.3, 0.01),
+        (7.0, 0.25),
+        (29.0, 1.0),
+        (31.0, 2.0),
+        (4000.0, 200.0),
+        (7000.0, 250.0),
+    ):
+        histogram = latency_histogram(_latencies((slowest, 200)))
+        assert histogram.buckets[0].high_ms == step, slowest
+        assert len(histogram.buckets) <= 30
