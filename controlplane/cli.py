@@ -140,12 +140,16 @@ def healthcheck(
     ] = None,
 ) -> None:
     """Exit 0 when ``url`` answers 2xx (the container HEALTHCHECK)."""
-    from controlplane.launcher import http_json
+    import urllib.error
+    import urllib.request
 
     target = url or os.environ.get("ACTIVETRACE_HEALTHCHECK_URL", "http://127.0.0.1:8001/healthz")
     try:
-        status, _ = http_json("GET", target, timeout=3)
-    except OSError as exc:
+        with urllib.request.urlopen(target, timeout=3) as response:  # any body: only status counts
+            status = response.status
+    except urllib.error.HTTPError as exc:
+        status = exc.code
+    except (OSError, ValueError) as exc:
         typer.echo(f"unhealthy: {exc}", err=True)
         raise typer.Exit(1) from None
     if not 200 <= status < 300:

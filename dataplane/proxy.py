@@ -29,7 +29,7 @@ from dataplane.tracing.spans import KIND_CLIENT, STATUS_ERROR, Span, SpanEvent, 
 from dataplane.tracing.tracer import Tracer, capture_headers
 from dataplane.transport import UpstreamConnectError, error_type
 
-__all__ = ["Proxy", "gateway_error"]
+__all__ = ["Proxy", "gateway_error", "span_error_type"]
 
 log = logging.getLogger(__name__)
 
@@ -531,9 +531,10 @@ async def _balance_and_send(
         if balancer is not None:
             target = balancer.pick(frozenset(tried))
             if target is None:
-                last = UpstreamFailure(
-                    503, "failure to get a peer from the ring-balancer", "no_healthy_target"
-                )
+                if last is None:  # else every target was tried: answer the last failure
+                    last = UpstreamFailure(
+                        503, "failure to get a peer from the ring-balancer", "no_healthy_target"
+                    )
                 break
             host, port = target.host, target.port
         else:
@@ -559,7 +560,7 @@ async def _balance_and_send(
         try:
             response = await transport.handle_async_request(request)
         except httpx.TransportError as exc:
-            kind = error_type(exc)
+            kind = span_error_type(exc)
             if balancer is not None and target is not None:
                 balancer.report(target, "timeout" if "timeout" in kind else "tcp_failure")
             if upstream_span is not None:
@@ -607,6 +608,12 @@ class _AsyncBody(httpx.AsyncByteStream):
     async def __aiter__(self) -> AsyncIterator[bytes]:
         async for chunk in self._iterator:
             yield chunk
+
+
+def span_error_type(exc: BaseException) -> str:
+    """``error.type`` as SPANS.md names it: every kind of timeout is ``timeout``."""
+    kind = error_type(exc)
+    return "timeout" if kind.endswith("timeout") else kind
 
 
 def _failure(exc: httpx.TransportError, kind: str) -> UpstreamFailure:
@@ -670,7 +677,10 @@ class _TransportEvents:
             return
         _annotate(span, name, info)
         if stage == "failed":
-            span.set_error(str(info.get("error_type", "error")), str(info.get("error", "")))
+            error = str(info.get("error_type", "error"))
+            span.set_error(
+                "timeout" if error.endswith("timeout") else error, str(info.get("error", ""))
+            )
         span.end()
 
 
@@ -813,10 +823,10 @@ def _capture(exchange: Exchange, key: str, chunk: bytes) -> None:
 def _upstream_broke(exchange: Exchange, exc: httpx.TransportError) -> None:
     span = exchange.upstream_span
     if span is not None:
-        span.set_error(error_type(exc), str(exc))
+        span.set_error(span_error_type(exc), str(exc))
         span.record_exception(exc)
     if exchange.trace is not None:
-        exchange.trace.root.attributes["error.type"] = error_type(exc)
+        exchange.trace.root.attributes["error.type"] = span_error_type(exc)
         exchange.trace.root.status_code = STATUS_ERROR
 
 
