@@ -229,10 +229,15 @@ class Gateway:
             **extra,
         }
 
-    def trace_everything(self) -> None:
-        """Start a tracing session covering every request."""
+    def trace_everything(self, capture: Sequence[str] = ()) -> None:
+        """Start a tracing session covering every request (``capture``: headers, body)."""
         self.tracer.sessions.start(
-            SessionDefinition(session_id=uuid.uuid4().hex, max_samples=10_000, duration_secs=600)
+            SessionDefinition(
+                session_id=uuid.uuid4().hex,
+                max_samples=10_000,
+                duration_secs=600,
+                capture=capture,
+            )
         )
 
     def traces(self) -> list[list[Span]]:
