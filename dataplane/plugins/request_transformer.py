@@ -51,8 +51,8 @@ def _header_pair(value: str) -> str:
 
 
 def _renamed_header(value: str) -> str:
-    _header_pair(value)
-    return _header(value.partition(":")[2])
+    _header(_header_pair(value).partition(":")[2])
+    return value
 
 
 def _no_body(value: tuple[str, ...]) -> tuple[str, ...]:
