@@ -105,7 +105,8 @@ class Connection(asyncio.Protocol):
             self._exchange_done(reader)
 
     def eof_received(self) -> bool | None:
-        return None  # let the transport close; connection_lost tells the reader
+        self._close_state()  # out of the pool now; connection_lost tells the reader
+        return None
 
     def connection_lost(self, exc: Exception | None) -> None:
         reader = self.reader
@@ -137,7 +138,10 @@ class Connection(asyncio.Protocol):
         """Queue request bytes (the transport sends them as the socket allows)."""
         transport = self.transport
         if transport is not None and not self.closed:
-            transport.write(data)
+            try:
+                transport.write(data)
+            except RuntimeError:  # uvloop: the handle closed under us; the reader hears of it
+                self.abort()
 
     async def drain(self, seconds: float | None) -> bool:
         """Wait until the socket takes more request bytes: False after ``seconds``."""
