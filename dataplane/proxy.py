@@ -7,12 +7,14 @@ session is active the only tracing work per request is one dict lookup.
 from __future__ import annotations
 
 import logging
+import os
+import re
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any, Final
 
 import httpx
+from httpx._urlparse import ParseResult  # httpx is pinned <0.29; tested
 
 from dataplane.exchange import Exchange
 from dataplane.expr import RequestFacts
@@ -29,7 +31,7 @@ from dataplane.tracing.spans import KIND_CLIENT, STATUS_ERROR, Span, SpanEvent, 
 from dataplane.tracing.tracer import Tracer, capture_headers
 from dataplane.transport import UpstreamConnectError, error_type
 
-__all__ = ["Proxy", "gateway_error", "span_error_type"]
+__all__ = ["Proxy", "gateway_error", "span_error_type", "upstream_url"]
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +53,7 @@ HOP_BY_HOP: Final = frozenset(
         b"proxy-authenticate",
     }
 )
+_BODY_METHODS: Final = frozenset({"POST", "PUT", "PATCH"})
 # Request bodies up to this size are read before proxying (retries can resend them);
 # larger or chunked bodies stream through.
 BUFFER_LIMIT: Final = 1 << 20
@@ -211,7 +214,7 @@ def _new_exchange(
     server = scope.get("server") or ("", 0)
     request_id = _header(raw_headers, b"x-request-id")
     return Exchange(
-        request_id=request_id.decode("latin-1") if request_id else uuid.uuid4().hex,
+        request_id=request_id.decode("latin-1") if request_id else os.urandom(16).hex(),
         method=scope["method"],
         scheme=scope["scheme"],
         host=host,
@@ -492,6 +495,13 @@ def _upstream_headers(
         (b"x-real-ip", client),
         (b"via", (_header(raw, b"via") or b"") + (b", " if _header(raw, b"via") else b"") + VIA),
     ]
+    if (
+        exchange.method in _BODY_METHODS
+        and not exchange.request_body_size
+        and _header(raw, b"content-length") is None
+        and _header(raw, b"transfer-encoding") is None
+    ):
+        headers.append((b"content-length", b"0"))
     if _header(raw, b"x-request-id") is None:
         headers.append((b"x-request-id", exchange.request_id.encode()))
     if traceparent is not None:
@@ -553,9 +563,9 @@ async def _balance_and_send(
             traceparent = format_traceparent(trace.trace_id, upstream_span.span_id).encode()
             extensions["trace"] = _TransportEvents(trace, upstream_span)
         headers = _upstream_headers(exchange, match, host, port, traceparent)
-        url = httpx.URL(scheme=service.protocol, host=host, port=port, raw_path=raw_target)
+        url = upstream_url(service.protocol, host, port, raw_target)
         request = httpx.Request(
-            exchange.method, url, headers=headers, extensions=extensions, **_body_arg(body)
+            exchange.method, url, headers=headers, extensions=extensions, stream=_stream(body)
         )
         try:
             response = await transport.handle_async_request(request)
@@ -595,10 +605,40 @@ async def _balance_and_send(
     raise last
 
 
-def _body_arg(body: bytes | AsyncIterator[bytes]) -> dict[str, Any]:
-    if isinstance(body, bytes):
-        return {"content": body} if body else {}
-    return {"stream": _AsyncBody(body)}
+def _stream(body: bytes | AsyncIterator[bytes]) -> httpx.SyncByteStream | httpx.AsyncByteStream:
+    # A stream, not content=: httpx then adds no headers and skips its body encoding.
+    return httpx.ByteStream(body) if isinstance(body, bytes) else _AsyncBody(body)
+
+
+_DEFAULT_PORTS: Final = {"http": 80, "https": 443}
+_NON_ASCII: Final = re.compile(rb"[\x80-\xff]")
+
+
+def upstream_url(scheme: str, host: str, port: int, raw_target: bytes) -> httpx.URL:
+    """``scheme://host:port`` + ``raw_target`` as an httpx URL, without re-parsing it.
+
+    httpx validates and re-quotes every URL it parses (about 16 µs); the parts here are already
+    valid (a config host, the client's raw path), so the URL is assembled from them directly
+    and the target goes upstream verbatim; bytes outside ASCII are percent-encoded. A non-ASCII
+    host name or a fragment takes httpx's parser.
+    """
+    if not raw_target.isascii():
+        raw_target = _NON_ASCII.sub(lambda m: b"%%%02X" % m.group()[0], raw_target)
+    if host.isascii() and b"#" not in raw_target:
+        target = raw_target.decode("ascii")
+        path, sep, query = target.partition("?")
+        url = httpx.URL.__new__(httpx.URL)
+        url._uri_reference = ParseResult(
+            scheme,
+            "",
+            host.lower(),
+            None if _DEFAULT_PORTS.get(scheme) == port else port,
+            path or "/",
+            query if sep else None,
+            None,
+        )
+        return url
+    return httpx.URL(scheme=scheme, host=host, port=port, raw_path=raw_target)
 
 
 class _AsyncBody(httpx.AsyncByteStream):

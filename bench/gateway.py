@@ -1,0 +1,314 @@
+"""Shared pieces of the gateway benchmarks: nginx, wrk, a control plane and one node.
+
+Everything runs on this machine side by side in one run, so the ratios compare like with like.
+The tools come from Debian's packages (``nginx-light``, ``wrk``), installed on first use.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from controlplane.launcher import Supervised, start, stop_all, wait_until
+
+__all__ = [
+    "Gateway",
+    "WrkResult",
+    "ensure_tools",
+    "free_port",
+    "gateway",
+    "nginx",
+    "print_table",
+    "wrk",
+]
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def ensure_tools() -> None:
+    """Install Debian's nginx and wrk when they are missing."""
+    missing = [p for p, b in (("nginx-light", "nginx"), ("wrk", "wrk")) if not _which(b)]
+    if not missing:
+        return
+    sudo = [] if os.geteuid() == 0 else ["sudo"]
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run([*sudo, "apt-get", "update", "-qq"], check=True, env=env)
+    subprocess.run([*sudo, "apt-get", "install", "-y", "-qq", *missing], check=True, env=env)
+
+
+def _which(binary: str) -> str | None:
+    return shutil.which(binary) or shutil.which(binary, path="/usr/sbin:/usr/bin")
+
+
+NGINX_CONF = """
+worker_processes 1;
+daemon off;
+pid {dir}/nginx-{name}.pid;
+error_log {dir}/nginx-{name}.error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {dir}/body-{name};
+    proxy_temp_path {dir}/proxy-{name};
+    fastcgi_temp_path {dir}/fastcgi-{name};
+    uwsgi_temp_path {dir}/uwsgi-{name};
+    scgi_temp_path {dir}/scgi-{name};
+    keepalive_requests 1000000;
+    {body}
+}}
+"""
+
+UPSTREAM_SERVER = """
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            default_type application/json;
+            return 200 '{{"message":"hello from the upstream"}}';
+        }}
+    }}
+"""
+
+PROXY_SERVER = """
+    upstream backend {{
+        server 127.0.0.1:{upstream};
+        keepalive 64;
+    }}
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
+        }}
+    }}
+"""
+
+
+@contextmanager
+def nginx(name: str, body: str, workdir: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """One nginx master with one worker running ``body`` inside ``http {}``."""
+    conf = workdir / f"nginx-{name}.conf"
+    conf.write_text(NGINX_CONF.format(dir=workdir, name=name, body=body))
+    binary = _which("nginx")
+    assert binary is not None, "nginx is not installed"
+    process = subprocess.Popen(
+        [binary, "-c", str(conf), "-p", str(workdir), "-e", str(workdir / f"{name}.err")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield process
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+@dataclass
+class WrkResult:
+    """What wrk measured."""
+
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+def _ms(value: str) -> float:
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", value).groups()  # type: ignore[union-attr]
+    return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def wrk(
+    url: str, *, seconds: float, connections: int = 32, headers: dict[str, str] | None = None
+) -> WrkResult:
+    """Run wrk (one thread) against ``url`` and parse its summary."""
+    binary = _which("wrk")
+    assert binary is not None, "wrk is not installed"
+    args = [binary, "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency"]
+    for key, value in (headers or {}).items():
+        args += ["-H", f"{key}: {value}"]
+    output = subprocess.run([*args, url], capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"50%\s+(\S+)", output).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"99%\s+(\S+)", output).group(1))  # type: ignore[union-attr]
+    errors = 0
+    for match in re.finditer(r"Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)", output):
+        if match.group(1):
+            errors += int(match.group(1))
+        else:
+            errors += sum(int(n) for n in re.findall(r"\d+", match.group(2)))
+    return WrkResult(rps, p50, p99, errors)
+
+
+@dataclass
+class Gateway:
+    """A control plane (SQLite) and one data plane node, driven over the admin API."""
+
+    api: str
+    proxy: str
+    processes: list[Supervised]
+
+    def call(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = httpx.request(method, self.api + path, timeout=10, **kwargs)
+        assert response.status_code < 300, response.text
+        return response.json() if response.content else None
+
+    def apply(self, config: dict[str, Any]) -> None:
+        """Replace the config and wait until the node serves it."""
+        version = self.call("PUT", "/api/v1/config", json=config)["version"]
+        wait_until(
+            lambda: any(n["config_version"] == version for n in self.call("GET", "/api/v1/nodes")),
+            what="the node to apply the config",
+            processes=self.processes,
+        )
+
+    def session(self, body: dict[str, Any]) -> str:
+        """Start a session on the node and wait until it is active there."""
+        session_id: str = self.call(
+            "POST", "/api/v1/tracing-sessions", json={"targets": ["bench"], **body}
+        )["id"]
+        wait_until(
+            lambda: (
+                self.call("GET", f"/api/v1/tracing-sessions/{session_id}")["targets"][0]["state"]
+                == "active"
+            ),
+            what="the session to be active",
+            processes=self.processes,
+        )
+        return session_id
+
+    def stop_sessions(self) -> None:
+        for session in self.call("GET", "/api/v1/tracing-sessions")["items"]:
+            if session["status"] in ("pending", "active"):
+                self.call("POST", f"/api/v1/tracing-sessions/{session['id']}/stop")
+        wait_until(
+            lambda: not self.call("GET", "/api/v1/nodes")[0]["active_sessions"],
+            what="sessions to stop on the node",
+            processes=self.processes,
+        )
+
+
+@contextmanager
+def gateway(workdir: Path, *, node_env: dict[str, str] | None = None) -> Iterator[Gateway]:
+    """Start a control plane and a node called ``bench`` (one process each, uvloop)."""
+    api_port, cluster_port, otlp_port, proxy_port, status_port = (free_port() for _ in range(5))
+    env = {"ACTIVETRACE_LOG_LEVEL": "warning", "ACTIVETRACE_HEARTBEAT_INTERVAL_SECS": "1"}
+    processes = [
+        start(
+            "controlplane",
+            [
+                "controlplane.cli",
+                "controlplane",
+                "--database-url",
+                f"sqlite+aiosqlite:///{workdir / 'cp.db'}",
+                "--api-port",
+                str(api_port),
+                "--cluster-port",
+                str(cluster_port),
+                "--otlp-grpc-port",
+                str(otlp_port),
+                "--host",
+                "127.0.0.1",
+            ],
+            env=env,
+            log=workdir / "controlplane.log",
+        )
+    ]
+    bench = Gateway(f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{proxy_port}", processes)
+    try:
+        wait_until(
+            lambda: httpx.get(bench.api + "/healthz", timeout=1).status_code == 200,
+            what="the control plane",
+            processes=processes,
+        )
+        processes.append(
+            start(
+                "bench",
+                [
+                    "controlplane.cli",
+                    "dataplane",
+                    "--node-id",
+                    "bench",
+                    "--control-plane",
+                    f"127.0.0.1:{cluster_port}",
+                    "--proxy-host",
+                    "127.0.0.1",
+                    "--proxy-port",
+                    str(proxy_port),
+                    "--status-port",
+                    str(status_port),
+                    "--cache-dir",
+                    str(workdir / "cache"),
+                ],
+                env={**env, **(node_env or {})},
+                log=workdir / "bench-node.log",
+            )
+        )
+        wait_until(
+            lambda: any(n["status"] == "connected" for n in bench.call("GET", "/api/v1/nodes")),
+            what="the node to connect",
+            processes=processes,
+        )
+        yield bench
+    finally:
+        stop_all(processes)
+
+
+def service_config(
+    upstream_port: int, plugins: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """One service in front of the upstream with one route ``/``."""
+    return {
+        "_format_version": "1.0",
+        "services": [
+            {
+                "name": "bench",
+                "url": f"http://127.0.0.1:{upstream_port}",
+                "routes": [{"name": "bench", "paths": ["/"], "plugins": plugins or []}],
+            }
+        ],
+    }
+
+
+def print_table(title: str, rows: list[tuple[str, WrkResult]], baseline: str) -> None:
+    """Print results with ratios to ``baseline``."""
+    base = dict(rows)[baseline]
+    print(f"\n{title}")
+    print(f"{'':34} {'RPS':>9} {'p50 ms':>8} {'p99 ms':>8} {'RPS ratio':>10} {'p99 ratio':>10}")
+    for name, result in rows:
+        print(
+            f"{name:34} {result.rps:9.0f} {result.p50_ms:8.2f} {result.p99_ms:8.2f} "
+            f"{result.rps / base.rps:10.2f} {result.p99_ms / base.p99_ms:10.2f}"
+            + (f"  ({result.errors} errors)" if result.errors else "")
+        )
+
+
+def temporary_dir() -> tempfile.TemporaryDirectory[str]:
+    """A scratch directory for configs, logs and the bench database."""
+    return tempfile.TemporaryDirectory(prefix="activetrace-bench-")
+
+
+def settle(seconds: float = 0.5) -> None:
+    """Let sockets from the previous run drain before the next measurement."""
+    time.sleep(seconds)

@@ -1,0 +1,99 @@
+"""Proxy throughput: nginx ``proxy_pass`` and an activetrace node in front of the same upstream.
+
+Each proxy runs one worker process; the upstream is a separate one-worker nginx returning a
+small JSON body; wrk (one thread, 32 connections) drives each in turn, in one run. Goals (issue
+5): node RPS >= 0.30x nginx without plugins and >= 0.25x with key-auth + rate-limiting (local) +
+correlation-id; node p99 <= 3x nginx's.
+
+Run: ``.venv/bin/python -m bench.proxy [--seconds 8]``
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from bench.gateway import (
+    PROXY_SERVER,
+    UPSTREAM_SERVER,
+    WrkResult,
+    ensure_tools,
+    free_port,
+    gateway,
+    nginx,
+    print_table,
+    service_config,
+    settle,
+    temporary_dir,
+    wrk,
+)
+
+PLUGINS = [
+    {"name": "key-auth", "config": {"key_names": ["apikey"]}},
+    {"name": "rate-limiting", "config": {"second": 1_000_000, "policy": "local"}},
+    {"name": "correlation-id", "config": {"header_name": "x-correlation-id"}},
+]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=8.0, help="wrk duration per run")
+    parser.add_argument("--connections", type=int, default=32)
+    args = parser.parse_args()
+    ensure_tools()
+    with temporary_dir() as tmp:
+        workdir = Path(tmp)
+        upstream_port, nginx_port = free_port(), free_port()
+        rows: list[tuple[str, WrkResult]] = []
+        with (
+            nginx("upstream", UPSTREAM_SERVER.format(port=upstream_port), workdir),
+            nginx(
+                "proxy",
+                PROXY_SERVER.format(port=nginx_port, upstream=upstream_port),
+                workdir,
+            ),
+            gateway(workdir) as gw,
+        ):
+            url = f"http://127.0.0.1:{upstream_port}/"
+            wrk(url, seconds=1)  # warm up
+            rows.append(
+                ("upstream direct", wrk(url, seconds=args.seconds, connections=args.connections))
+            )
+            settle()
+            url = f"http://127.0.0.1:{nginx_port}/"
+            wrk(url, seconds=1)
+            rows.append(
+                ("nginx proxy_pass", wrk(url, seconds=args.seconds, connections=args.connections))
+            )
+            settle()
+
+            gw.apply(service_config(upstream_port))
+            wrk(gw.proxy + "/", seconds=2)
+            rows.append(
+                (
+                    "activetrace, no plugins",
+                    wrk(gw.proxy + "/", seconds=args.seconds, connections=args.connections),
+                )
+            )
+            settle()
+
+            config = service_config(upstream_port, PLUGINS)
+            config["consumers"] = [{"username": "bench", "keyauth_credentials": [{"key": "k"}]}]
+            gw.apply(config)
+            headers = {"apikey": "k"}
+            wrk(gw.proxy + "/", seconds=2, headers=headers)
+            rows.append(
+                (
+                    "activetrace, 3 plugins",
+                    wrk(gw.proxy + "/", seconds=args.seconds, headers=headers),
+                )
+            )
+        print_table(
+            f"Proxy throughput, wrk -t1 -c{args.connections}, {args.seconds:.0f}s per run",
+            rows,
+            baseline="nginx proxy_pass",
+        )
+
+
+if __name__ == "__main__":
+    main()
