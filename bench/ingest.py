@@ -135,7 +135,7 @@ async def _cluster_path(api: str, cluster: str, nodes: int, spans: int) -> float
     connected = asyncio.Event()
     hello_only = [asyncio.create_task(_node(cluster, n, [], connected)) for n in node_ids]
     async with httpx.AsyncClient(base_url=api) as client:
-        while {n["id"] for n in (await client.get("/api/v1/nodes")).json()} < set(node_ids):
+        while {n["id"] for n in (await client.get("/api/v1/nodes")).json()} < set(node_ids):  # noqa: ASYNC110
             await asyncio.sleep(0.05)
         connected.set()
         await asyncio.gather(*hello_only)

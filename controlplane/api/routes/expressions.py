@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataplane.expr import validate_rule
 from fastapi import APIRouter
 
 from controlplane.schemas import ExpressionValidate, ExpressionValidation, RuleErrorPublic
+from dataplane.expr import validate_rule
 
 __all__ = ["router"]
 
