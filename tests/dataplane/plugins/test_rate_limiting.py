@@ -188,9 +188,12 @@ def test_kongs_nested_redis_record_is_accepted() -> None:
 
 
 async def test_redis_counters_are_shared_by_nodes(
-    redis_url: str, redis_plugin_id: str, make_exchange: ExchangeFactory
+    redis_url: str,
+    redis_settings: dict[str, Any],
+    redis_plugin_id: str,
+    make_exchange: ExchangeFactory,
 ) -> None:
-    config = {"day": 2, "policy": "redis", "redis_host": "127.0.0.1", "redis_database": 0}
+    config = {"day": 2, "policy": "redis", **redis_settings}
     node_a, node_b = PluginHost(node_id="a"), PluginHost(node_id="b")
     try:
         on_a = _plugin(node_a, plugin_id=redis_plugin_id, **config)
@@ -212,11 +215,15 @@ async def test_redis_counters_are_shared_by_nodes(
 
 
 async def test_traced_redis_call_is_a_client_span_under_the_plugin(
-    host: PluginHost, redis_url: str, redis_plugin_id: str, make_exchange: ExchangeFactory
+    host: PluginHost,
+    redis_settings: dict[str, Any],
+    redis_plugin_id: str,
+    make_exchange: ExchangeFactory,
 ) -> None:
     plugin = _plugin(
-        host, plugin_id=redis_plugin_id, hour=5, day=50, policy="redis", redis_host="127.0.0.1"
+        host, plugin_id=redis_plugin_id, hour=5, day=50, policy="redis", **redis_settings
     )
+    address, port = redis_settings["redis_host"], redis_settings["redis_port"]
     exchange = make_exchange()
     plugin_span = trace_exchange(exchange, "gateway.access.plugin.rate-limiting")
     assert await plugin.access(exchange) is None
@@ -229,11 +236,11 @@ async def test_traced_redis_call_is_a_client_span_under_the_plugin(
         "db.system.name": "redis",
         "db.operation.name": "BATCH",
         "db.operation.batch.size": 4,  # INCR + EXPIRE per window
-        "db.namespace": "0",
-        "server.address": "127.0.0.1",
-        "server.port": 6379,
-        "network.peer.address": "127.0.0.1",
-        "network.peer.port": 6379,
+        "db.namespace": str(redis_settings["redis_database"]),
+        "server.address": address,
+        "server.port": port,
+        "network.peer.address": address,
+        "network.peer.port": port,
     }
 
 
@@ -281,12 +288,15 @@ async def test_traffic_local(gateway: Gateway, client: httpx.AsyncClient) -> Non
 
 
 async def test_traffic_redis_traced(
-    gateway: Gateway, client: httpx.AsyncClient, redis_url: str, redis_plugin_id: str
+    gateway: Gateway,
+    client: httpx.AsyncClient,
+    redis_settings: dict[str, Any],
+    redis_plugin_id: str,
 ) -> None:
     plugin = {
         "id": redis_plugin_id,
         "name": "rate-limiting",
-        "config": {"day": 1, "policy": "redis", "redis_host": "127.0.0.1"},
+        "config": {"day": 1, "policy": "redis", **redis_settings},
     }
     gateway.load(gateway.service(plugin))
     gateway.trace_everything()
