@@ -41,41 +41,64 @@ expect.set_options(timeout=15_000)
 
 class FakeNode:
     """A data plane node that proxies nothing: it speaks the cluster protocol and sends the
-    spans a test gives it, acknowledging sessions the way a node does."""
+    spans a test gives it, acknowledging sessions the way a node does.
+
+    Like a real node it reconnects when its stream ends, says which sessions it runs in its
+    Hello, and resends the span batches that were not acknowledged.
+    """
 
     def __init__(self, node_id: str, cluster: str, *, labels: dict[str, str]) -> None:
         self.node_id = node_id
-        self.outbox: queue.Queue[pb.NodeMessage | None] = queue.Queue()
+        self.labels = labels
+        self.unacked: dict[str, pb.NodeMessage] = {}
         self.acks: dict[str, threading.Event] = {}
         self.sessions: dict[str, str] = {}  # session ID -> state
         self.samples: Counter[str] = Counter()
         self.changed = threading.Condition()
         self.config = ("", 0)
         self.requests = 0
+        self.connections = 0
         self.stopped = threading.Event()
-        self.outbox.put(
-            pb.NodeMessage(
-                hello=pb.Hello(
-                    node_id=node_id, hostname=f"{node_id}.local", version="0.1.0", labels=labels
-                )
-            )
-        )
+        self.outbox: queue.Queue[pb.NodeMessage | None] = queue.Queue()
         self.channel = grpc.insecure_channel(cluster)
-        self.call = pb_grpc.ClusterServiceStub(self.channel).Connect(iter(self.outbox.get, None))
+        self.stub = pb_grpc.ClusterServiceStub(self.channel)
+        self.call: Any = None
         self.threads = [
-            threading.Thread(target=self._read, name=f"{node_id}-read", daemon=True),
+            threading.Thread(target=self._run, name=f"{node_id}-stream", daemon=True),
             threading.Thread(target=self._beat, name=f"{node_id}-heartbeat", daemon=True),
         ]
         for thread in self.threads:
             thread.start()
 
-    def _read(self) -> None:
-        try:
-            for message in self.call:
-                self._handle(message)
-        except grpc.RpcError:
-            if not self.stopped.is_set():
-                raise
+    def _run(self) -> None:
+        while not self.stopped.is_set():
+            outbox: queue.Queue[pb.NodeMessage | None] = queue.Queue()
+            with self.changed:
+                running = [s for s, state in self.sessions.items() if state == "active"]
+                outbox.put(
+                    pb.NodeMessage(
+                        hello=pb.Hello(
+                            node_id=self.node_id,
+                            hostname=f"{self.node_id}.local",
+                            version="0.1.0",
+                            labels=self.labels,
+                            config_hash=self.config[0],
+                            session_ids=running,
+                        )
+                    )
+                )
+                for batch in self.unacked.values():
+                    outbox.put(batch)
+                self.outbox = outbox
+                self.call = self.stub.Connect(iter(outbox.get, None))
+                self.connections += 1
+            try:
+                for message in self.call:
+                    self._handle(message)
+            except grpc.RpcError:
+                pass  # the stream ended: reconnect, as a node does
+            outbox.put(None)
+            self.stopped.wait(0.2)
 
     def _handle(self, message: pb.CpMessage) -> None:
         kind = message.WhichOneof("message")
@@ -83,6 +106,7 @@ class FakeNode:
             if kind == "config":
                 self.config = (message.config.hash, message.config.version)
             elif kind == "batch_ack":
+                self.unacked.pop(message.batch_ack.batch_id, None)
                 self.acks[message.batch_ack.batch_id].set()
             elif kind == "session_start":
                 session_id = message.session_start.session_id
@@ -93,10 +117,14 @@ class FakeNode:
                 self.progress(message.session_stop.session_id, pb.SESSION_STATE_STOPPED)
             self.changed.notify_all()
 
+    def _send(self, message: pb.NodeMessage) -> None:
+        with self.changed:
+            self.outbox.put(message)
+
     def _beat(self) -> None:
         while not self.stopped.wait(0.3):
             config_hash, version = self.config
-            self.outbox.put(
+            self._send(
                 pb.NodeMessage(
                     heartbeat=pb.Heartbeat(
                         requests=self.requests,
@@ -109,7 +137,7 @@ class FakeNode:
 
     def progress(self, session_id: str, state: pb.SessionState.ValueType) -> None:
         """Report samples taken and state for a session."""
-        self.outbox.put(
+        self._send(
             pb.NodeMessage(
                 session_progress=pb.SessionProgress(
                     session_id=session_id, samples=self.samples[session_id], state=state
@@ -127,14 +155,16 @@ class FakeNode:
     def send(self, session_id: str, trace: GatewayTrace) -> None:
         """Send a trace's spans in a batch, wait for the ack, report the sample."""
         batch_id = uuid.uuid4().hex
-        acked = self.acks[batch_id] = threading.Event()
-        self.outbox.put(
-            pb.NodeMessage(
-                span_batch=pb.SpanBatch(
-                    batch_id=batch_id, session_ids=[session_id], resource_spans=[trace.node_spans()]
-                )
+        batch = pb.NodeMessage(
+            span_batch=pb.SpanBatch(
+                batch_id=batch_id, session_ids=[session_id], resource_spans=[trace.node_spans()]
             )
         )
+        acked = threading.Event()
+        with self.changed:
+            self.acks[batch_id] = acked
+            self.unacked[batch_id] = batch
+            self.outbox.put(batch)
         assert acked.wait(WAIT_SECS), f"batch {batch_id} not acknowledged"
         self.requests += 1
         self.samples[session_id] += 1
@@ -143,11 +173,13 @@ class FakeNode:
     def close(self) -> None:
         """End the stream."""
         self.stopped.set()
-        self.outbox.put(None)
-        self.call.cancel()
-        self.channel.close()
+        with self.changed:
+            self.outbox.put(None)
+            if self.call is not None:
+                self.call.cancel()
         for thread in self.threads:
             thread.join(5)
+        self.channel.close()
 
 
 @dataclass

@@ -45,13 +45,13 @@ function scopePicker(services, routes, onChange) {
     h("label", { class: "radio" }, h("input", { type: "radio", name: "scope-kind", value, checked: value === "all", on: { change: onChange } }), label);
   const serviceSelect = h(
     "select",
-    { id: "scope-service", "aria-label": "Service", hidden: true },
+    { id: "scope-service", "aria-label": "Service to trace", hidden: true },
     services.map((s) => h("option", { value: s.name ?? s.id }, s.name ?? s.id)),
   );
   const names = Object.fromEntries(services.map((s) => [s.id, s.name ?? s.id]));
   const routeSelect = h(
     "select",
-    { id: "scope-route", "aria-label": "Route", hidden: true },
+    { id: "scope-route", "aria-label": "Route to trace", hidden: true },
     routes.map((r) =>
       h(
         "option",

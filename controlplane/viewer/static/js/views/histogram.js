@@ -50,22 +50,29 @@ export function latencyHistogram(histogram, { onPick } = {}) {
       ),
       s("rect", { class: "h-hit", x: x(bucket.low_ms), y: PAD.top, width: band, height: innerHeight }),
       parts,
-      index % labelEvery === 0
+      index % labelEvery === 0 && x(domain) - x(bucket.low_ms) > 48
         ? s("text", { class: "h-axis-label", x: x(bucket.low_ms), y: HEIGHT - 8, "text-anchor": "middle" }, ms(bucket.low_ms))
         : null,
     );
   });
 
-  const markers = [
+  // Percentiles close together share one marker ("p95 p99") so their labels stay readable.
+  const markers = [];
+  for (const [label, value] of [
     ["p50", histogram.p50_ms],
     ["p95", histogram.p95_ms],
     ["p99", histogram.p99_ms],
-  ].map(([label, value]) =>
+  ]) {
+    const last = markers[markers.length - 1];
+    if (last && x(value) - last.at < 36) last.labels.push(label);
+    else markers.push({ at: x(value), labels: [label] });
+  }
+  const markerElements = markers.map(({ at, labels }) =>
     s(
       "g",
       { class: "h-marker" },
-      s("line", { x1: x(value), x2: x(value), y1: PAD.top - 4, y2: PAD.top + innerHeight }),
-      s("text", { x: x(value) + 3, y: PAD.top - 6 }, label),
+      s("line", { x1: at, x2: at, y1: PAD.top - 4, y2: PAD.top + innerHeight }),
+      s("text", { x: Math.min(at + 3, WIDTH - 40), y: PAD.top - 6 }, labels.join(" ")),
     ),
   );
 
@@ -80,7 +87,7 @@ export function latencyHistogram(histogram, { onPick } = {}) {
       s("text", { class: "h-axis-label", x: PAD.left - 6, y: PAD.top + innerHeight, "text-anchor": "end" }, 0),
       s("text", { class: "h-axis-label", x: WIDTH - PAD.right, y: HEIGHT - 8, "text-anchor": "end" }, ms(domain)),
       bars,
-      markers,
+      markerElements,
     ),
     h(
       "div",

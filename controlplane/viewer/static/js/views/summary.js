@@ -6,9 +6,9 @@ import { bytes, ms } from "../format.js";
 import { card, durationMetric, metric, statusBadge } from "./common.js";
 
 const SIDES = [
-  ["request", "Request", "access phase"],
+  ["request", "Request · access", "access phase: router and access plugins"],
   ["upstream", "Upstream", "balancer, connect, send, wait, read"],
-  ["response", "Response", "header and body filters"],
+  ["response", "Response · filters", "header_filter and body_filter plugins"],
 ];
 
 function metrics(m) {
@@ -83,7 +83,7 @@ export function transactionMap(summary) {
     return h(
       "div",
       { class: ["map-group", `map-group-${side}`], dataset: { side } },
-      h("div", { class: "map-group-title" }, title, h("span", { class: "muted small" }, ` ${note}`)),
+      h("div", { class: "map-group-title", title: note }, title),
       h(
         "div",
         { class: "map-steps" },

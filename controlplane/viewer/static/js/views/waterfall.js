@@ -7,7 +7,6 @@ import { attributeText, ms } from "../format.js";
 import { badge, button } from "./common.js";
 
 const GATEWAY = "activetrace-dataplane";
-const TICKS = [0, 0.25, 0.5, 0.75, 1];
 const HEADER_PREFIXES = [
   ["http.request.header.", "Request headers"],
   ["http.response.header.", "Response headers"],
@@ -17,7 +16,16 @@ const BODIES = [
   ["gateway.response.body", "Response body", "gateway.response.body.truncated"],
 ];
 
-function axis(totalMs) {
+/** Round tick spacing for the time axis: 1, 2 or 5 x 10^k ms, about five ticks. */
+function tickStep(totalMs) {
+  const raw = totalMs / 5 || 1;
+  const power = 10 ** Math.floor(Math.log10(raw));
+  return [1, 2, 5, 10].map((m) => m * power).find((step) => step >= raw);
+}
+
+function axis(totalMs, step) {
+  const ticks = [];
+  for (let at = 0; at <= totalMs * 1.0001; at += step) ticks.push(at);
   return h(
     "div",
     { class: "wf-axis", "aria-hidden": "true" },
@@ -25,11 +33,17 @@ function axis(totalMs) {
     h(
       "div",
       { class: "wf-ticks" },
-      TICKS.map((t) =>
-        h("span", { class: ["wf-tick", t === 1 && "last"], style: { left: `${t * 100}%` } }, ms(totalMs * t)),
-      ),
+      ticks.map((at) => h("span", { class: "wf-tick", style: { left: `${(100 * at) / totalMs}%` } }, ms(at))),
     ),
   );
+}
+
+/** Where a bar's duration label goes: after a short bar, inside a long one, else before. */
+function labelPlacement(row) {
+  const end = row.offset_pct + row.width_pct;
+  if (end < 80) return ["after", { left: `calc(${end}% + 4px)` }];
+  if (row.width_pct > 14) return ["inside", { right: `calc(${100 - end}% + 5px)` }];
+  return ["before", { right: `calc(${100 - row.offset_pct}% + 4px)` }];
 }
 
 function keyValues(entries, { id } = {}) {
@@ -126,7 +140,8 @@ export function waterfallView({ rows, spans, selected, onSelect }) {
   const byId = new Map(spans.map((span) => [span.span_id, span]));
   const traceStart = Math.min(...spans.map((span) => span.start_time_unix_nano));
   const traceEnd = Math.max(...spans.map((span) => span.end_time_unix_nano));
-  const totalMs = (traceEnd - traceStart) / 1e6;
+  const totalMs = Math.max((traceEnd - traceStart) / 1e6, 1e-6);
+  const step = tickStep(totalMs);
   const collapsed = new Set();
   const elements = new Map();
   const detail = h("aside", { class: "wf-detail", id: "span-detail", "aria-live": "polite" }, h("div", { class: "muted" }, "Select a span to see its attributes, events and captured content."));
@@ -174,11 +189,11 @@ export function waterfallView({ rows, spans, selected, onSelect }) {
 
   const list = h(
     "div",
-    { class: "wf-rows", role: "tree", "aria-label": "Spans" },
+    { class: "wf-rows", role: "tree", "aria-label": "Spans", style: { "--grid-step": `${(100 * step) / totalMs}%` } },
     rows.map((row) => {
       const span = byId.get(row.span_id);
       const external = row.service_name !== GATEWAY;
-      const labelAtEnd = row.offset_pct + row.width_pct < 80;
+      const [placement, labelStyle] = labelPlacement(row);
       const element = h(
         "div",
         {
@@ -226,14 +241,7 @@ export function waterfallView({ rows, spans, selected, onSelect }) {
             style: { left: `${row.offset_pct}%`, width: `max(2px, ${row.width_pct}%)` },
             title: `${row.name}: ${ms(row.duration_ms)} at +${ms(row.start_ms)}${span?.status.code === "ERROR" ? " (error)" : ""}`,
           }),
-          h(
-            "span",
-            {
-              class: ["wf-duration", !labelAtEnd && "before"],
-              style: labelAtEnd ? { left: `calc(${row.offset_pct + row.width_pct}% + 4px)` } : { right: `calc(${100 - row.offset_pct}% + 4px)` },
-            },
-            ms(row.duration_ms),
-          ),
+          h("span", { class: ["wf-duration", placement], style: labelStyle }, ms(row.duration_ms)),
         ),
       );
       elements.set(row.span_id, element);
@@ -269,7 +277,7 @@ export function waterfallView({ rows, spans, selected, onSelect }) {
   const view = h(
     "div",
     { class: "waterfall-layout" },
-    h("div", { class: "card flush waterfall", id: "waterfall" }, toolbar, axis(totalMs), list),
+    h("div", { class: "card flush waterfall", id: "waterfall" }, toolbar, axis(totalMs, step), list),
     detail,
   );
   if (selected && byId.has(selected)) queueMicrotask(() => select(selected, { scroll: true }));
