@@ -23,6 +23,7 @@ class Exchange:
         "balancer_span",
         "client_ip",
         "client_port",
+        "client_query",
         "consumer",
         "credential_id",
         "current_span",
@@ -75,6 +76,7 @@ class Exchange:
         self.host = host
         self.path = path
         self.query_string = query_string
+        self.client_query = query_string  # as the client sent it (plugins may rewrite the other)
         self.request_headers = request_headers
         self.client_ip = client_ip
         self.client_port = client_port

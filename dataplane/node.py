@@ -15,6 +15,7 @@ import uvicorn
 from dataplane.cluster.cache import load_cached_config, save_cached_config
 from dataplane.cluster.client import ClusterClient
 from dataplane.gateway_config import GatewayConfig
+from dataplane.http_protocol import StampedHttpToolsProtocol
 from dataplane.plugins.host import PluginHost
 from dataplane.proxy import Proxy
 from dataplane.runtime import GatewayRuntime
@@ -156,7 +157,7 @@ async def serve(settings: DataPlaneSettings) -> None:
             node.proxy,
             host=settings.proxy_host,
             port=settings.proxy_port,
-            http="httptools",
+            http=StampedHttpToolsProtocol,
             loop="none",
             lifespan="off",
             log_config=None,

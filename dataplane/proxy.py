@@ -20,6 +20,7 @@ from dataplane.exchange import Exchange
 from dataplane.expr import RequestFacts
 from dataplane.gateway_config import Service
 from dataplane.headers import HeaderList
+from dataplane.http_protocol import RECEIVED_NS
 from dataplane.metrics import RequestMetrics
 from dataplane.plugins.base import LocalReply
 from dataplane.plugins.runtime import EMPTY_CHAIN, PluginChain
@@ -111,7 +112,7 @@ class Proxy:
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one request."""
-        started = _perf()
+        started = scope.get(RECEIVED_NS) or _perf()
         self.requests += 1
         runtime = self.runtime
         raw_headers: list[tuple[bytes, bytes]] = scope["headers"]
@@ -312,7 +313,7 @@ def _finish_root(exchange: Exchange, match: RouteMatch | None) -> None:
     route_path = match.matched_path if match is not None else None
     root.name = f"{exchange.method} {route_path}" if route_path else exchange.method
     attributes = root.attributes
-    query = exchange.query_string.decode("latin-1")
+    query = exchange.redacted_query(exchange.client_query)
     elapsed_ns = (root.end_ns or now_ns()) - root.start_ns
     attributes.update(
         {
@@ -676,13 +677,19 @@ def _upstream_span(
 ) -> Span:
     attributes: dict[str, Any] = {
         "http.request.method": exchange.method,
-        "url.full": f"{service.protocol}://{host}:{port}{raw_target.decode('latin-1')}",
+        "url.full": f"{service.protocol}://{host}:{port}{_redacted_target(exchange, raw_target)}",
         "server.address": host,
         "server.port": port,
     }
     if attempt:
         attributes["http.request.resend_count"] = attempt
     return trace.span("gateway.upstream", parent, now_ns(), KIND_CLIENT, attributes)
+
+
+def _redacted_target(exchange: Exchange, raw_target: bytes) -> str:
+    path, sep, query = raw_target.partition(b"?")
+    text = path.decode("latin-1")
+    return f"{text}?{exchange.redacted_query(query)}" if sep else text
 
 
 class _TransportEvents:

@@ -40,6 +40,7 @@ class GatewayRuntime:
     ) -> GatewayRuntime:
         """Compile ``config``; balancers of unchanged upstreams keep their health state."""
         services = config.service_by_id()
+        host.load_consumers(config.consumers)
         chains, plugins = build_chains(config, host)
         old = previous.balancers if previous is not None else {}
         balancers: dict[str, Balancer] = {}
