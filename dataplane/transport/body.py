@@ -9,6 +9,7 @@ import httpx
 from dataplane.transport.connection import ResponseReader
 from dataplane.transport.dns import Trace
 from dataplane.transport.errors import error_type
+from dataplane.transport.upload import Upload
 
 __all__ = ["ResponseStream"]
 
@@ -19,12 +20,19 @@ class ResponseStream(httpx.AsyncByteStream):
     """Yields body chunks as the upstream sends them; ``aclose()`` before the end closes the
     connection (an unread body cannot be skipped on a keep-alive connection)."""
 
-    __slots__ = ("_done", "_reader", "_timeout", "_trace")
+    __slots__ = ("_done", "_reader", "_timeout", "_trace", "_upload")
 
-    def __init__(self, reader: ResponseReader, timeout: float | None, trace: Trace | None) -> None:
+    def __init__(
+        self,
+        reader: ResponseReader,
+        timeout: float | None,
+        trace: Trace | None,
+        upload: Upload | None = None,
+    ) -> None:
         self._reader = reader
         self._timeout = timeout
         self._trace = trace
+        self._upload = upload
         self._done = False
 
     def __aiter__(self) -> AsyncIterator[bytes]:
@@ -73,6 +81,8 @@ class ResponseStream(httpx.AsyncByteStream):
         if self._done:
             return
         self._done = True
+        if self._upload is not None:
+            self._upload.cancel()  # the response is over: the rest of the body is not needed
         trace = self._trace
         if trace is None:
             return

@@ -115,9 +115,7 @@ class Connection(asyncio.Protocol):
         if reader is not None:
             reader.lost(exc)
         _wake(self._drain_waiter)
-        self.pool.lost(self)
-        if not self.done.done():
-            self.done.set_result(None)
+        self._gone()
 
     def pause_writing(self) -> None:
         self._write_paused = True
@@ -178,6 +176,17 @@ class Connection(asyncio.Protocol):
         self._close_state()
         if self.transport is not None:
             self.transport.abort()
+
+    def discard(self) -> None:
+        """Drop a connection that failed to open: the protocol may never hear connection_lost
+        (a failed TLS handshake closes the socket behind its back)."""
+        self.abort()
+        self._gone()
+
+    def _gone(self) -> None:
+        self.pool.lost(self)
+        if not self.done.done():
+            self.done.set_result(None)
 
     def _close_state(self) -> None:
         if not self.closed:
@@ -344,6 +353,10 @@ class ResponseReader:
             return await wait_until_woken(self.conn.loop, waiter, seconds)
         finally:
             self._waiter = None
+
+    def wake(self) -> None:
+        """Wake whoever waits on this reader (the upload finished or failed)."""
+        _wake(self._waiter)
 
     def take(self) -> bytes:
         """Everything buffered of the body, as one piece."""

@@ -37,6 +37,11 @@ class ConnectionPool:
         self._connections: set[Connection] = set()
         self._sweep: asyncio.TimerHandle | None = None
 
+    @property
+    def size(self) -> int:
+        """How many connections are open (idle, busy or being opened)."""
+        return len(self._connections)
+
     def idle(self, origin: Origin) -> int:
         """How many idle connections ``origin`` has."""
         return len(self._idle.get(origin, ()))

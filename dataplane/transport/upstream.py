@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterable, Mapping
+from collections.abc import Mapping
 from typing import Any, Final
 
 import httpx
@@ -19,8 +19,9 @@ from dataplane.transport.errors import (
     error_type,
 )
 from dataplane.transport.pool import ConnectionPool
-from dataplane.transport.request import RequestHead, chunk, request_head
+from dataplane.transport.request import RequestHead, request_head
 from dataplane.transport.tls import TlsContexts, tls_version
+from dataplane.transport.upload import Upload
 
 __all__ = ["UpstreamTransport"]
 
@@ -109,22 +110,38 @@ class UpstreamTransport(httpx.AsyncBaseTransport):
         if trace is not None and conn.reused:
             trace("connection.reused", {"peer": conn.peer})
         reader = conn.begin(head.head_only)
+        upload: Upload | None = None
         phase = _SEND
         try:
             if trace is not None:
                 trace(_SEND + ".started", {})
-            await self._send(conn, reader, request, head, timeouts.get("write"))
-            phase = _HEAD
-            if trace is not None:
-                trace(_SEND + ".complete", {})
-                trace(_HEAD + ".started", {})
-            await self._receive_head(conn, reader, timeouts.get("read"))
+            if head.body is not None:
+                await self._send(conn, reader, head, timeouts.get("write"))
+                phase = _HEAD
+                if trace is not None:
+                    trace(_SEND + ".complete", {})
+                    trace(_HEAD + ".started", {})
+            else:
+                conn.write(head.data)
+                upload = Upload(
+                    conn,
+                    reader,
+                    request.stream,
+                    chunked=head.chunked,
+                    seconds=timeouts.get("write"),
+                    trace=trace,
+                )
+                phase = ""  # the upload traces its own end
+            await self._receive_head(conn, reader, upload, timeouts.get("read"), trace)
         except BaseException as exc:
+            if upload is not None:
+                upload.cancel()
             if not reader.complete:
                 conn.abort()
             if trace is not None:
                 error = exc.error if isinstance(exc, _StaleConnection) else exc
-                trace(phase + ".failed", {"error_type": error_type(error), "error": str(error)})
+                failed = phase or _HEAD
+                trace(failed + ".failed", {"error_type": error_type(error), "error": str(error)})
             raise
         if trace is not None:
             trace(_HEAD + ".complete", {"status_code": reader.status})
@@ -132,7 +149,7 @@ class UpstreamTransport(httpx.AsyncBaseTransport):
         return httpx.Response(
             reader.status,
             headers=reader.headers,
-            stream=ResponseStream(reader, timeouts.get("read"), trace),
+            stream=ResponseStream(reader, timeouts.get("read"), trace, upload),
             extensions={
                 "http_version": reader.http_version,
                 "reason_phrase": reader.reason,
@@ -142,62 +159,49 @@ class UpstreamTransport(httpx.AsyncBaseTransport):
         )
 
     async def _send(
-        self,
-        conn: Connection,
-        reader: ResponseReader,
-        request: httpx.Request,
-        head: RequestHead,
-        seconds: float | None,
+        self, conn: Connection, reader: ResponseReader, head: RequestHead, seconds: float | None
     ) -> None:
         if conn.closed:
             raise _StaleConnection(
                 UpstreamProtocolError("upstream closed the connection", "connection_closed")
             )
         body = head.body
-        if body is not None:
-            conn.write(head.data + body if len(body) < 65536 else head.data)
-            if len(body) >= 65536:
-                conn.write(body)
-            reader.request_sent = True
+        assert body is not None
+        if len(body) < 65536:
+            conn.write(head.data + body)
         else:
             conn.write(head.data)
-            await self._send_stream(conn, reader, request.stream, head.chunked, seconds)
+            conn.write(body)
+        reader.request_sent = True
         if not await conn.drain(seconds):
             raise httpx.WriteTimeout(f"upstream took no request data for {seconds}s")
 
-    async def _send_stream(
+    async def _receive_head(
         self,
         conn: Connection,
         reader: ResponseReader,
-        stream: Any,
-        chunked: bool,
+        upload: Upload | None,
         seconds: float | None,
+        trace: Trace | None,
     ) -> None:
-        if not isinstance(stream, AsyncIterable):
-            raise RuntimeError("UpstreamTransport needs an async request stream")
-        async for data in stream:
-            if reader.headers_done or reader.error is not None or conn.closed:
-                return  # answered (or gone) early: stop sending; the connection is not reused
-            if not data:
-                continue
-            conn.write(chunk(data) if chunked else data)
-            if not await conn.drain(seconds):
-                raise httpx.WriteTimeout(f"upstream took no request data for {seconds}s")
-        if chunked:
-            conn.write(b"0\r\n\r\n")
-        reader.request_sent = True
-
-    async def _receive_head(
-        self, conn: Connection, reader: ResponseReader, seconds: float | None
-    ) -> None:
+        waiting = upload is None  # the wait for the head starts once the request is sent
         while not reader.headers_done:
+            if upload is not None and upload.done and not waiting:
+                if upload.error is not None:
+                    raise upload.error
+                waiting = True
+                if trace is not None:
+                    trace(_HEAD + ".started", {})
             error = reader.error
             if error is not None:
                 if conn.reused and not reader.received and error.kind in _STALE_KINDS:
                     raise _StaleConnection(error)
                 raise error
-            if not await reader.wait(seconds):
+            # no read timeout while still uploading: the upstream may wait for the whole body
+            if not await reader.wait(seconds if waiting else None):
                 raise httpx.ReadTimeout(f"no response from upstream within {seconds}s")
+        if not waiting and trace is not None:
+            trace(_HEAD + ".started", {})  # answered before the upload ended
 
     async def _connect(
         self,
@@ -226,7 +230,7 @@ class UpstreamTransport(httpx.AsyncBaseTransport):
                     sni = str(extensions.get("sni_hostname") or host)
                     await self._start_tls(conn, sni, verify, trace)
         except BaseException as exc:
-            conn.abort()
+            conn.discard()
             if isinstance(exc, asyncio.CancelledError):
                 raise
             error = connect_error(exc, f"{host}:{port}")

@@ -733,3 +733,149 @@ async def test_as_the_transport_of_an_httpx_client(upstream: Upstream) -> None:
 async def test_unsupported_scheme(transport: UpstreamTransport) -> None:
     with pytest.raises(httpx.UnsupportedProtocol):
         await transport.handle_async_request(make_request("GET", "ftp://127.0.0.1/"))
+
+
+# lifecycle
+
+
+async def test_failed_connects_leave_nothing_open(
+    tls_upstream: Upstream, transport: UpstreamTransport
+) -> None:
+    with pytest.raises(UpstreamConnectError):
+        await fetch(transport, "GET", f"http://127.0.0.1:{free_port()}/")
+    with pytest.raises(UpstreamConnectError):
+        await fetch(transport, "GET", f"https://localhost:{tls_upstream.port}/")
+
+    assert transport.pool.size == 0
+
+
+async def test_aclose_closes_idle_and_busy_connections(upstream: Upstream) -> None:
+    transport = UpstreamTransport()
+
+    async def reply(request: ReceivedRequest, writer: asyncio.StreamWriter) -> bool | None:
+        if request.target == b"/busy":
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhalf.")
+            return None
+        return await ok(request, writer)
+
+    upstream.reply = reply
+    busy = await transport.handle_async_request(make_request("GET", upstream.url + "/busy"))
+    await fetch(transport, "GET", upstream.url + "/idle")
+    assert transport.pool.size == 2
+    await transport.aclose()
+
+    assert transport.pool.size == 0
+    with pytest.raises(httpx.RemoteProtocolError):
+        await busy.aread()
+    _, body = await fetch(transport, "GET", upstream.url + "/again")  # still usable
+    await transport.aclose()
+    assert body == b"GET /again"
+
+
+async def test_cancelled_request_drops_its_connection(
+    upstream: Upstream, transport: UpstreamTransport
+) -> None:
+    upstream.reply = reply_with(b"")  # never answers
+    pending = asyncio.ensure_future(fetch(transport, "GET", upstream.url + "/"))
+    await upstream.request_arrived.wait()
+    pending.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await pending
+    upstream.reply = ok
+    second, _ = await fetch(transport, "GET", upstream.url + "/")
+
+    assert second.extensions["connection_reused"] is False
+    assert upstream.connections == 2
+
+
+async def test_early_response_stops_the_upload(
+    upstream: Upstream, transport: UpstreamTransport
+) -> None:
+    answered = asyncio.Event()
+
+    class Upload(httpx.AsyncByteStream):
+        async def __aiter__(self) -> AsyncIterator[bytes]:
+            yield b"first"
+            await answered.wait()
+            yield b"never sent"
+
+    async def serve_early(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"first\r\n")
+        writer.write(b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 3\r\n\r\nbig")
+        await writer.drain()
+        await reader.read()  # until the client closes
+        writer.close()
+
+    server = await asyncio.start_server(serve_early, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    response = await transport.handle_async_request(
+        make_request("POST", f"http://127.0.0.1:{port}/", stream=Upload())
+    )
+    answered.set()
+    body = await response.aread()
+    await response.aclose()
+    server.close()
+    await server.wait_closed()
+
+    assert (response.status_code, body) == (413, b"big")
+    assert transport.pool.idle((b"http", "127.0.0.1", port, True)) == 0
+
+
+async def test_tls_body_streams_with_backpressure(
+    tls_upstream: Upstream, transport: UpstreamTransport
+) -> None:
+    size = 8 * 1024 * 1024
+
+    async def reply(request: ReceivedRequest, writer: asyncio.StreamWriter) -> bool | None:
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        block = b"y" * 100_000
+        for _ in range(size // len(block)):
+            writer.write(b"%x\r\n%b\r\n" % (len(block), block))
+            await writer.drain()
+        writer.write(b"0\r\n\r\n")
+        return None
+
+    tls_upstream.reply = reply
+    request = make_request("GET", tls_upstream.url + "/")
+    request.extensions["tls_verify"] = False
+    response = await transport.handle_async_request(request)
+    received = 0
+    async for chunk in response.stream:  # type: ignore[union-attr]
+        received += len(chunk)
+    await response.aclose()
+
+    assert received == size // 100_000 * 100_000
+
+
+async def test_streamed_upload_trace_events(
+    upstream: Upstream, transport: UpstreamTransport, events: Events
+) -> None:
+    await fetch(transport, "POST", upstream.url + "/", stream=AsyncBody([b"a", b"b"]), trace=events)
+
+    assert events.names[2:] == [
+        "http11.send_request_headers.started",
+        "http11.send_request_headers.complete",
+        "http11.receive_response_headers.started",
+        "http11.receive_response_headers.complete",
+        "http11.receive_response_body.started",
+        "http11.receive_response_body.complete",
+    ]
+    assert upstream.requests[0].body == b"ab"
+
+
+async def test_failing_upload_raises_its_error(
+    upstream: Upstream, transport: UpstreamTransport, events: Events
+) -> None:
+    class ClientGone(Exception):
+        pass
+
+    class Broken(httpx.AsyncByteStream):
+        async def __aiter__(self) -> AsyncIterator[bytes]:
+            yield b"start"
+            raise ClientGone("the client went away")
+
+    with pytest.raises(ClientGone):
+        await fetch(transport, "POST", upstream.url + "/", stream=Broken(), trace=events)
+
+    assert events.info("http11.send_request_headers.failed")["error_type"] == "ClientGone"
+    assert transport.pool.size == 0
