@@ -7,13 +7,11 @@ from collections.abc import AsyncIterator
 import httpx
 
 from dataplane.transport.connection import ResponseReader
-from dataplane.transport.dns import Trace
 from dataplane.transport.errors import error_type
+from dataplane.transport.events import BODY, Trace
 from dataplane.transport.upload import Upload
 
 __all__ = ["ResponseStream"]
-
-_BODY = "http11.receive_response_body"
 
 
 class ResponseStream(httpx.AsyncByteStream):
@@ -89,13 +87,13 @@ class ResponseStream(httpx.AsyncByteStream):
         size = self._reader.body_bytes
         if exc is not None:
             info = {"error_type": error_type(exc), "error": str(exc), "bytes": size}
-            trace(_BODY + ".failed", info)
+            trace(BODY + ".failed", info)
         elif closed:
             info = {
                 "error_type": "response_closed",
                 "error": "closed before the end",
                 "bytes": size,
             }
-            trace(_BODY + ".failed", info)
+            trace(BODY + ".failed", info)
         else:
-            trace(_BODY + ".complete", {"bytes": size})
+            trace(BODY + ".complete", {"bytes": size})

@@ -6,16 +6,12 @@ import asyncio
 import ipaddress
 import socket
 import time
-from collections.abc import Callable
-from typing import Any, TypeAlias
+from typing import TypeAlias
 
-__all__ = ["Address", "Resolver", "Trace", "ip_literal"]
+__all__ = ["Address", "Resolver", "ip_literal"]
 
 Address: TypeAlias = tuple[socket.AddressFamily, str]
 """One answer: the address family and the IP as a string."""
-
-Trace: TypeAlias = Callable[[str, dict[str, Any]], object]
-"""The ``trace`` request extension: called as ``trace(event_name, info)``."""
 
 
 def ip_literal(host: str) -> Address | None:

@@ -13,13 +13,11 @@ from typing import Any
 import httpx
 
 from dataplane.transport.connection import Connection, ResponseReader
-from dataplane.transport.dns import Trace
 from dataplane.transport.errors import error_type
+from dataplane.transport.events import SEND, Trace
 from dataplane.transport.request import chunk
 
 __all__ = ["Upload"]
-
-_SEND = "http11.send_request_headers"
 
 
 class Upload:
@@ -58,10 +56,10 @@ class Upload:
             if not self._reader.complete:
                 self._conn.abort()
             if self._trace is not None:
-                self._trace(_SEND + ".failed", {"error_type": error_type(exc), "error": str(exc)})
+                self._trace(SEND + ".failed", {"error_type": error_type(exc), "error": str(exc)})
         else:
             if self._trace is not None:
-                self._trace(_SEND + ".complete", {})
+                self._trace(SEND + ".complete", {})
         finally:
             self.done = True
             self._reader.wake()

@@ -11,12 +11,22 @@ import httpx
 
 from dataplane.transport.body import ResponseStream
 from dataplane.transport.connection import Connection, Origin, ResponseReader
-from dataplane.transport.dns import Address, Resolver, Trace, ip_literal
+from dataplane.transport.dns import Address, Resolver, ip_literal
 from dataplane.transport.errors import (
     UpstreamConnectError,
     UpstreamProtocolError,
     connect_error,
     error_type,
+)
+from dataplane.transport.events import (
+    BODY,
+    CONNECT_TCP,
+    DNS,
+    HEAD,
+    REUSED,
+    SEND,
+    START_TLS,
+    Trace,
 )
 from dataplane.transport.pool import ConnectionPool
 from dataplane.transport.request import RequestHead, request_head
@@ -30,16 +40,15 @@ _DEFAULT_PORTS: Final = {b"http": 80, b"https": 443}
 # RFC 9112 §9.3.1: a proxy must not retry non-idempotent requests automatically
 _IDEMPOTENT: Final = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 _STALE_KINDS: Final = frozenset({"connection_closed", "connection_reset"})
-_SEND = "http11.send_request_headers"
-_HEAD = "http11.receive_response_headers"
 
 
 class _StaleConnection(Exception):
     """A reused connection failed before any response byte (the upstream closed it idle)."""
 
-    def __init__(self, error: httpx.TransportError) -> None:
+    def __init__(self, error: httpx.TransportError, *, sent: bool = True) -> None:
         super().__init__(str(error))
         self.error = error
+        self.sent = sent
 
 
 class UpstreamTransport(httpx.AsyncBaseTransport):
@@ -87,7 +96,8 @@ class UpstreamTransport(httpx.AsyncBaseTransport):
             try:
                 return await self._exchange(conn, request, head, timeouts, trace)
             except _StaleConnection as stale:
-                if head.body is None or request.method not in _IDEMPOTENT:
+                replayable = head.body is not None and request.method in _IDEMPOTENT
+                if stale.sent and not replayable:
                     raise stale.error from None
         conn = await self._connect(origin, extensions, timeouts, trace)
         try:
@@ -107,20 +117,23 @@ class UpstreamTransport(httpx.AsyncBaseTransport):
         timeouts: Mapping[str, float | None],
         trace: Trace | None,
     ) -> httpx.Response:
+        if conn.closed:  # went away between the pool and here: nothing was sent
+            gone = UpstreamProtocolError("upstream closed the connection", "connection_closed")
+            raise _StaleConnection(gone, sent=False)
         if trace is not None and conn.reused:
-            trace("connection.reused", {"peer": conn.peer})
+            trace(REUSED, {"peer": conn.peer})
         reader = conn.begin(head.head_only)
         upload: Upload | None = None
-        phase = _SEND
+        phase = SEND
         try:
             if trace is not None:
-                trace(_SEND + ".started", {})
+                trace(SEND + ".started", {})
             if head.body is not None:
                 await self._send(conn, reader, head, timeouts.get("write"))
-                phase = _HEAD
+                phase = HEAD
                 if trace is not None:
-                    trace(_SEND + ".complete", {})
-                    trace(_HEAD + ".started", {})
+                    trace(SEND + ".complete", {})
+                    trace(HEAD + ".started", {})
             else:
                 conn.write(head.data)
                 upload = Upload(
@@ -140,12 +153,12 @@ class UpstreamTransport(httpx.AsyncBaseTransport):
                 conn.abort()
             if trace is not None:
                 error = exc.error if isinstance(exc, _StaleConnection) else exc
-                failed = phase or _HEAD
+                failed = phase or HEAD
                 trace(failed + ".failed", {"error_type": error_type(error), "error": str(error)})
             raise
         if trace is not None:
-            trace(_HEAD + ".complete", {"status_code": reader.status})
-            trace("http11.receive_response_body.started", {})
+            trace(HEAD + ".complete", {"status_code": reader.status})
+            trace(BODY + ".started", {})
         return httpx.Response(
             reader.status,
             headers=reader.headers,
@@ -161,10 +174,6 @@ class UpstreamTransport(httpx.AsyncBaseTransport):
     async def _send(
         self, conn: Connection, reader: ResponseReader, head: RequestHead, seconds: float | None
     ) -> None:
-        if conn.closed:
-            raise _StaleConnection(
-                UpstreamProtocolError("upstream closed the connection", "connection_closed")
-            )
         body = head.body
         assert body is not None
         if len(body) < 65536:
@@ -191,7 +200,7 @@ class UpstreamTransport(httpx.AsyncBaseTransport):
                     raise upload.error
                 waiting = True
                 if trace is not None:
-                    trace(_HEAD + ".started", {})
+                    trace(HEAD + ".started", {})
             error = reader.error
             if error is not None:
                 if conn.reused and not reader.received and error.kind in _STALE_KINDS:
@@ -201,7 +210,7 @@ class UpstreamTransport(httpx.AsyncBaseTransport):
             if not await reader.wait(seconds if waiting else None):
                 raise httpx.ReadTimeout(f"no response from upstream within {seconds}s")
         if not waiting and trace is not None:
-            trace(_HEAD + ".started", {})  # answered before the upload ended
+            trace(HEAD + ".started", {})  # answered before the upload ended
 
     async def _connect(
         self,
@@ -219,14 +228,14 @@ class UpstreamTransport(httpx.AsyncBaseTransport):
             async with asyncio.timeout(timeouts.get("connect")):
                 literal = ip_literal(host)
                 if literal is None:
-                    phase = "dns.resolve"
+                    phase = DNS
                     addresses = await self._resolve(host, trace)
                 else:
                     addresses = [literal]
-                phase = "connection.connect_tcp"
+                phase = CONNECT_TCP
                 await self._connect_tcp(conn, addresses, port, trace)
                 if scheme == b"https":
-                    phase = "connection.start_tls"
+                    phase = START_TLS
                     sni = str(extensions.get("sni_hostname") or host)
                     await self._start_tls(conn, sni, verify, trace)
         except BaseException as exc:
@@ -234,7 +243,7 @@ class UpstreamTransport(httpx.AsyncBaseTransport):
             if isinstance(exc, asyncio.CancelledError):
                 raise
             error = connect_error(exc, f"{host}:{port}")
-            if phase == "connection.start_tls" and error.kind == "connect_error":
+            if phase == START_TLS and error.kind == "connect_error":
                 error.kind = "tls_error"
             if trace is not None and phase:
                 trace(phase + ".failed", {"error_type": error.kind, "error": str(error)})
@@ -243,13 +252,11 @@ class UpstreamTransport(httpx.AsyncBaseTransport):
 
     async def _resolve(self, host: str, trace: Trace | None) -> list[Address]:
         if trace is not None:
-            trace("dns.resolve.started", {"host": host})
+            trace(DNS + ".started", {"host": host})
         addresses, cache_hit = await self.resolver.resolve(host)
         if trace is not None:
             answers = [ip for _, ip in addresses]
-            trace(
-                "dns.resolve.complete", {"host": host, "cache_hit": cache_hit, "answers": answers}
-            )
+            trace(DNS + ".complete", {"host": host, "cache_hit": cache_hit, "answers": answers})
         return addresses
 
     async def _connect_tcp(
@@ -257,7 +264,7 @@ class UpstreamTransport(httpx.AsyncBaseTransport):
     ) -> None:
         loop = conn.loop
         if trace is not None:
-            trace("connection.connect_tcp.started", {"host": conn.origin[1], "port": port})
+            trace(CONNECT_TCP + ".started", {"host": conn.origin[1], "port": port})
         failure: OSError | None = None
         for family, ip in addresses:
             try:
@@ -267,7 +274,7 @@ class UpstreamTransport(httpx.AsyncBaseTransport):
                 continue
             conn.peer = (ip, port)
             if trace is not None:
-                trace("connection.connect_tcp.complete", {"peer": conn.peer})
+                trace(CONNECT_TCP + ".complete", {"peer": conn.peer})
             return
         assert failure is not None
         raise failure
@@ -276,7 +283,7 @@ class UpstreamTransport(httpx.AsyncBaseTransport):
         self, conn: Connection, server_name: str, verify: bool, trace: Trace | None
     ) -> None:
         if trace is not None:
-            trace("connection.start_tls.started", {"server_name": server_name})
+            trace(START_TLS + ".started", {"server_name": server_name})
         transport = conn.transport
         assert transport is not None
         try:
@@ -293,6 +300,6 @@ class UpstreamTransport(httpx.AsyncBaseTransport):
         if trace is not None:
             version = tls_version(tls.get_extra_info("ssl_object"))
             trace(
-                "connection.start_tls.complete",
+                START_TLS + ".complete",
                 {"server_name": server_name, "tls_version": version},
             )
