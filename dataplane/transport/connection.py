@@ -10,7 +10,7 @@ consumed yet: the bytes already sit in the reader.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any, Final, TypeAlias, cast
+from typing import TYPE_CHECKING, Final, TypeAlias, cast
 
 import httptools
 
@@ -388,7 +388,3 @@ class ResponseReader:
                 if b"keep-alive" in tokens:
                     return True
         return self.http_version == b"HTTP/1.1"
-
-    def describe(self) -> dict[str, Any]:
-        """What trace events say about this response."""
-        return {"status_code": self.status, "bytes": self.body_bytes}

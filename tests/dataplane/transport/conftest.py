@@ -102,6 +102,8 @@ class Upstream:
     requests: list[ReceivedRequest] = field(default_factory=list)
     server_names: list[str | None] = field(default_factory=list)
     request_arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    disconnected: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set when a connection ends (either side closed it)."""
     _server: asyncio.Server | None = None
     _writers: set[asyncio.StreamWriter] = field(default_factory=set)
 
@@ -149,6 +151,7 @@ class Upstream:
         finally:
             self._writers.discard(writer)
             writer.close()
+            self.disconnected.set()
 
 
 @pytest.fixture

@@ -372,6 +372,18 @@ async def test_idle_connections_are_capped_and_expire(upstream: Upstream) -> Non
         await transport.aclose()
 
 
+async def test_idle_connections_are_closed_after_the_idle_timeout(upstream: Upstream) -> None:
+    transport = UpstreamTransport(idle_timeout=0.05)
+    origin = (b"http", "127.0.0.1", upstream.port, True)
+    try:
+        await fetch(transport, "GET", upstream.url + "/")
+        assert transport.pool.idle(origin) == 1
+        await asyncio.wait_for(upstream.disconnected.wait(), 5.0)  # closed by the idle sweep
+        assert transport.pool.idle(origin) == 0
+    finally:
+        await transport.aclose()
+
+
 async def test_stale_pooled_connection_is_retried_once(
     upstream: Upstream, transport: UpstreamTransport, events: Events
 ) -> None:
