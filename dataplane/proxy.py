@@ -173,12 +173,18 @@ class Proxy:
         body = await _read_body(exchange, receive)
         reply = await _access(exchange, chain)
         if reply is not None:
-            await _respond(exchange, send, reply)
+            await _respond(exchange, send, reply, chain)
             return
+        if isinstance(body, bytes) and exchange.request_body is not None:
+            body = _changed_body(exchange, body)
         try:
             response = await _balance_and_send(
                 exchange, match, runtime, self.transport, body, receive
             )
+        except RequestBodyTooLarge:
+            reply = gateway_error(413, "Request size limit exceeded", exchange.request_id)
+            await _respond(exchange, send, reply, chain)
+            return
         except UpstreamFailure as failure:
             log.warning(
                 "upstream of route %s failed: %s (%s)",
@@ -190,7 +196,10 @@ class Proxy:
             if exchange.trace is not None:
                 exchange.trace.root.attributes["error.type"] = failure.error
             await _respond(
-                exchange, send, gateway_error(failure.status, failure.message, exchange.request_id)
+                exchange,
+                send,
+                gateway_error(failure.status, failure.message, exchange.request_id),
+                chain,
             )
             return
         exchange.response_source = "upstream"
@@ -310,11 +319,12 @@ def _finish_root(exchange: Exchange, match: RouteMatch | None) -> None:
     trace = exchange.trace
     assert trace is not None
     root = trace.root
+    end_ns = root.end_ns or now_ns()  # the request is over; what follows is bookkeeping
     route_path = match.matched_path if match is not None else None
     root.name = f"{exchange.method} {route_path}" if route_path else exchange.method
     attributes = root.attributes
     query = exchange.redacted_query(exchange.client_query)
-    elapsed_ns = (root.end_ns or now_ns()) - root.start_ns
+    elapsed_ns = end_ns - root.start_ns
     attributes.update(
         {
             "http.request.method": exchange.method,
@@ -371,7 +381,7 @@ def _finish_root(exchange: Exchange, match: RouteMatch | None) -> None:
         attributes.update(
             capture_headers("http.response.header.", exchange.response_headers.raw, exchange.redact)
         )
-    root.end()
+    root.end(end_ns)
 
 
 def _url_full(exchange: Exchange, query: str) -> str:
@@ -410,6 +420,19 @@ async def _read_body(exchange: Exchange, receive: Receive) -> bytes | AsyncItera
     return _stream_request(exchange, receive)
 
 
+def _changed_body(exchange: Exchange, body: bytes) -> bytes:
+    """The body access plugins left in ``exchange.request_body``, with its length header."""
+    changed = exchange.request_body
+    if changed is None or changed is body:
+        return body
+    exchange.request_headers.set("content-length", str(len(changed)))
+    return changed
+
+
+class RequestBodyTooLarge(Exception):
+    """A streamed request body grew past request-size-limiting's limit."""
+
+
 async def _stream_request(exchange: Exchange, receive: Receive) -> AsyncIterator[bytes]:
     span = _phase_span(exchange, "gateway.read_request_body")
     more = True
@@ -420,6 +443,9 @@ async def _stream_request(exchange: Exchange, receive: Receive) -> AsyncIterator
         chunk = message.get("body", b"")
         more = message.get("more_body", False)
         exchange.request_body_size += len(chunk)
+        limit = exchange.request_body_limit
+        if limit is not None and exchange.request_body_size > limit:
+            raise RequestBodyTooLarge(f"request body over {limit} bytes")
         if chunk:
             yield chunk
     if span is not None:
@@ -774,6 +800,11 @@ async def _filter_headers(exchange: Exchange, chain: PluginChain, response: http
         ]
     )
     exchange.response_headers.raw.append((b"via", VIA))
+    await _header_filter_phase(exchange, chain)
+
+
+async def _header_filter_phase(exchange: Exchange, chain: PluginChain) -> None:
+    """header_filter plugins, for upstream responses and the gateway's own alike (Kong)."""
     if not chain.header_filter:
         return
     phase = _phase_span(exchange, "gateway.header_filter")
@@ -885,15 +916,21 @@ def _end_upstream(exchange: Exchange) -> None:
             span.end()
 
 
-async def _respond(exchange: Exchange, send: Send, reply: LocalReply) -> None:
-    """Send a response the gateway produced itself."""
+async def _respond(
+    exchange: Exchange, send: Send, reply: LocalReply, chain: PluginChain = EMPTY_CHAIN
+) -> None:
+    """Send a response the gateway produced itself (header_filter plugins still run)."""
     exchange.response_status = reply.status
     headers = HeaderList([(k.encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers])
-    headers.set("content-length", str(len(reply.body)))
     headers.raw.append((b"x-request-id", exchange.request_id.encode()))
     exchange.response_headers = headers
+    await _header_filter_phase(exchange, chain)
+    headers = exchange.response_headers
+    headers.set("content-length", str(len(reply.body)))
     span = _phase_span(exchange, "gateway.response.write")
-    await send({"type": "http.response.start", "status": reply.status, "headers": headers.raw})
+    await send(
+        {"type": "http.response.start", "status": exchange.response_status, "headers": headers.raw}
+    )
     await send({"type": "http.response.body", "body": reply.body, "more_body": False})
     exchange.response_body_size = len(reply.body)
     exchange.total_ms = (_perf() - exchange.started_ns) / 1e6
