@@ -7,6 +7,7 @@ their gRPC stream, and the upstream service exports its own spans to the OTLP re
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -27,7 +28,12 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from controlplane.launcher import stop_all
 from protos.activetrace.cluster.v1 import cluster_pb2 as pb
 from protos.activetrace.cluster.v1 import cluster_pb2_grpc as pb_grpc
-from tests.integration.conftest import Stack, launch_stack
+from tests.integration.conftest import (  # the hook records reports: `running` prints logs
+    Stack,
+    launch_stack,
+    pytest_runtest_makereport,  # noqa: F401
+    running,
+)
 from tests.ui.gateway_traces import GatewayTrace, gateway_trace
 
 CHROMIUM = Path(os.environ.get("ACTIVETRACE_CHROMIUM", "/usr/bin/chromium"))
@@ -275,12 +281,12 @@ def _watch(page: Page) -> tuple[list[str], list[str]]:
     return errors, dialogs
 
 
-@pytest.fixture
-def page(browser: Browser, viewer: Viewer) -> Iterator[Page]:
-    """A signed-in page (the admin token is in session storage); fails on script errors and
-    on any alert/confirm/prompt, which would mean captured content ran as code."""
+@contextlib.contextmanager
+def _signed_in(browser: Browser, base_url: str) -> Iterator[Page]:
+    """A page whose session storage holds the admin token; fails the test on script errors
+    and on any alert/confirm/prompt, which would mean captured content ran as code."""
     context = browser.new_context(
-        viewport={"width": 1440, "height": 900}, base_url=viewer.stack.api, accept_downloads=True
+        viewport={"width": 1440, "height": 900}, base_url=base_url, accept_downloads=True
     )
     context.add_init_script(
         f"sessionStorage.setItem({json.dumps(TOKEN_KEY)}, {json.dumps(ADMIN_TOKEN)})"
@@ -291,6 +297,13 @@ def page(browser: Browser, viewer: Viewer) -> Iterator[Page]:
     context.close()
     assert errors == [], errors
     assert dialogs == [], dialogs
+
+
+@pytest.fixture
+def page(browser: Browser, viewer: Viewer) -> Iterator[Page]:
+    """A signed-in page of the viewer fed by fake nodes."""
+    with _signed_in(browser, viewer.stack.api) as opened:
+        yield opened
 
 
 @pytest.fixture
@@ -316,3 +329,61 @@ def screenshot() -> Callable[[Page, str], None]:
         page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
     return save
+
+
+def _live_config(upstream: str) -> dict[str, Any]:
+    """The demo service with a plugin in every phase on its orders route."""
+    return {
+        "_format_version": "1.0",
+        "consumers": [{"username": "web", "keyauth_credentials": [{"key": "web-key"}]}],
+        "services": [
+            {
+                "name": "demo",
+                "url": upstream,
+                "routes": [
+                    {"name": "demo", "paths": ["/demo"], "strip_path": False},
+                    {
+                        "name": "orders",
+                        "paths": ["/demo/orders"],
+                        "strip_path": False,
+                        "plugins": [
+                            {"name": "key-auth", "config": {"key_names": ["apikey"]}},
+                            {"name": "rate-limiting", "config": {"minute": 1000}},
+                            {
+                                "name": "request-transformer",
+                                "config": {"add": {"headers": ["x-traced:yes"]}},
+                            },
+                            {
+                                "name": "response-transformer",
+                                "config": {"add": {"headers": ["x-gateway:activetrace"]}},
+                            },
+                            {
+                                "name": "http-log",
+                                "config": {"http_endpoint": f"{upstream}/demo/echo"},
+                            },
+                        ],
+                    },
+                ],
+            }
+        ],
+    }
+
+
+@pytest.fixture
+def live(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Stack]:
+    """The real system: control plane, demo upstream and data plane node dp-1, with plugins."""
+    stack = launch_stack(
+        f"sqlite+aiosqlite:///{tmp_path / 'activetrace.db'}", tmp_path, admin_token=ADMIN_TOKEN
+    )
+    with running(stack, request) as started:
+        started.ok("PUT", "/api/v1/config", json=_live_config(started.upstream))
+        started.start_node("dp-1")
+        started.wait_connected("dp-1")
+        yield started
+
+
+@pytest.fixture
+def live_page(browser: Browser, live: Stack) -> Iterator[Page]:
+    """A signed-in page of the viewer of the real system."""
+    with _signed_in(browser, live.api) as opened:
+        yield opened

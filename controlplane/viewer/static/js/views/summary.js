@@ -82,7 +82,8 @@ export function transactionMap(summary) {
     const steps = summary.steps.filter((s) => s.side === side);
     return h(
       "div",
-      { class: ["map-group", `map-group-${side}`], dataset: { side } },
+      // Groups share the width by how many steps they hold.
+      { class: ["map-group", `map-group-${side}`], dataset: { side }, style: { "flex-grow": Math.max(1, steps.length) } },
       h("div", { class: "map-group-title", title: note }, title),
       h(
         "div",
