@@ -212,6 +212,7 @@ class Gateway:
 @contextmanager
 def gateway(workdir: Path, *, node_env: dict[str, str] | None = None) -> Iterator[Gateway]:
     """Start a control plane and a node called ``bench`` (one process each, uvloop)."""
+    workdir.mkdir(parents=True, exist_ok=True)
     api_port, cluster_port, otlp_port, proxy_port, status_port = (free_port() for _ in range(5))
     env = {"ACTIVETRACE_LOG_LEVEL": "warning", "ACTIVETRACE_HEARTBEAT_INTERVAL_SECS": "1"}
     processes = [

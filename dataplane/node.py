@@ -73,6 +73,7 @@ class Node:
             runtime=GatewayRuntime.build(GatewayConfig(), self.plugin_host),
             tracer=self.tracer,
             transport=self.transport,
+            tracing=settings.tracing,
         )
         self.cluster = ClusterClient(
             settings,

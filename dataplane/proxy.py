@@ -97,8 +97,10 @@ class Proxy:
         runtime: GatewayRuntime,
         tracer: Tracer,
         transport: httpx.AsyncBaseTransport,
+        tracing: bool = True,
     ) -> None:
         self.runtime = runtime
+        self.tracing = tracing  # False only to measure tracing's cost (bench/tracing.py)
         self.tracer = tracer
         self.transport = transport
         self.requests = 0
@@ -124,7 +126,11 @@ class Proxy:
         )
         routed = _perf()
         exchange = _new_exchange(scope, host, path, raw_headers, started)
-        candidates = self.tracer.sessions.by_route.get(match.route.id if match else None)
+        candidates = (
+            self.tracer.sessions.by_route.get(match.route.id if match else None)
+            if self.tracing
+            else None
+        )
         if candidates is not None:
             exchange.trace = self.tracer.begin(
                 candidates,

@@ -38,6 +38,10 @@ class DataPlaneSettings(BaseSettings):
     labels: dict[str, str] = Field(default_factory=dict)
     heartbeat_interval_secs: float = Field(default=10.0, gt=0)
     max_queued_spans: int = Field(default=50_000, ge=100)
+    tracing: bool = Field(
+        default=True,
+        description="False ignores every session (a baseline for measuring tracing's cost)",
+    )
     log_level: str = "info"
     log_format: str = Field(default="json", pattern="^(json|text)$")
 

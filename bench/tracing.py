@@ -1,0 +1,118 @@
+"""What tracing costs a node: side by side in one run, in front of the same nginx upstream.
+
+1. a node started with ``ACTIVETRACE_TRACING=false`` (sessions ignored: the baseline);
+2. the normal node with no session;
+3. with an active session whose rule matches nothing on the benchmarked route;
+4. with a session tracing every request (spans built, encoded, exported to the control plane).
+
+wrk (one thread, 32 connections) drives each; CPU per request is the node process's user+system
+time over the run divided by the requests wrk completed. Goals (issue 6): (2) within 2 % of (1);
+(4) at most 20 µs more CPU per request and at most 25 % fewer RPS than (2); p99 <= 2x untraced.
+
+Run: ``.venv/bin/python -m bench.tracing [--seconds 6]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.gateway import (
+    UPSTREAM_SERVER,
+    Gateway,
+    WrkResult,
+    ensure_tools,
+    free_port,
+    gateway,
+    nginx,
+    print_table,
+    service_config,
+    settle,
+    temporary_dir,
+    wrk,
+)
+
+MAX_SAMPLES = 10_000  # the API's per-node maximum: the traced run must stay below it
+
+
+@dataclass
+class Run:
+    """One measured scenario."""
+
+    result: WrkResult
+    cpu_us: float
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = int(fields[11]) + int(fields[12])  # utime + stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _measure(gw: Gateway, seconds: float, connections: int, *, warm: bool = True) -> Run:
+    pid = gw.processes[-1].popen.pid
+    if warm:
+        wrk(gw.proxy + "/", seconds=1, connections=connections)
+        settle()
+    before = _cpu_seconds(pid)
+    result = wrk(gw.proxy + "/", seconds=seconds, connections=connections)
+    used = _cpu_seconds(pid) - before
+    return Run(result, used / (result.rps * round(seconds)) * 1e6)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=6.0, help="wrk duration per run")
+    parser.add_argument("--connections", type=int, default=32)
+    args = parser.parse_args()
+    ensure_tools()
+    runs: dict[str, Run] = {}
+    with temporary_dir() as tmp:
+        workdir = Path(tmp)
+        upstream = free_port()
+        with nginx("upstream", UPSTREAM_SERVER.format(port=upstream), workdir):
+            with gateway(workdir / "off", node_env={"ACTIVETRACE_TRACING": "false"}) as gw:
+                gw.apply(service_config(upstream))
+                runs["tracing disabled (baseline)"] = _measure(gw, args.seconds, args.connections)
+            with gateway(workdir / "on") as gw:
+                gw.apply(service_config(upstream))
+                runs["no session"] = _measure(gw, args.seconds, args.connections)
+                gw.session(
+                    {
+                        "scope": {"route": "bench"},
+                        "sampling_rule": 'http.path ^= "/nothing-here"',
+                        "max_samples": MAX_SAMPLES,
+                        "duration_secs": 600,
+                    }
+                )
+                runs["session matching nothing"] = _measure(gw, args.seconds, args.connections)
+                gw.stop_sessions()
+                rps = runs["no session"].result.rps
+                seconds = float(max(1, min(int(args.seconds), int(MAX_SAMPLES * 0.8 / rps))))
+                gw.session(
+                    {
+                        "scope": {"route": "bench"},
+                        "max_samples": MAX_SAMPLES,
+                        "duration_secs": 600,
+                    }
+                )
+                runs[f"tracing every request ({seconds:.0f}s)"] = _measure(
+                    gw, seconds, args.connections, warm=False
+                )
+                gw.stop_sessions()
+    rows = [(name, run.result) for name, run in runs.items()]
+    print_table(
+        f"Tracing cost, wrk -t1 -c{args.connections}",
+        rows,
+        baseline="tracing disabled (baseline)",
+    )
+    base_cpu = runs["no session"].cpu_us
+    print(f"\n{'':34} {'CPU µs/request':>15} {'vs no session':>14}")
+    for name, run in runs.items():
+        print(f"{name:34} {run.cpu_us:15.1f} {run.cpu_us - base_cpu:+14.1f}")
+
+
+if __name__ == "__main__":
+    main()
