@@ -96,7 +96,12 @@ def _batches(node_id: str, session_id: str, traces: int) -> list[pb.NodeMessage]
         batch_spans=BATCH_SPANS,
         max_spans=10**9,
     )
-    export.sender = sent.append
+
+    def send(message: pb.NodeMessage) -> bool:
+        sent.append(message)
+        return True
+
+    export.sender = send
     for trace_id, spans in _traces(traces):
         export.submit((session_id,), trace_id, spans)
     export.flush()
