@@ -33,6 +33,7 @@ from tests.integration.conftest import (  # the hook records reports: `running` 
     launch_stack,
     pytest_runtest_makereport,  # noqa: F401
     running,
+    wait_for,
 )
 from tests.ui.gateway_traces import GatewayTrace, gateway_trace
 
@@ -257,7 +258,13 @@ def viewer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Viewer]:
         cluster = f"127.0.0.1:{stack.cluster_port}"
         started.nodes["dp-1"] = FakeNode("dp-1", cluster, labels={"zone": "eu-west-1a"})
         started.nodes["dp-2"] = FakeNode("dp-2", cluster, labels={"zone": "eu-west-1b"})
-        stack.wait_connected("dp-1", "dp-2")
+        retired = FakeNode("dp-retired", cluster, labels={"zone": "eu-west-1c"})
+        stack.wait_connected("dp-1", "dp-2", "dp-retired")
+        retired.close()  # a node the control plane has seen, now gone
+        wait_for(
+            lambda: stack.ok("GET", "/api/v1/nodes/dp-retired")["status"] == "disconnected",
+            "dp-retired to be disconnected",
+        )
         yield started
     except BaseException:
         print(stack.logs())

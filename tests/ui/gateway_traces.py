@@ -16,6 +16,7 @@ from dataplane.tracing.spans import (
     KIND_CLIENT,
     KIND_SERVER,
     Span,
+    SpanEvent,
     new_trace_id,
     now_ns,
 )
@@ -184,6 +185,27 @@ def gateway_trace(
         },
     )
     root.end(clock.at(total_ms))
+    root.events = [
+        # Log lines the node wrote while serving the request, kept on the root span.
+        SpanEvent(
+            "log",
+            clock.at(0.3),
+            {
+                "log.severity": "INFO",
+                "log.logger": "dataplane.plugins.key_auth",
+                "log.message": "consumer web authenticated",
+            },
+        ),
+        SpanEvent(
+            "log",
+            clock.at(2.0),
+            {
+                "log.severity": "WARNING",
+                "log.logger": "dataplane.proxy",
+                "log.message": f"upstream chosen for {header_value}",
+            },
+        ),
+    ]
     spans.append(root)
     _child(
         spans,
@@ -291,5 +313,6 @@ def gateway_trace(
     query.end(handler.end_ns - round(0.5 * MS))
     if status >= 500:
         handler.set_error("db_timeout", "query timed out")
+        handler.record_exception(TimeoutError("query timed out"), handler.end_ns - round(0.1 * MS))
     trace.service.extend([handler, query])
     return trace

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 from playwright.sync_api import Page, expect
 
 from tests.ui.conftest import ADMIN_TOKEN, Viewer
+
+pytestmark = pytest.mark.ui
 
 
 def test_pages_are_served_without_a_token_with_a_strict_policy(viewer: Viewer) -> None:
@@ -36,10 +39,10 @@ def test_the_token_is_asked_for_checked_and_remembered(anonymous_page: Page) -> 
     page.locator("#token-input").fill(ADMIN_TOKEN)
     page.get_by_role("button", name="Sign in").click()
     expect(dialog).to_be_hidden()
-    expect(page.locator("#nodes-table tbody tr")).to_have_count(2)
+    expect(page.locator("#nodes-table tbody tr")).to_have_count(3)
 
     page.reload()
-    expect(page.locator("#nodes-table tbody tr")).to_have_count(2)
+    expect(page.locator("#nodes-table tbody tr")).to_have_count(3)
     expect(dialog).to_be_hidden()
 
     page.get_by_role("button", name="Forget token").click()

@@ -7,12 +7,15 @@ import re
 from collections.abc import Callable
 
 import httpx
+import pytest
 from playwright.sync_api import Page, expect
 
 from tests.integration.conftest import Stack
 from tests.ui.gateway_traces import XSS
 
 DURATION = re.compile(r"^\d+(\.\d+)? (µs|ms|s)$")
+
+pytestmark = pytest.mark.ui
 
 
 def test_a_session_made_in_the_form_shows_real_traffic(

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
 from playwright.sync_api import Page, expect
 
 from tests.ui.conftest import Viewer
+
+pytestmark = pytest.mark.ui
 
 
 def test_nodes_page_lists_every_node(
@@ -18,7 +21,7 @@ def test_nodes_page_lists_every_node(
     page.goto("/#/nodes")
 
     rows = page.locator("#nodes-table tbody tr")
-    expect(rows).to_have_count(2)
+    expect(rows).to_have_count(3)
     dp1 = page.locator("tr[data-node='dp-1']")
     expect(dp1.locator(".node-status")).to_have_text("connected")
     expect(dp1).to_contain_text("dp-1.local")
@@ -27,6 +30,8 @@ def test_nodes_page_lists_every_node(
     expect(dp1.locator("code")).to_have_text(config_hash[:12])
     dp2 = page.locator("tr[data-node='dp-2']")
     expect(dp2.get_by_role("link", name=session["id"][:8])).to_be_visible()
+    retired = page.locator("tr[data-node='dp-retired']")
+    expect(retired.locator(".node-status")).to_have_text("disconnected")
     expect(page.locator(".nav a.active")).to_have_text("Nodes")
     screenshot(page, "nodes")
 

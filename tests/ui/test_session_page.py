@@ -7,11 +7,14 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from playwright.sync_api import Page, expect
 
 from tests.ui.conftest import Viewer
 
 CLOCK = re.compile(r"^\d\d:\d\d:\d\d\.\d{3}$")
+
+pytestmark = pytest.mark.ui
 
 
 def test_traces_appear_live_and_can_be_filtered_and_sorted(

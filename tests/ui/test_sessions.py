@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
 from playwright.sync_api import Page, expect
 
 from tests.ui.conftest import Viewer
+
+pytestmark = pytest.mark.ui
 
 
 def test_create_a_session_in_the_form(
@@ -16,7 +19,8 @@ def test_create_a_session_in_the_form(
     page.get_by_role("link", name="New session").first.click()
     expect(page.locator("h1")).to_have_text("New tracing session")
     targets = page.locator("input[name=targets]")
-    expect(targets).to_have_count(2)
+    expect(targets).to_have_count(3)
+    expect(page.get_by_label("dp-retired")).to_be_disabled()  # only live nodes can be picked
     submit = page.locator("#create-session")
     expect(submit).to_be_disabled()  # no target yet
 

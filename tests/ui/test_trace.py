@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from playwright.sync_api import Page, expect
 
 from tests.ui.conftest import Viewer
 from tests.ui.gateway_traces import XSS, GatewayTrace
+
+pytestmark = pytest.mark.ui
 
 
 def _traced(viewer: Viewer, **shape: Any) -> tuple[dict[str, Any], GatewayTrace]:
@@ -136,6 +140,12 @@ def test_errors_are_marked_and_events_listed(page: Page, viewer: Viewer) -> None
     detail = page.locator("#span-detail")
     expect(detail.locator(".badge-error")).to_have_text("ERROR")
     expect(detail.locator(".alert-error")).to_have_text("query timed out")
+    events = detail.locator(".events li")
+    expect(events).to_have_count(1)
+    expect(events.locator("strong")).to_have_text("exception")
+    expect(events.locator("tr", has_text="exception.message").locator("td")).to_have_text(
+        "query timed out"
+    )
 
     page.get_by_role("tab", name="Summary").click()
     expect(page.locator("[data-metric=status] .metric-value")).to_have_text("503")
@@ -165,3 +175,24 @@ def test_download_the_trace_as_otlp_json(page: Page, viewer: Viewer, tmp_path: P
         len(scope["spans"]) for rs in exported["resourceSpans"] for scope in rs["scopeSpans"]
     )
     assert span_count == len(trace.gateway) + len(trace.service)
+
+
+def test_logs_of_the_node_are_listed_as_text(page: Page, viewer: Viewer) -> None:
+    _, trace = _traced(viewer)
+    page.goto(f"/#/traces/{trace.hex_id}/logs")
+    lines = page.locator("#trace-logs tbody tr")
+    expect(lines).to_have_count(2)
+    expect(lines.nth(0).locator("td")).to_have_text(
+        [
+            re.compile(r"^\+\d+ µs$"),
+            "INFO",
+            "dataplane.plugins.key_auth",
+            "consumer web authenticated",
+            re.compile("^[0-9a-f]{16}$"),
+        ]
+    )
+    expect(lines.nth(1).locator(".log-message")).to_have_text(f"upstream chosen for {XSS}")
+    expect(lines.nth(1).locator(".level")).to_have_text("WARNING")
+    page.get_by_role("tab", name="Trace").click()
+    page.locator(".wf-row").first.click()
+    expect(page.locator("#span-detail .events > li")).to_have_count(2)
