@@ -19,13 +19,16 @@ from dataplane.transport.errors import UpstreamProtocolError, UpstreamReadError
 if TYPE_CHECKING:
     from dataplane.transport.pool import ConnectionPool
 
-__all__ = ["HIGH_WATER", "Connection", "Origin", "ResponseReader"]
+__all__ = ["HIGH_WATER", "MAX_HEAD", "Connection", "Origin", "ResponseReader"]
 
 Origin: TypeAlias = tuple[bytes, str, int, bool]
 """Where a connection goes: (scheme, host, port, TLS verified)."""
 
 HIGH_WATER: Final = 256 * 1024
 """Unconsumed response body bytes at which the connection stops reading from the socket."""
+
+MAX_HEAD: Final = 64 * 1024
+"""Bytes an upstream may send before its response head ends (llhttp sets no limit itself)."""
 
 _NO_BODY_STATUS: Final = frozenset({204, 304})
 
@@ -241,7 +244,7 @@ class ResponseReader:
         self.complete = False
         self.keep_alive = False
         self.request_sent = False
-        self.received = False
+        self.received = 0  # bytes
         self.chunks: list[bytes] = []
         self.buffered = 0
         self.body_bytes = 0
@@ -253,7 +256,7 @@ class ResponseReader:
 
     def feed(self, data: bytes) -> None:
         """Parse bytes from the socket."""
-        self.received = True
+        self.received += len(data)
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -265,6 +268,8 @@ class ResponseReader:
                 self.keep_alive = False  # junk after a complete response
             else:
                 self.error = UpstreamProtocolError(f"invalid HTTP response from upstream: {exc}")
+        if not self.headers_done and self.received > MAX_HEAD and self.error is None:
+            self.error = UpstreamProtocolError(f"response head larger than {MAX_HEAD} bytes")
         if self.buffered > HIGH_WATER and not self.complete:
             self.conn.pause_reading()
         _wake(self._waiter)

@@ -561,6 +561,15 @@ async def test_invalid_response(upstream: Upstream, transport: UpstreamTransport
     assert error_type(caught.value) == "protocol_error"
 
 
+async def test_endless_response_head(upstream: Upstream, transport: UpstreamTransport) -> None:
+    upstream.reply = reply_with(b"HTTP/1.1 200 OK\r\n" + b"X-Filler: 0123456789abcdef\r\n" * 5000)
+    with pytest.raises(httpx.RemoteProtocolError) as caught:
+        await fetch(transport, "GET", upstream.url + "/")
+
+    assert error_type(caught.value) == "protocol_error"
+    assert "head larger" in str(caught.value)
+
+
 async def test_write_timeout(transport: UpstreamTransport) -> None:
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
