@@ -50,10 +50,14 @@ def start_background_tasks(cp: ControlPlane) -> list[asyncio.Task[None]]:
         if deleted:
             log.info("retention: deleted %d expired sessions with their traces", deleted)
 
+    async def join_late() -> None:
+        await cp.otlp_receiver.join_late()
+
     return [
         asyncio.create_task(
             _every(cp.settings.retention_interval_secs, "retention", purge, cp.metrics)
         ),
+        asyncio.create_task(_every(0.5, "otlp-late-join", join_late, cp.metrics)),
         asyncio.create_task(_every(0.5, "end-sessions", end_sessions, cp.metrics)),
         asyncio.create_task(
             _every(cp.settings.heartbeat_interval_secs, "silent-nodes", silent_nodes, cp.metrics)

@@ -8,6 +8,9 @@ gateway's spans, so the trace shows both.
 from __future__ import annotations
 
 import logging
+import time
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
@@ -16,7 +19,7 @@ from sqlalchemy import select
 from controlplane.db.engine import Database
 from controlplane.db.models import TraceRow
 from controlplane.metrics import ControlPlaneMetrics
-from controlplane.otlp.convert import span_rows
+from controlplane.otlp.convert import SpanRows, span_rows
 from controlplane.services.ingest import add_span_counts, store_spans
 
 __all__ = ["Overloaded", "ReceiverResult", "TraceReceiver"]
@@ -51,7 +54,14 @@ class TraceReceiver:
     """Shared by the gRPC and HTTP endpoints; bounds the work in flight."""
 
     def __init__(
-        self, db: Database, *, metrics: ControlPlaneMetrics, max_in_flight: int = 16
+        self,
+        db: Database,
+        *,
+        metrics: ControlPlaneMetrics,
+        max_in_flight: int = 16,
+        late_join_secs: float = 10.0,
+        max_waiting_spans: int = 20_000,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.db = db
         self.metrics = metrics
@@ -60,6 +70,14 @@ class TraceReceiver:
         self.received = 0
         self.stored = 0
         self.rejected = 0
+        # A service's spans can arrive before the node's spans of the same request (each side
+        # batches on its own clock): spans of not-yet-known traces wait here a little while.
+        self.late_join_secs = late_join_secs
+        self.max_waiting_spans = max_waiting_spans
+        self._clock = clock
+        self._waiting: deque[tuple[float, SpanRows]] = deque()
+        self.waiting_spans = 0
+        self.joined_late = 0
 
     async def export(self, request: trace_service_pb2.ExportTraceServiceRequest) -> ReceiverResult:
         """Store the spans of traced requests; raises :class:`Overloaded` when saturated."""
@@ -104,4 +122,47 @@ class TraceReceiver:
                 await add_span_counts(db, added)
                 await db.commit()
                 stored = added.total()
+        if len(kept.rows) < received:
+            self._wait(converted.only(set(converted.per_trace) - known))
         return ReceiverResult(received, stored, received - len(kept.rows))
+
+    def _wait(self, rows: SpanRows) -> None:
+        self._waiting.append((self._clock() + self.late_join_secs, rows))
+        self.waiting_spans += len(rows.rows)
+        while self.waiting_spans > self.max_waiting_spans:
+            _, dropped = self._waiting.popleft()
+            self.waiting_spans -= len(dropped.rows)
+
+    async def join_late(self) -> int:
+        """Store waiting spans whose trace arrived since; forget expired ones. Returns stored."""
+        if not self._waiting:
+            return 0
+        now = self._clock()
+        batches = list(self._waiting)
+        self._waiting.clear()
+        self.waiting_spans = 0
+        trace_ids = {t for _, rows in batches for t in rows.per_trace}
+        async with self.db.session() as db:
+            known = set(
+                await db.scalars(
+                    select(TraceRow.trace_id)
+                    .where(TraceRow.trace_id.in_(list(trace_ids)))
+                    .distinct()
+                )
+            )
+            stored = 0
+            for deadline, rows in batches:
+                kept = rows.only(known)
+                if kept.rows:
+                    added = await store_spans(db, kept.rows)
+                    await add_span_counts(db, added)
+                    stored += added.total()
+                rest = rows.only(set(rows.per_trace) - known)
+                if rest.rows and deadline > now:
+                    self._waiting.append((deadline, rest))
+                    self.waiting_spans += len(rest.rows)
+            await db.commit()
+        self.joined_late += stored
+        self.stored += stored
+        self.metrics.spans_ingested.labels("otlp").inc(stored)
+        return stored

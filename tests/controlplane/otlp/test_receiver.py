@@ -26,6 +26,7 @@ from controlplane.app import create_app
 from controlplane.db.models import SpanRow, TraceRow, TracingSessionRow
 from controlplane.otlp.codec import export_request, parse_json_request, request_to_json
 from controlplane.otlp.grpc_service import OtlpTraceService
+from controlplane.otlp.receiver import TraceReceiver
 from controlplane.state import ControlPlane
 from tests.conftest import free_port, serve_asgi
 
@@ -253,3 +254,50 @@ async def test_metrics_count_ingested_and_dropped_spans(receiver: Receiver) -> N
     assert 'activetrace_cp_spans_dropped_total{source="otlp"} 1.0' in text
     assert 'activetrace_cp_sessions{status="active"} 1.0' in text
     assert "activetrace_cp_nodes_connected 0.0" in text
+
+
+async def test_service_spans_that_arrive_before_the_gateway_join_late(receiver: Receiver) -> None:
+    """A service exports before the node's batch lands: its spans wait, then join the trace."""
+    cp = receiver.cp
+    early = 0x22222222222222222222222222222222
+    assert (
+        await _export(
+            HttpExporter(endpoint=receiver.http_url + "/v1/traces"),
+            [_span(early, 0xC1, "GET /early", parent=GATEWAY_SPAN)],
+        )
+        == SpanExportResult.SUCCESS
+    )
+    assert f"{0xC1:016x}" not in await _stored(cp)
+    assert await cp.otlp_receiver.join_late() == 0  # the trace is still unknown: keeps waiting
+    async with cp.db.session() as db:
+        db.add(TraceRow(session_id="s1", trace_id=f"{early:032x}", start_time_ns=1, duration_ms=1))
+        await db.commit()
+    assert await cp.otlp_receiver.join_late() == 1
+    assert (await _stored(cp))[f"{0xC1:016x}"].name == "GET /early"
+    assert cp.otlp_receiver.waiting_spans == 0
+
+
+async def test_waiting_spans_expire_and_are_bounded(control_plane: ControlPlane) -> None:
+    now = [100.0]
+    receiver = TraceReceiver(
+        control_plane.db,
+        metrics=control_plane.metrics,
+        late_join_secs=5,
+        max_waiting_spans=2,
+        clock=lambda: now[0],
+    )
+    request = trace_service_pb2.ExportTraceServiceRequest()
+    spans = request.resource_spans.add().scope_spans.add().spans
+    for index in range(3):
+        spans.add(
+            trace_id=UNTRACED.to_bytes(16, "big"), span_id=(index + 1).to_bytes(8, "big"), name="x"
+        )
+    result = await receiver.export(request)
+    assert result.rejected == 3
+    assert receiver.waiting_spans == 0  # one export of 3 spans is over the bound of 2: dropped
+    spans.pop()
+    await receiver.export(request)
+    assert receiver.waiting_spans == 2
+    now[0] += 6
+    assert await receiver.join_late() == 0
+    assert receiver.waiting_spans == 0
