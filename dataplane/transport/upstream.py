@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Final
 
 import httpx
 
@@ -55,9 +55,13 @@ class UpstreamTransport(httpx.AsyncBaseTransport):
     """HTTP/1.1 to upstreams over asyncio protocols and httptools, with keep-alive pooling.
 
     Request extensions read: ``timeout`` (connect/read/write/pool seconds), ``tls_verify``
-    (default True), ``sni_hostname`` and ``trace`` (a callable taking ``(event, info)``, called
-    synchronously for each phase). Responses carry the ``network_peer``, ``connection_reused``,
-    ``http_version`` and ``reason_phrase`` extensions.
+    (default True; SNI is always the URL's host) and ``trace`` (a callable taking
+    ``(event, info)``, called synchronously for each phase). Responses carry the
+    ``network_peer``, ``connection_reused``, ``http_version`` and ``reason_phrase`` extensions.
+
+    A connection returns to the pool as soon as its response has ended on the wire with
+    keep-alive (the body may still sit unread in the response stream); closing a response
+    before its end closes the connection.
     """
 
     def __init__(
@@ -99,7 +103,7 @@ class UpstreamTransport(httpx.AsyncBaseTransport):
                 replayable = head.body is not None and request.method in _IDEMPOTENT
                 if stale.sent and not replayable:
                     raise stale.error from None
-        conn = await self._connect(origin, extensions, timeouts, trace)
+        conn = await self._connect(origin, timeouts, trace)
         try:
             return await self._exchange(conn, request, head, timeouts, trace)
         except _StaleConnection as stale:  # cannot happen on a fresh connection; to be safe
@@ -215,7 +219,6 @@ class UpstreamTransport(httpx.AsyncBaseTransport):
     async def _connect(
         self,
         origin: Origin,
-        extensions: Mapping[str, Any],
         timeouts: Mapping[str, float | None],
         trace: Trace | None,
     ) -> Connection:
@@ -236,8 +239,7 @@ class UpstreamTransport(httpx.AsyncBaseTransport):
                 await self._connect_tcp(conn, addresses, port, trace)
                 if scheme == b"https":
                     phase = START_TLS
-                    sni = str(extensions.get("sni_hostname") or host)
-                    await self._start_tls(conn, sni, verify, trace)
+                    await self._start_tls(conn, host, verify, trace)
         except BaseException as exc:
             conn.discard()
             if isinstance(exc, asyncio.CancelledError):
