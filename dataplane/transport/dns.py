@@ -41,12 +41,14 @@ class Resolver:
         """Forget every cached answer."""
         self._cache.clear()
 
+    def pin(self, host: str, addresses: list[Address]) -> None:
+        """Answer ``host`` with ``addresses`` (in this order) until :meth:`clear`, like a hosts
+        file entry."""
+        self._cache[host] = (float("inf"), list(addresses))
+
     async def resolve(self, host: str) -> tuple[list[Address], bool]:
         """The addresses of ``host`` in the resolver's preference order, and whether they came
         from the cache. Raises ``socket.gaierror`` when the name does not resolve."""
-        return await self._answers(host)
-
-    async def _answers(self, host: str) -> tuple[list[Address], bool]:
         cached = self._cache.get(host)
         if cached is not None:
             expires, answer = cached

@@ -227,8 +227,10 @@ class UpstreamTransport(httpx.AsyncBaseTransport):
         conn = Connection(origin, self.pool, loop)
         self.pool.opened(conn)
         phase = ""
+        seconds = timeouts.get("connect")
+        deadline = None if seconds is None else loop.time() + seconds
         try:
-            async with asyncio.timeout(timeouts.get("connect")):
+            async with asyncio.timeout_at(deadline):
                 literal = ip_literal(host)
                 if literal is None:
                     phase = DNS
@@ -236,7 +238,7 @@ class UpstreamTransport(httpx.AsyncBaseTransport):
                 else:
                     addresses = [literal]
                 phase = CONNECT_TCP
-                await self._connect_tcp(conn, addresses, port, trace)
+                await self._connect_tcp(conn, addresses, port, deadline, trace)
                 if scheme == b"https":
                     phase = START_TLS
                     await self._start_tls(conn, host, verify, trace)
@@ -262,16 +264,28 @@ class UpstreamTransport(httpx.AsyncBaseTransport):
         return addresses
 
     async def _connect_tcp(
-        self, conn: Connection, addresses: list[Address], port: int, trace: Trace | None
+        self,
+        conn: Connection,
+        addresses: list[Address],
+        port: int,
+        deadline: float | None,
+        trace: Trace | None,
     ) -> None:
+        """Try the addresses in order; each but the last gets an equal share of the time left,
+        so one that drops packets cannot eat the whole connect timeout."""
         loop = conn.loop
         if trace is not None:
             trace(CONNECT_TCP + ".started", {"host": conn.origin[1], "port": port})
         failure: OSError | None = None
-        for family, ip in addresses:
+        for index, (family, ip) in enumerate(addresses):
+            left = len(addresses) - index
+            share = None  # the last address runs to the connect deadline itself
+            if deadline is not None and left > 1:
+                share = loop.time() + (deadline - loop.time()) / left
             try:
-                await loop.create_connection(lambda: conn, ip, port, family=family)
-            except OSError as exc:
+                async with asyncio.timeout_at(share):
+                    await loop.create_connection(lambda: conn, ip, port, family=family)
+            except OSError as exc:  # refused, unreachable, or this address's share ran out
                 failure = exc
                 continue
             conn.peer = (ip, port)

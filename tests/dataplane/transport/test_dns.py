@@ -47,3 +47,13 @@ async def test_concurrent_lookups_share_one_query() -> None:
     assert [hit for _, hit in results] == [False] * 5
     assert len({tuple(answers) for answers, _ in results}) == 1
     assert not resolver._pending
+
+
+async def test_pinned_answers() -> None:
+    resolver = Resolver(ttl=0.0)
+    resolver.pin("upstream.test", [(socket.AF_INET, "127.0.0.9")])
+
+    assert await resolver.resolve("upstream.test") == ([(socket.AF_INET, "127.0.0.9")], True)
+    resolver.clear()
+    with pytest.raises(socket.gaierror):
+        await resolver.resolve("upstream.test")

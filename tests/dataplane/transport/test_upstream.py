@@ -499,6 +499,35 @@ async def test_connect_timeout(
     assert events.info("connection.connect_tcp.failed")["error_type"] == "connect_timeout"
 
 
+async def test_an_unresponsive_address_leaves_time_for_the_next(
+    full_backlog: int, events: Events
+) -> None:
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        await writer.drain()
+        writer.close()
+
+    second = await asyncio.start_server(serve, "127.0.0.2", full_backlog)  # same port, next IP
+    transport = UpstreamTransport()
+    transport.resolver.pin(
+        "two.test", [(socket.AF_INET, "127.0.0.1"), (socket.AF_INET, "127.0.0.2")]
+    )
+    try:
+        url = f"http://two.test:{full_backlog}/"
+        _, body = await fetch(
+            transport, "GET", url, timeouts=dict(TIMEOUTS, connect=1.0), trace=events
+        )
+    finally:
+        await transport.aclose()
+        second.close()
+        await second.wait_closed()
+
+    assert body == b"ok"
+    assert events.info("connection.connect_tcp.complete")["peer"] == ("127.0.0.2", full_backlog)
+    assert events.info("dns.resolve.complete")["cache_hit"] is True
+
+
 async def test_read_timeout_waiting_for_the_head(
     upstream: Upstream, transport: UpstreamTransport, events: Events
 ) -> None:
