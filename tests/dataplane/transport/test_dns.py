@@ -51,9 +51,9 @@ async def test_concurrent_lookups_share_one_query() -> None:
 
 async def test_pinned_answers() -> None:
     resolver = Resolver(ttl=0.0)
-    resolver.pin("upstream.test", [(socket.AF_INET, "127.0.0.9")])
+    resolver.pin("nonexistent.invalid", [(socket.AF_INET, "127.0.0.9")])
 
-    assert await resolver.resolve("upstream.test") == ([(socket.AF_INET, "127.0.0.9")], True)
+    assert await resolver.resolve("nonexistent.invalid") == ([(socket.AF_INET, "127.0.0.9")], True)
     resolver.clear()
     with pytest.raises(socket.gaierror):
-        await resolver.resolve("upstream.test")
+        await resolver.resolve("nonexistent.invalid")
