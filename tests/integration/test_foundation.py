@@ -83,9 +83,7 @@ def test_session_traces_only_matching_requests_on_its_node(stack: Stack) -> None
     detail = stack.ok("GET", f"/api/v1/traces/{traces[0]['trace_id']}")
     assert detail["session_id"] == session["id"]
     assert detail["node_id"] == "dp-1"
-    spans = {
-        s["name"]: s for s in detail["spans"] if s["service_name"] == "activetrace-dataplane"
-    }
+    spans = {s["name"]: s for s in detail["spans"] if s["service_name"] == "activetrace-dataplane"}
     root = spans["GET /demo/orders"]
     assert root["kind"] == SPAN_KIND_SERVER
     assert root["parent_span_id"] is None
