@@ -67,8 +67,8 @@ class ConnectionPool:
         """An idle connection, or None when the caller may open a new one.
 
         Under a per-origin limit, waits until a connection is released or closed, raising
-        ``httpx.PoolTimeout`` after ``seconds``; the slot is then counted for the
-        connection the caller opens (see :meth:`opened`).
+        ``httpx.PoolTimeout`` after ``seconds``. The caller must open its connection (see
+        :meth:`opened`) before its next ``await``, so no other request takes the free slot.
         """
         conn = self.take(origin)
         limit = self.max_connections_per_origin
@@ -90,12 +90,13 @@ class ConnectionPool:
             conn = self.take(origin)
             if conn is not None:
                 return conn
-        self._open[origin] = self._open.get(origin, 0) + 1
         return None
 
     def opened(self, conn: Connection) -> None:
-        """Track a new connection (closed by :meth:`aclose`)."""
+        """Count and track a new connection (closed by :meth:`aclose`)."""
         self._connections.add(conn)
+        if self.max_connections_per_origin is not None:
+            self._open[conn.origin] = self._open.get(conn.origin, 0) + 1
 
     def release(self, conn: Connection) -> None:
         """A keep-alive response ended: keep ``conn`` for the next request to its origin."""
@@ -113,7 +114,7 @@ class ConnectionPool:
         idle = self._idle.get(conn.origin)
         if idle and conn in idle:
             idle.remove(conn)
-        if self.max_connections_per_origin is not None and conn.origin in self._open:
+        if self.max_connections_per_origin is not None:
             self._open[conn.origin] -= 1
             self._wake(conn.origin)
 

@@ -225,7 +225,7 @@ class UpstreamTransport(httpx.AsyncBaseTransport):
         scheme, host, port, verify = origin
         loop = asyncio.get_running_loop()
         conn = Connection(origin, self.pool, loop)
-        self.pool.opened(conn)
+        self.pool.opened(conn)  # before any await: takes the slot checkout found free
         phase = ""
         seconds = timeouts.get("connect")
         deadline = None if seconds is None else loop.time() + seconds

@@ -414,6 +414,39 @@ async def test_stale_pooled_connection_is_retried_once(
     ]
 
 
+async def test_stale_retry_keeps_the_connection_count(upstream: Upstream) -> None:
+    transport = UpstreamTransport(max_connections_per_origin=1)
+    release = asyncio.Event()
+
+    async def reply(request: ReceivedRequest, writer: asyncio.StreamWriter) -> bool | None:
+        if request.connection == 1 and request.index == 2:
+            return False  # stale
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n")
+        if request.target == b"/hold":
+            await writer.drain()
+            await release.wait()
+        writer.write(b"ok")
+        return None
+
+    upstream.reply = reply
+    short = dict(TIMEOUTS, pool=0.05)
+    try:
+        await fetch(transport, "GET", upstream.url + "/")
+        await fetch(transport, "GET", upstream.url + "/")  # stale, retried on connection 2
+        held = await transport.handle_async_request(make_request("GET", upstream.url + "/hold"))
+        with pytest.raises(httpx.PoolTimeout):  # still one connection allowed, and it is busy
+            await fetch(transport, "GET", upstream.url + "/", timeouts=short)
+        release.set()
+        await held.aread()
+        await held.aclose()
+        response, _ = await fetch(transport, "GET", upstream.url + "/", timeouts=short)
+    finally:
+        await transport.aclose()
+
+    assert response.extensions["connection_reused"] is True
+    assert upstream.connections == 2
+
+
 async def test_stale_connection_reset_is_retried(
     upstream: Upstream, transport: UpstreamTransport
 ) -> None:
