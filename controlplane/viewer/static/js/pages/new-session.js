@@ -1,6 +1,6 @@
 // New session: targets, scope, sampling rule (validated live), limits and capture options.
 
-import { ApiError } from "../api.js";
+import { ApiError, isAbort } from "../api.js";
 import { h, replace } from "../dom.js";
 import { errorBox, pageHeader } from "../views/common.js";
 import { ruleEditor } from "../views/rule-editor.js";
@@ -118,14 +118,16 @@ export async function newSessionPage(ctx) {
   ]);
   const messages = h("div", {});
   const submit = h("button", { type: "submit", class: "button primary", id: "create-session" }, "Start session");
+  let form = null; // built below, after the rule editor whose checks call update()
   const update = () => {
+    if (!form) return;
     const targets = form.querySelectorAll("input[name=targets]:checked").length;
     submit.disabled = targets === 0 || !rule.isValid();
   };
   const rule = ruleEditor(ctx, { onChange: update });
   const scope = scopePicker(services, routes, () => scope.sync(form));
   const bodyLimit = h("input", { type: "number", id: "body-max-bytes", min: 0, max: 65536, value: 4096, disabled: true });
-  const form = h(
+  form = h(
     "form",
     { class: "card form", id: "session-form", novalidate: true, on: { submit: (event) => create(event) } },
     field("Name", h("input", { type: "text", id: "session-name", maxlength: 255, placeholder: "slow checkout" }), "Optional, to recognise the session later."),
@@ -198,9 +200,9 @@ export async function newSessionPage(ctx) {
       const session = await ctx.api("/api/v1/tracing-sessions", { method: "POST", body });
       location.hash = `#/sessions/${encodeURIComponent(session.id)}`;
     } catch (error) {
-      if (!(error instanceof ApiError)) throw error;
+      if (isAbort(error)) return;
       replace(messages, errorBox(error));
-      const ruleErrors = error.errors.filter((e) => e.loc?.includes("sampling_rule") && e.start !== undefined && e.start !== null);
+      const ruleErrors = (error instanceof ApiError ? error.errors : []).filter((e) => e.loc?.includes("sampling_rule") && e.start !== undefined && e.start !== null);
       if (ruleErrors.length) rule.showErrors(ruleErrors);
       update();
     }

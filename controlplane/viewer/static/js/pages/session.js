@@ -204,12 +204,17 @@ export async function sessionPage(ctx, sessionId) {
     );
     replace(overview, card(null, h("div", { class: "overview-grid" }, definition(session), h("div", {}, h("h3", { class: "minor" }, "Progress per node"), targetProgress(session)))));
     live.hidden = !LIVE.has(session.status);
-    const chosen = nodeFilter.value || params.get("node_id") || "";
-    replace(
-      nodeFilter,
-      h("option", { value: "" }, "any node"),
-      session.targets.map((t) => h("option", { value: t.node_id, selected: t.node_id === chosen }, t.node_id)),
-    );
+    const nodes = session.targets.map((t) => t.node_id);
+    if (nodeFilter.dataset.nodes !== nodes.join(" ")) {
+      // Rebuilt only when the targets change: a refresh must not close an open dropdown.
+      const chosen = nodeFilter.value || params.get("node_id") || "";
+      nodeFilter.dataset.nodes = nodes.join(" ");
+      replace(
+        nodeFilter,
+        h("option", { value: "" }, "any node"),
+        nodes.map((node) => h("option", { value: node, selected: node === chosen }, node)),
+      );
+    }
   }
 
   async function refreshSession() {

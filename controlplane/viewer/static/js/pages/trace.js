@@ -54,7 +54,7 @@ export async function tracePage(ctx, traceId, tab = "summary") {
     ctx.api(`${base}/waterfall`),
   ]);
   const root = rootSpan(detail.spans);
-  const traceStart = Math.min(...detail.spans.map((s) => s.start_time_unix_nano));
+  const traceStart = detail.spans.reduce((low, s) => Math.min(low, s.start_time_unix_nano), Infinity);
   const attrs = root?.attributes ?? {};
   const messages = h("div", {});
   const tabs = h(

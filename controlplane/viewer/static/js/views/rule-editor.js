@@ -1,5 +1,6 @@
 // The sampling rule field with live validation: the compiler's errors underlined in place.
 
+import { isAbort } from "../api.js";
 import { h, replace } from "../dom.js";
 
 /** The rule text with characters [start, end) underlined (offsets count code points). */
@@ -79,6 +80,11 @@ export function ruleEditor(ctx, { onChange }) {
     );
   }
 
+  function failed(error) {
+    if (isAbort(error)) return;
+    replace(feedback, h("div", { class: "rule-message" }, `Could not check the rule: ${error.message}`));
+  }
+
   async function check() {
     const text = input.value;
     const mine = ++sequence;
@@ -101,9 +107,9 @@ export function ruleEditor(ctx, { onChange }) {
     sequence++; // an answer for older text must not show
     valid = false;
     onChange(valid);
-    timer = setTimeout(() => check().catch(() => {}), 250);
+    timer = setTimeout(() => check().catch(failed), 250);
   });
-  check().catch(() => {});
+  check().catch(failed);
 
   return {
     element: h("div", { class: "rule-editor" }, input, feedback),

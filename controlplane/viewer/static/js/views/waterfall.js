@@ -138,8 +138,9 @@ export function spanDetail(span, row, traceStart) {
  */
 export function waterfallView({ rows, spans, selected, onSelect }) {
   const byId = new Map(spans.map((span) => [span.span_id, span]));
-  const traceStart = Math.min(...spans.map((span) => span.start_time_unix_nano));
-  const traceEnd = Math.max(...spans.map((span) => span.end_time_unix_nano));
+  // reduce, not Math.min(...spread): a trace can have more spans than a call has arguments.
+  const traceStart = spans.reduce((low, span) => Math.min(low, span.start_time_unix_nano), Infinity);
+  const traceEnd = spans.reduce((high, span) => Math.max(high, span.end_time_unix_nano), -Infinity);
   const totalMs = Math.max((traceEnd - traceStart) / 1e6, 1e-6);
   const step = tickStep(totalMs);
   const collapsed = new Set();
