@@ -4,13 +4,17 @@ rules, and several sessions on one node."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
+from controlplane.otlp.codec import parse_json_request
 from tests.integration.conftest import Stack, launch_stack, running, wait_for
 
 
@@ -112,3 +116,49 @@ def test_a_request_in_two_sessions_is_recorded_once_per_session(node: Stack) -> 
     assert len([s for s in own if s["parent_span_id"] is None]) == 1
     for session in (first, second):
         node.ok("POST", f"/api/v1/tracing-sessions/{session['id']}/stop")
+
+
+@pytest.mark.parametrize("fmt", ["json", "protobuf"])
+def test_export_cli_writes_the_session_as_otlp(node: Stack, tmp_path: Path, fmt: str) -> None:
+    session = _session(node, scope={"route": "demo"}, max_samples=3, duration_secs=120)
+    for _ in range(3):
+        assert httpx.get(node.nodes["dp-1"].proxy + "/demo/hello", timeout=5).is_success
+    node.wait_session(session["id"], "completed")
+    traces = {t["trace_id"] for t in _traces(node, session["id"])}
+    assert len(traces) == 3
+    stored = sum(len(node.ok("GET", f"/api/v1/traces/{t}")["spans"]) for t in traces)
+    output = tmp_path / f"session.{fmt}"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "controlplane.cli",
+            "export",
+            session["id"],
+            "-o",
+            str(output),
+            "--api",
+            node.api,
+            "--format",
+            fmt,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    request = trace_service_pb2.ExportTraceServiceRequest()
+    if fmt == "json":
+        request = parse_json_request(output.read_bytes())  # OTLP/JSON: hex IDs
+    else:
+        request.ParseFromString(output.read_bytes())
+    spans = [
+        span
+        for resource in request.resource_spans
+        for scope in resource.scope_spans
+        for span in scope.spans
+    ]
+    assert {span.trace_id.hex() for span in spans} == traces
+    # The demo upstream's own spans may still be arriving while the export runs.
+    after = sum(len(node.ok("GET", f"/api/v1/traces/{t}")["spans"]) for t in traces)
+    assert stored <= len(spans) <= after
