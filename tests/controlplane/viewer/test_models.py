@@ -256,3 +256,55 @@ def test_histogram_steps_are_one_two_two_and_a_half_or_five() -> None:
         histogram = latency_histogram(_latencies((slowest, 200)))
         assert histogram.buckets[0].high_ms == step, slowest
         assert len(histogram.buckets) <= 30
+
+
+def test_body_filter_plugins_are_response_steps_after_header_filters() -> None:
+    spans = [
+        *_trace(),
+        _span("bf", "gateway.body_filter", 91, 95, "root"),
+        _span(
+            "gzip",
+            "gateway.body_filter.plugin.response-transformer",
+            91,
+            95,
+            "bf",
+            attrs={"gateway.plugin.name": "response-transformer"},
+        ),
+    ]
+    steps = summarize("t" * 32, spans).steps
+    response = [(s.name, s.phase) for s in steps if s.side == "response"]
+    assert response == [("cors", "header_filter"), ("response-transformer", "body_filter")]
+
+
+def test_a_request_refused_by_a_plugin_has_no_upstream_step() -> None:
+    spans = [
+        _span("root", "GET /orders", 0, 3, kind="SERVER", attrs={"http.response.status_code": 401}),
+        _span("router", "gateway.router", 0, 1, "root"),
+        _span("access", "gateway.access", 1, 2, "root"),
+        _span(
+            "auth",
+            "gateway.access.plugin.key-auth",
+            1,
+            2,
+            "access",
+            attrs={"gateway.plugin.name": "key-auth", "http.response.status_code": 401},
+        ),
+    ]
+    summary = summarize("t" * 32, spans)
+    assert [(s.kind, s.name, s.status) for s in summary.steps] == [
+        ("router", "router", None),
+        ("plugin", "key-auth", 401),
+    ]
+    assert summary.metrics.status_code == 401
+    assert summary.metrics.upstream_ms is None
+
+
+def test_spans_whose_parent_never_arrived_are_shown_as_roots() -> None:
+    spans = [
+        _span("root", "GET /orders", 0, 10, kind="SERVER"),
+        _span("late", "GET /orders handler", 2, 8, "missing", kind="SERVER", service="shop"),
+    ]
+    rows = waterfall(spans)
+    assert [(r.span_id, r.depth) for r in rows] == [("root", 0), ("late", 0)]
+    assert rows[1].offset_pct == 20
+    assert rows[1].width_pct == 60
