@@ -184,6 +184,10 @@ def gateway_trace(
             "http.response.header.x-ratelimit-remaining": ["41"],
         },
     )
+    if request_bytes:
+        root.attributes["gateway.request.body"] = '{"item": "<img src=x onerror=alert(1)>", "qty'
+        root.attributes["gateway.request.body.truncated"] = True
+    root.attributes["gateway.response.body"] = '{"orders": [{"id": 1, "status": "shipped"}]}'
     root.end(clock.at(total_ms))
     root.events = [
         # Log lines the node wrote while serving the request, kept on the root span.

@@ -196,3 +196,19 @@ def test_logs_of_the_node_are_listed_as_text(page: Page, viewer: Viewer) -> None
     page.get_by_role("tab", name="Trace").click()
     page.locator(".wf-row").first.click()
     expect(page.locator("#span-detail .events > li")).to_have_count(2)
+
+
+def test_captured_bodies_are_shown_as_text(page: Page, viewer: Viewer) -> None:
+    _, trace = _traced(viewer, method="POST")
+    page.goto(f"/#/traces/{trace.hex_id}/waterfall")
+    page.locator(".wf-row").first.click()
+    bodies = page.locator("#span-detail .body-capture")
+    expect(bodies).to_have_text(
+        [
+            '{"item": "<img src=x onerror=alert(1)>", "qty',
+            '{"orders": [{"id": 1, "status": "shipped"}]}',
+        ]
+    )
+    request_body = page.locator("#span-detail .detail-section").filter(has_text="Request body")
+    expect(request_body).to_contain_text("truncated")
+    expect(page.locator("#span-detail img")).to_have_count(0)
