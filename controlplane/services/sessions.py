@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.exc import StaleDataError
 
 from controlplane.cluster.registry import NodeRegistry
 from controlplane.db.models import Node, SessionTarget, SpanRow, TraceRow, TracingSessionRow
@@ -261,10 +262,11 @@ async def delete_session(db: AsyncSession, registry: NodeRegistry, session_id: s
     """Stop a session on its nodes and remove it with its traces."""
     row = await _row(db, session_id)
     targets = (await _targets_of(db, [row.id]))[row.id]
-    if row.status in LIVE_SESSION_STATES:
-        registry.send_many([t.node_id for t in targets], stop_message(row.id, "deleted"))
+    live = row.status in LIVE_SESSION_STATES
     await delete_sessions_data(db, [row.id])
     await db.commit()
+    if live:  # after the commit: progress a node sends in reply finds the rows gone, not half
+        registry.send_many([t.node_id for t in targets], stop_message(row.id, "deleted"))
 
 
 async def delete_sessions_data(db: AsyncSession, session_ids: Sequence[str]) -> None:
@@ -299,9 +301,12 @@ async def record_progress(
     if row.status == "pending" and target.state in ("active", "completed"):
         row.status = "active"
         row.started_at = row.started_at or now
-    await db.flush()
-    await _settle(db, row, now)
-    await db.commit()
+    try:
+        await db.flush()
+        await _settle(db, row, now)
+        await db.commit()
+    except StaleDataError:  # the session was deleted while this progress was applied
+        await db.rollback()
 
 
 async def _settle(db: AsyncSession, row: TracingSessionRow, now: datetime) -> None:
