@@ -45,6 +45,18 @@ def _parse(raw: bytes, content_type: str) -> dict[str, Any]:
 
 
 def _export(body: dict[str, Any]) -> dict[str, Any]:
+    """The stored config as a declarative document that ``PUT`` takes back unchanged.
+
+    Stored entities refer to each other as ``service_id``/``route_id``; the declarative format
+    (like decK's) says ``service``/``route``.
+    """
+    for route in body.get("routes", []):
+        route["service"] = route.pop("service_id")
+    for plugin in body.get("plugins", []):
+        for key in ("service", "route"):
+            value = plugin.pop(f"{key}_id", None)
+            if value is not None:
+                plugin[key] = value
     return {"_format_version": "1.0", **body}
 
 

@@ -548,7 +548,7 @@ async def test_declarative_config_reflects_crud_changes(api: httpx.AsyncClient) 
         ("demo", 9, None),
         ("s", 81, "/base"),
     ]
-    assert [(r["name"], r["service_id"], r["methods"]) for r in document["routes"]] == [
+    assert [(r["name"], r["service"], r["methods"]) for r in document["routes"]] == [
         ("orders", DEMO_ID, ["GET"]),
         ("r", service_id, []),
     ]
