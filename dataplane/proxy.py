@@ -6,6 +6,7 @@ session is active the only tracing work per request is one dict lookup.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import re
@@ -152,6 +153,11 @@ class Proxy:
                 return
             chain = runtime.chains.get(match.route.id, EMPTY_CHAIN)
             await self._proxy(exchange, match, chain, runtime, receive, send)
+        except ClientDisconnected:
+            _aborted(exchange, "client_disconnected")  # nobody to answer
+        except asyncio.CancelledError:
+            _aborted(exchange, "cancelled")
+            raise
         finally:
             self.metrics.observe(
                 match.route.name if match is not None else "",
@@ -388,6 +394,17 @@ def _finish_root(exchange: Exchange, match: RouteMatch | None) -> None:
             capture_headers("http.response.header.", exchange.response_headers.raw, exchange.redact)
         )
     root.end(end_ns)
+
+
+def _aborted(exchange: Exchange, kind: str) -> None:
+    """The request ended without a complete response: its root span is an error (SPANS.md)."""
+    trace = exchange.trace
+    if trace is None:
+        return
+    trace.root.set_error(kind, "the request ended before the response was complete")
+    for span in trace.spans:
+        if span.end_ns is None and span is not trace.root:
+            span.end()
 
 
 def _url_full(exchange: Exchange, query: str) -> str:
@@ -838,6 +855,8 @@ async def _stream_body(
     trace = exchange.trace
     write_span = _phase_span(exchange, "gateway.response.write")
     filter_span = _phase_span(exchange, "gateway.body_filter") if filters else None
+    plugin_spans = _body_filter_spans(exchange, filter_span, filters)
+    plugin_ns = [0] * len(filters) if plugin_spans else None
     filter_ns = 0
     chunks = 0
     await send(
@@ -848,7 +867,7 @@ async def _stream_body(
             chunks += 1
             if filters:
                 t = _perf()
-                chunk = _run_body_filters(exchange, filters, chunk, last=False)
+                chunk = _run_body_filters(exchange, filters, chunk, plugin_ns, last=False)
                 filter_ns += _perf() - t
             if chunk:
                 exchange.response_body_size += len(chunk)
@@ -857,7 +876,7 @@ async def _stream_body(
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
         if filters:
             t = _perf()
-            tail = _run_body_filters(exchange, filters, b"", last=True)
+            tail = _run_body_filters(exchange, filters, b"", plugin_ns, last=True)
             filter_ns += _perf() - t
             if tail:
                 exchange.response_body_size += len(tail)
@@ -873,18 +892,50 @@ async def _stream_body(
     if filter_span is not None:
         filter_span.attributes["gateway.body_filter.chunks"] = chunks
         filter_span.end(filter_span.start_ns + filter_ns)
+        if plugin_ns is not None:  # each plugin's total over all chunks, laid end to end
+            start = filter_span.start_ns
+            for span, spent in zip(plugin_spans, plugin_ns, strict=True):
+                span.start_ns = start
+                span.attributes["gateway.body_filter.chunks"] = chunks
+                span.end(start + spent)
+                start += spent
     if write_span is not None:
         write_span.end()
 
 
+def _body_filter_spans(
+    exchange: Exchange, phase: Span | None, filters: tuple[Any, ...]
+) -> list[Span]:
+    trace = exchange.trace
+    if trace is None or phase is None:
+        return []
+    return [
+        trace.span(
+            f"gateway.body_filter.plugin.{plugin.name}",
+            phase,
+            phase.start_ns,
+            attributes={"gateway.plugin.id": plugin.plugin_id, "gateway.plugin.name": plugin.name},
+        )
+        for plugin in filters
+    ]
+
+
 def _run_body_filters(
-    exchange: Exchange, filters: tuple[Any, ...], chunk: bytes, *, last: bool
+    exchange: Exchange,
+    filters: tuple[Any, ...],
+    chunk: bytes,
+    timings: list[int] | None,
+    *,
+    last: bool,
 ) -> bytes:
-    for plugin in filters:
+    for index, plugin in enumerate(filters):
+        started = _perf() if timings is not None else 0
         try:
             chunk = plugin.body_filter(exchange, chunk, last)
         except Exception:
             log.exception("plugin %s failed in body_filter", plugin.name)
+        if timings is not None:
+            timings[index] += _perf() - started
     return chunk
 
 

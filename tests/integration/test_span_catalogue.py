@@ -131,6 +131,16 @@ def _catalogue_config(upstream: str) -> dict[str, Any]:
                         "plugins": [{"name": "key-auth", "config": {"key_names": ["apikey"]}}],
                     },
                     {
+                        "name": "filtered",
+                        "paths": ["/filtered"],
+                        "plugins": [
+                            {
+                                "name": "response-transformer",
+                                "config": {"add": {"json": ["gateway:activetrace"]}},
+                            }
+                        ],
+                    },
+                    {
                         "name": "limited",
                         "paths": ["/limited"],
                         "plugins": [
@@ -507,3 +517,32 @@ def _read_response(conn: socket.socket) -> bytes:
         assert chunk, "connection closed"
         rest += chunk
     return rest
+
+
+def test_body_filter_plugins(catalogue: Catalogue) -> None:
+    response = catalogue.send("GET", "/filtered/hello", "filter-1")
+    assert response.json() == {"message": "hello from the demo upstream", "gateway": "activetrace"}
+    trace = catalogue.trace("catalogue", "filter-1")
+    trace.check_structure()
+    phase = trace.one("gateway.body_filter")
+    plugin = trace.one("gateway.body_filter.plugin.response-transformer")
+    assert plugin["parent_span_id"] == phase["span_id"]
+    assert plugin["attributes"]["gateway.plugin.name"] == "response-transformer"
+    assert plugin["attributes"]["gateway.body_filter.chunks"] >= 1
+    header = trace.one("gateway.header_filter.plugin.response-transformer")
+    assert header["parent_span_id"] == trace.one("gateway.header_filter")["span_id"]
+
+
+def test_client_going_away_mid_body_is_an_error(catalogue: Catalogue) -> None:
+    port = int(catalogue.proxy.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port)) as conn:
+        conn.sendall(
+            b"POST /open/echo HTTP/1.1\r\nhost: gw\r\nx-request-id: abort-1\r\n"
+            b"content-length: 100\r\n\r\n0123456789"
+        )
+    trace = catalogue.trace("catalogue", "abort-1")
+    trace.check_structure()
+    root = trace.root
+    assert root["status"]["code"] == "ERROR"
+    assert root["attributes"]["error.type"] == "client_disconnected"
+    assert "gateway.upstream" not in trace.names()
