@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
+import random
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
@@ -61,6 +61,7 @@ _BODY_METHODS: Final = frozenset({"POST", "PUT", "PATCH"})
 BUFFER_LIMIT: Final = 1 << 20
 _OFFSET_NS: Final = time.time_ns() - time.perf_counter_ns()
 _perf = time.perf_counter_ns
+_getrandbits = random.getrandbits  # request IDs: unique, not secret (no syscall per request)
 
 
 class UpstreamFailure(Exception):
@@ -236,7 +237,7 @@ def _new_exchange(
     server = scope.get("server") or ("", 0)
     request_id = _header(raw_headers, b"x-request-id")
     return Exchange(
-        request_id=request_id.decode("latin-1") if request_id else os.urandom(16).hex(),
+        request_id=request_id.decode("latin-1") if request_id else f"{_getrandbits(128):032x}",
         method=scope["method"],
         scheme=scope["scheme"],
         host=host,
