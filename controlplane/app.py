@@ -43,7 +43,10 @@ def create_app(cp: ControlPlane) -> FastAPI:
         title="activetrace control plane",
         version=VERSION,
         description="Gateway configuration, data plane nodes and on-demand tracing sessions.",
+        docs_url=None,  # served below from the installed swagger-ui-bundle, not a CDN
+        redoc_url=None,
     )
+    _install_api_docs(app)
     app.state.control_plane = cp
     protected = [Depends(require_admin)]
     for module in (nodes, sessions, traces, expressions, config, otlp_export):
@@ -127,3 +130,23 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         return _error(exc.status_code, str(exc.detail))
+
+
+def _install_api_docs(app: FastAPI) -> None:
+    """Interactive API docs at ``/docs`` that work without internet access."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.responses import HTMLResponse
+    from fastapi.staticfiles import StaticFiles
+    from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
+
+    app.mount("/docs-assets", StaticFiles(directory=swagger_ui_path), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="activetrace control plane API",
+            swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs-assets/swagger-ui.css",
+            swagger_favicon_url="/docs-assets/favicon-32x32.png",
+        )
