@@ -9,9 +9,10 @@ from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.resource.v1 import resource_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
+from dataplane.tracing import wire
 from dataplane.tracing.spans import Span
 
-__all__ = ["SCOPE_NAME", "encode_spans", "key_values", "resource"]
+__all__ = ["SCOPE_NAME", "encode_spans", "encode_spans_messages", "key_values", "resource"]
 
 SCOPE_NAME = "activetrace.dataplane"
 
@@ -45,6 +46,7 @@ def resource(attributes: Mapping[str, Any]) -> resource_pb2.Resource:
 
 
 def _span(trace_id: bytes, span: Span) -> trace_pb2.Span:
+    """One span as a message (the reference the wire encoder below is tested against)."""
     message = trace_pb2.Span(
         trace_id=trace_id,
         span_id=span.span_id,
@@ -68,12 +70,12 @@ def _span(trace_id: bytes, span: Span) -> trace_pb2.Span:
     return message
 
 
-def encode_spans(
+def encode_spans_messages(
     node_resource: resource_pb2.Resource,
     traces: Iterable[tuple[bytes, Sequence[Span]]],
     scope_version: str,
 ) -> trace_pb2.ResourceSpans:
-    """One ResourceSpans holding the spans of several traces of this node."""
+    """:func:`encode_spans` built from message objects: simple, and about 6x slower."""
     scope_spans = trace_pb2.ScopeSpans(
         scope=common_pb2.InstrumentationScope(name=SCOPE_NAME, version=scope_version)
     )
@@ -81,3 +83,17 @@ def encode_spans(
     rs = trace_pb2.ResourceSpans(resource=node_resource)
     rs.scope_spans.append(scope_spans)
     return rs
+
+
+def encode_spans(
+    node_resource: resource_pb2.Resource,
+    traces: Iterable[tuple[bytes, Sequence[Span]]],
+    scope_version: str,
+) -> trace_pb2.ResourceSpans:
+    """One ResourceSpans holding the spans of several traces of this node.
+
+    The spans are written in protobuf wire format by :mod:`dataplane.tracing.wire` (creating a
+    message object per attribute is most of the cost otherwise) and parsed once, in C.
+    """
+    raw = wire.resource_spans(node_resource.SerializeToString(), SCOPE_NAME, scope_version, traces)
+    return trace_pb2.ResourceSpans.FromString(raw)

@@ -1,0 +1,181 @@
+"""OTLP spans written straight into protobuf wire format (trace/v1, common/v1 field numbers).
+
+Only what the node records is covered: span IDs, name, kind, times, attributes (string, bool,
+int, float, bytes and arrays of those), events and status. Field numbers are those of
+opentelemetry-proto; ``tests/dataplane/tracing/test_wire.py`` checks the bytes against the
+message-built encoding.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Final
+
+from dataplane.tracing.spans import Span
+
+__all__ = ["resource_spans"]
+
+_pack_double = struct.Struct("<d").pack
+_pack_fixed64 = struct.Struct("<Q").pack
+
+# Tags: (field number << 3) | wire type (0 varint, 1 fixed64, 2 length-delimited).
+_RS_RESOURCE: Final = b"\x0a"  # ResourceSpans.resource = 1
+_RS_SCOPE_SPANS: Final = b"\x12"  # ResourceSpans.scope_spans = 2
+_SS_SCOPE: Final = b"\x0a"  # ScopeSpans.scope = 1
+_SS_SPAN: Final = b"\x12"  # ScopeSpans.spans = 2
+_SCOPE_NAME: Final = b"\x0a"  # InstrumentationScope.name = 1
+_SCOPE_VERSION: Final = b"\x12"  # InstrumentationScope.version = 2
+_SPAN_TRACE_ID: Final = b"\x0a\x10"  # Span.trace_id = 1, always 16 bytes
+_SPAN_SPAN_ID: Final = b"\x12\x08"  # Span.span_id = 2, always 8 bytes
+_SPAN_PARENT_ID: Final = b"\x22\x08"  # Span.parent_span_id = 4
+_SPAN_NAME: Final = b"\x2a"  # Span.name = 5
+_SPAN_KIND: Final = b"\x30"  # Span.kind = 6
+_SPAN_START: Final = b"\x39"  # Span.start_time_unix_nano = 7 (fixed64)
+_SPAN_END: Final = b"\x41"  # Span.end_time_unix_nano = 8 (fixed64)
+_SPAN_ATTRIBUTE: Final = b"\x4a"  # Span.attributes = 9
+_SPAN_EVENT: Final = b"\x5a"  # Span.events = 11
+_SPAN_STATUS: Final = b"\x7a"  # Span.status = 15
+_EVENT_TIME: Final = b"\x09"  # Event.time_unix_nano = 1 (fixed64)
+_EVENT_NAME: Final = b"\x12"  # Event.name = 2
+_EVENT_ATTRIBUTE: Final = b"\x1a"  # Event.attributes = 3
+_STATUS_MESSAGE: Final = b"\x12"  # Status.message = 2
+_STATUS_CODE: Final = b"\x18"  # Status.code = 3
+_KV_KEY: Final = b"\x0a"  # KeyValue.key = 1
+_KV_VALUE: Final = b"\x12"  # KeyValue.value = 2
+_ANY_STRING: Final = b"\x0a"  # AnyValue.string_value = 1
+_ANY_BOOL: Final = b"\x10"  # AnyValue.bool_value = 2
+_ANY_INT: Final = b"\x18"  # AnyValue.int_value = 3
+_ANY_DOUBLE: Final = b"\x21"  # AnyValue.double_value = 4 (fixed64)
+_ANY_ARRAY: Final = b"\x2a"  # AnyValue.array_value = 5
+_ANY_BYTES: Final = b"\x3a"  # AnyValue.bytes_value = 7
+_ARRAY_VALUE: Final = b"\x0a"  # ArrayValue.values = 1
+
+_VARINTS: Final = [bytes([n]) for n in range(128)]
+_KEYS: dict[str, bytes] = {}  # attribute key -> its encoded KeyValue.key field
+
+
+def _varint(value: int) -> bytes:
+    if value < 128:
+        return _VARINTS[value]
+    out = bytearray()
+    while value > 127:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _int64(value: int) -> bytes:
+    return _varint(value if value >= 0 else value + (1 << 64))
+
+
+def _field(tag: bytes, payload: bytes) -> bytes:
+    return tag + _varint(len(payload)) + payload
+
+
+def _string(tag: bytes, text: str) -> bytes:
+    return _field(tag, text.encode())
+
+
+def _any(value: Any) -> bytes:
+    if isinstance(value, str):
+        return _string(_ANY_STRING, value)
+    if isinstance(value, bool):
+        return _ANY_BOOL + (b"\x01" if value else b"\x00")
+    if isinstance(value, int):
+        return _ANY_INT + _int64(value)
+    if isinstance(value, float):
+        return _ANY_DOUBLE + _pack_double(value)
+    if isinstance(value, list | tuple):
+        return _field(_ANY_ARRAY, b"".join(_field(_ARRAY_VALUE, _any(v)) for v in value))
+    if isinstance(value, bytes):
+        return _field(_ANY_BYTES, value)
+    return _string(_ANY_STRING, str(value))
+
+
+def _attributes(tag: bytes, attributes: Mapping[str, Any]) -> list[bytes]:
+    """Each attribute as a length-delimited KeyValue field; strings, ints and bools of under
+    128 bytes (nearly all of them) take the inlined path."""
+    out = []
+    keys = _KEYS
+    varints = _VARINTS
+    for key, value in attributes.items():
+        encoded = keys.get(key)
+        if encoded is None:
+            encoded = _string(_KV_KEY, key)
+            if len(keys) < 10_000:  # keys are a small fixed set; never let them grow unbounded
+                keys[key] = encoded
+        kind = type(value)
+        if kind is str:
+            text = value.encode()
+            size = len(text)
+            any_value = b"\x0a" + varints[size] + text if size < 126 else _field(_ANY_STRING, text)
+        elif kind is int and 0 <= value < 128:
+            any_value = b"\x18" + varints[value]
+        elif kind is bool:
+            any_value = b"\x10\x01" if value else b"\x10\x00"
+        else:
+            any_value = _any(value)
+        size = len(any_value)
+        if size < 128:
+            kv = encoded + b"\x12" + varints[size] + any_value
+        else:
+            kv = encoded + _field(_KV_VALUE, any_value)
+        size = len(kv)
+        out.append(tag + (varints[size] if size < 128 else _varint(size)) + kv)
+    return out
+
+
+def _span(trace_field: bytes, span: Span) -> bytes:
+    parts = [
+        trace_field,
+        _SPAN_SPAN_ID,
+        span.span_id,
+    ]
+    if span.parent_id:
+        parts += (_SPAN_PARENT_ID, span.parent_id)
+    parts += (
+        _string(_SPAN_NAME, span.name),
+        _SPAN_KIND,
+        _varint(span.kind),
+        _SPAN_START,
+        _pack_fixed64(span.start_ns),
+        _SPAN_END,
+        _pack_fixed64(span.end_ns or span.start_ns),
+    )
+    parts += _attributes(_SPAN_ATTRIBUTE, span.attributes)
+    for event in span.events or ():
+        body = b"".join(
+            [
+                _EVENT_TIME,
+                _pack_fixed64(event.time_ns),
+                _string(_EVENT_NAME, event.name),
+                *_attributes(_EVENT_ATTRIBUTE, event.attributes),
+            ]
+        )
+        parts.append(_field(_SPAN_EVENT, body))
+    if span.status_code:
+        status = b""
+        if span.status_message:
+            status = _string(_STATUS_MESSAGE, span.status_message)
+        status += _STATUS_CODE + _varint(span.status_code)
+        parts.append(_field(_SPAN_STATUS, status))
+    return _field(_SS_SPAN, b"".join(parts))
+
+
+def resource_spans(
+    resource: bytes,
+    scope_name: str,
+    scope_version: str,
+    traces: Iterable[tuple[bytes, Sequence[Span]]],
+) -> bytes:
+    """A serialized ``ResourceSpans``: ``resource`` (a serialized Resource) and one scope."""
+    scope = _string(_SCOPE_NAME, scope_name)
+    if scope_version:
+        scope += _string(_SCOPE_VERSION, scope_version)
+    parts = [_field(_SS_SCOPE, scope)]
+    for trace_id, spans in traces:
+        trace_field = _SPAN_TRACE_ID + trace_id
+        parts += [_span(trace_field, span) for span in spans]
+    return _field(_RS_RESOURCE, resource) + _field(_RS_SCOPE_SPANS, b"".join(parts))
