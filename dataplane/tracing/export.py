@@ -46,7 +46,7 @@ class SpanExport:
         node_resource: resource_pb2.Resource,
         version: str,
         max_spans: int = 50_000,
-        batch_spans: int = 512,
+        batch_spans: int = 2048,
         flush_interval: float = 0.2,
     ) -> None:
         self.node_resource = node_resource
