@@ -173,3 +173,19 @@ async def test_traffic(gateway: Gateway, client: httpx.AsyncClient) -> None:
     assert actual.headers["access-control-allow-origin"] == "https://app.example"
     assert actual.headers["access-control-expose-headers"] == "x-total"
     assert actual.headers["vary"] == "Origin"
+
+
+async def test_gateway_answers_get_cors_headers_too(
+    gateway: Gateway, client: httpx.AsyncClient
+) -> None:
+    """A 401 from key-auth still runs header_filter, so browsers can read it (Kong)."""
+    gateway.load(
+        gateway.service(
+            {"name": "cors", "config": {"origins": ["https://app.example"]}},
+            {"name": "key-auth", "config": {}},
+        )
+    )
+    rejected = await client.get("/items", headers={"origin": "https://app.example"})
+    assert rejected.status_code == 401
+    assert rejected.headers["access-control-allow-origin"] == "https://app.example"
+    assert rejected.headers["content-length"] == str(len(rejected.content))
