@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -89,5 +90,22 @@ async def test_traffic(gateway: Gateway, client: httpx.AsyncClient) -> None:
     small = await client.post("/upload", content=b"x" * 16)
     assert (small.status_code, small.json()["body"]) == (200, "x" * 16)
     large = await client.post("/upload", content=b"x" * 17)
+    assert large.status_code == 413
+    assert large.json()["message"] == "Request size limit exceeded"
+
+
+async def test_chunked_body_over_the_limit_is_refused_while_streaming(
+    gateway: Gateway, client: httpx.AsyncClient
+) -> None:
+    config = {"allowed_payload_size": 100, "size_unit": "bytes"}
+    gateway.load(gateway.service({"name": "request-size-limiting", "config": config}))
+
+    async def body(size: int) -> AsyncIterator[bytes]:
+        for _ in range(size // 10):
+            yield b"x" * 10
+
+    small = await client.post("/upload", content=body(50))
+    assert small.status_code == 200
+    large = await client.post("/upload", content=body(500))
     assert large.status_code == 413
     assert large.json()["message"] == "Request size limit exceeded"
