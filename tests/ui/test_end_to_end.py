@@ -63,7 +63,13 @@ def test_a_session_made_in_the_form_shows_real_traffic(
         ["router", "key-auth", "rate-limiting", "request-transformer"]
     )
     response = page.locator(".map-group-response .map-step")
-    expect(response.locator(".step-name")).to_have_text(["rate-limiting", "response-transformer"])
+    # response-transformer runs twice on the response side: on the headers and on the body.
+    expect(response.locator(".step-name")).to_have_text(
+        ["rate-limiting", "response-transformer", "response-transformer"]
+    )
+    expect(response.locator(".step-phase")).to_have_text(
+        ["header filter", "header filter", "body filter"]
+    )
     expect(page.locator(".map-log .map-step .step-name")).to_have_text(["http-log"])
     expect(page.locator(".map-group-upstream .map-step")).to_have_count(1)
     for step in page.locator("#transaction-map .map-step .step-time").all():
