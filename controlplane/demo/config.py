@@ -45,5 +45,10 @@ def demo_config(upstream_url: str) -> dict[str, Any]:
             }
         ],
         # Every request gets an ID that is sent upstream and echoed back to the client.
-        "plugins": [{"name": "correlation-id", "config": {"echo_downstream": True}}],
+        "plugins": [
+            {
+                "name": "correlation-id",
+                "config": {"header_name": "x-correlation-id", "echo_downstream": True},
+            }
+        ],
     }
