@@ -1,7 +1,10 @@
-"""uvicorn's httptools protocol, stamping when a request's first bytes were parsed.
+"""uvicorn's httptools protocol with what a gateway needs on the client side.
 
-A request's root span starts at its first byte in, not when the ASGI task first runs: under
-load the two are apart by however long the task waited for the event loop.
+- Each request is stamped when its first bytes were parsed: a root span starts at the first
+  byte in, not when the ASGI task first runs (under load those are apart by however long the
+  task waited for the event loop).
+- A request head (request line and headers) over 64 KiB is answered ``431`` and the connection
+  closed, whether it arrives in one piece or trickles in.
 """
 
 from __future__ import annotations
