@@ -53,6 +53,14 @@ class HeaderList:
         key = name.lower().encode("latin-1")
         self.raw = [(k, v) for k, v in self.raw if k != key]
 
+    def rename(self, old: str, new: str) -> None:
+        """Move every value of ``old`` to ``new`` (appended); nothing when ``old`` is absent."""
+        values = self.get_all(old)
+        if values and old.lower() != new.lower():
+            self.remove(old)
+            for value in values:
+                self.add(new, value)
+
     def items(self) -> Iterator[tuple[str, str]]:
         """``(name, value)`` pairs as text."""
         for k, v in self.raw:

@@ -186,11 +186,7 @@ class ResponseTransformerPlugin(GatewayPlugin[ResponseTransformerConfig]):
         for name in config.remove.headers:
             headers.remove(name)
         for old, new in map(_split, config.rename.headers):
-            values = headers.get_all(old)
-            if values and old.lower() != new.lower():
-                headers.remove(old)
-                for value in values:
-                    headers.add(new, value)
+            headers.rename(old, new)
         for name, value in map(_split, config.replace.headers):
             if name in headers:
                 headers.set(name, value)
