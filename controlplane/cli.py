@@ -69,6 +69,12 @@ def controlplane(
     retention_days: Annotated[
         float | None, typer.Option(help="Keep sessions and traces this long [default 7]")
     ] = None,
+    forward_otlp_endpoint: Annotated[
+        str | None,
+        typer.Option(
+            help="Forward stored spans: http(s)://host:4318/v1/traces or grpc://host:4317"
+        ),
+    ] = None,
     log_level: Annotated[str | None, typer.Option(help="debug, info, warning, error")] = None,
     log_format: Annotated[str | None, typer.Option(help="json or text")] = None,
 ) -> None:
@@ -89,6 +95,7 @@ def controlplane(
             cluster_key=cluster_key,
             cluster_ca=cluster_ca,
             retention_days=retention_days,
+            forward_otlp_endpoint=forward_otlp_endpoint,
             log_level=log_level,
             log_format=log_format,
         )

@@ -45,6 +45,17 @@ class ControlPlaneMetrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
             registry=self.registry,
         )
+        self.forward_sent = Counter(
+            "activetrace_cp_forward_spans_sent",
+            "Spans forwarded to the external OTLP endpoint",
+            registry=self.registry,
+        )
+        self.forward_dropped = Counter(
+            "activetrace_cp_forward_spans_dropped",
+            "Spans not forwarded: queue full, or the endpoint kept failing",
+            ["reason"],
+            registry=self.registry,
+        )
         self.db_errors = Counter(
             "activetrace_cp_db_errors",
             "Database operations that failed",

@@ -35,6 +35,12 @@ class ControlPlaneSettings(BaseSettings):
     retention_days: float = Field(default=7.0, gt=0)
     retention_interval_secs: float = Field(default=60.0, gt=0, description="How often to purge")
     heartbeat_interval_secs: float = Field(default=10.0, gt=0)
+    forward_otlp_endpoint: str | None = Field(
+        default=None,
+        pattern=r"^(https?|grpcs?)://",
+        description="Send every stored span on: http(s)://host:4318/v1/traces or grpc://host:4317",
+    )
+    forward_max_queued_spans: int = Field(default=100_000, ge=100)
     log_level: str = "info"
     log_format: str = Field(default="json", pattern="^(json|text)$")
 

@@ -10,6 +10,7 @@ from controlplane.clock import Clock, SystemClock
 from controlplane.cluster.registry import NodeRegistry
 from controlplane.db.engine import Database
 from controlplane.metrics import ControlPlaneMetrics
+from controlplane.otlp.forwarder import OtlpForwarder
 from controlplane.otlp.receiver import TraceReceiver
 from controlplane.settings import ControlPlaneSettings
 
@@ -25,12 +26,21 @@ class ControlPlane:
     registry: NodeRegistry = field(default_factory=NodeRegistry)
     clock: Clock = field(default_factory=SystemClock)
     otlp_receiver: TraceReceiver = field(init=False)
+    forwarder: OtlpForwarder | None = field(init=False, default=None)
     metrics: ControlPlaneMetrics = field(default_factory=ControlPlaneMetrics)
 
     ready: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
         self.otlp_receiver = TraceReceiver(self.db, metrics=self.metrics)
+        endpoint = self.settings.forward_otlp_endpoint
+        if endpoint:
+            self.forwarder = OtlpForwarder(
+                endpoint,
+                metrics=self.metrics,
+                max_queued_spans=self.settings.forward_max_queued_spans,
+            )
+            self.otlp_receiver.forward = self.forwarder.submit
 
     @property
     def retention(self) -> timedelta:

@@ -53,7 +53,9 @@ def start_background_tasks(cp: ControlPlane) -> list[asyncio.Task[None]]:
     async def join_late() -> None:
         await cp.otlp_receiver.join_late()
 
+    forwarding = [asyncio.create_task(cp.forwarder.run())] if cp.forwarder is not None else []
     return [
+        *forwarding,
         asyncio.create_task(
             _every(cp.settings.retention_interval_secs, "retention", purge, cp.metrics)
         ),

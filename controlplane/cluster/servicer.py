@@ -123,6 +123,8 @@ class ClusterServicer(pb_grpc.ClusterServiceServicer):
                 with metrics.ingest_seconds.labels("cluster").time():
                     result = await ingest.ingest_batch(db, message.span_batch)
                 metrics.spans_ingested.labels("cluster").inc(result.stored)
+                if self.cp.forwarder is not None and result.stored:
+                    self.cp.forwarder.submit(message.span_batch.resource_spans)
                 if result.sessions == 0:
                     metrics.spans_dropped.labels("cluster").inc(result.received)
                 else:

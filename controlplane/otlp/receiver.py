@@ -10,16 +10,18 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+from opentelemetry.proto.trace.v1 import trace_pb2
 from sqlalchemy import select
 
 from controlplane.db.engine import Database
 from controlplane.db.models import TraceRow
 from controlplane.metrics import ControlPlaneMetrics
 from controlplane.otlp.convert import SpanRows, span_rows
+from controlplane.otlp.forwarder import only_traces
 from controlplane.services.ingest import add_span_counts, store_spans
 
 __all__ = ["Overloaded", "ReceiverResult", "TraceReceiver"]
@@ -75,7 +77,9 @@ class TraceReceiver:
         self.late_join_secs = late_join_secs
         self.max_waiting_spans = max_waiting_spans
         self._clock = clock
-        self._waiting: deque[tuple[float, SpanRows]] = deque()
+        self._waiting: deque[tuple[float, SpanRows, Sequence[trace_pb2.ResourceSpans]]] = deque()
+        # Called with the spans that were stored (the forwarder's submit), when forwarding.
+        self.forward: Callable[[Sequence[trace_pb2.ResourceSpans]], None] | None = None
         self.waiting_spans = 0
         self.joined_late = 0
 
@@ -122,15 +126,20 @@ class TraceReceiver:
                 await add_span_counts(db, added)
                 await db.commit()
                 stored = added.total()
+        if stored and self.forward is not None:
+            self.forward(only_traces(request.resource_spans, set(kept.per_trace)))
         if len(kept.rows) < received:
-            self._wait(converted.only(set(converted.per_trace) - known))
+            self._wait(
+                converted.only(set(converted.per_trace) - known),
+                request.resource_spans if self.forward is not None else (),
+            )
         return ReceiverResult(received, stored, received - len(kept.rows))
 
-    def _wait(self, rows: SpanRows) -> None:
-        self._waiting.append((self._clock() + self.late_join_secs, rows))
+    def _wait(self, rows: SpanRows, original: Sequence[trace_pb2.ResourceSpans]) -> None:
+        self._waiting.append((self._clock() + self.late_join_secs, rows, original))
         self.waiting_spans += len(rows.rows)
         while self.waiting_spans > self.max_waiting_spans:
-            _, dropped = self._waiting.popleft()
+            _, dropped, _ = self._waiting.popleft()
             self.waiting_spans -= len(dropped.rows)
 
     async def join_late(self) -> int:
@@ -141,7 +150,7 @@ class TraceReceiver:
         batches = list(self._waiting)
         self._waiting.clear()
         self.waiting_spans = 0
-        trace_ids = {t for _, rows in batches for t in rows.per_trace}
+        trace_ids = {t for _, rows, _ in batches for t in rows.per_trace}
         async with self.db.session() as db:
             known = set(
                 await db.scalars(
@@ -151,17 +160,21 @@ class TraceReceiver:
                 )
             )
             stored = 0
-            for deadline, rows in batches:
+            joined: list[trace_pb2.ResourceSpans] = []
+            for deadline, rows, original in batches:
                 kept = rows.only(known)
                 if kept.rows:
                     added = await store_spans(db, kept.rows)
                     await add_span_counts(db, added)
                     stored += added.total()
+                    joined += only_traces(original, set(kept.per_trace))
                 rest = rows.only(set(rows.per_trace) - known)
                 if rest.rows and deadline > now:
-                    self._waiting.append((deadline, rest))
+                    self._waiting.append((deadline, rest, original))
                     self.waiting_spans += len(rest.rows)
             await db.commit()
+        if joined and self.forward is not None:
+            self.forward(joined)
         self.joined_late += stored
         self.stored += stored
         self.metrics.spans_ingested.labels("otlp").inc(stored)
