@@ -1,0 +1,89 @@
+"""A node's own telemetry: Prometheus /metrics, JSON logs carrying the trace of the request they
+were written for, and those log lines on the trace in the control plane."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from controlplane.demo.config import demo_config
+from tests.conftest import free_port
+from tests.integration.conftest import launch_stack, running, wait_for
+
+
+def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def test_metrics_and_trace_correlated_logs(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    stack = launch_stack(f"sqlite+aiosqlite:///{tmp_path / 'cp.db'}", tmp_path)
+    with running(stack, request) as s:
+        config = demo_config(s.upstream)
+        config["services"].append(
+            {
+                "name": "dead",
+                "url": f"http://127.0.0.1:{free_port()}",  # nothing listens: connection refused
+                "retries": 0,
+                "routes": [{"name": "dead", "paths": ["/dead"]}],
+            }
+        )
+        s.ok("PUT", "/api/v1/config", json=config)
+        dp = s.start_node("dp-1", env={"ACTIVETRACE_LOG_FORMAT": "json"})
+        s.wait_connected("dp-1")
+        session = s.ok(
+            "POST",
+            "/api/v1/tracing-sessions",
+            json={"targets": ["dp-1"], "scope": {"route": "dead"}, "max_samples": 1},
+        )
+        s.wait_target_state(session["id"], "dp-1", "active")
+        for _ in range(3):
+            assert httpx.get(dp.proxy + "/demo/hello", timeout=5).status_code == 200
+        assert httpx.get(dp.proxy + "/dead/x", timeout=5).status_code == 502
+        s.wait_session(session["id"], "completed")
+        trace_id = s.ok("GET", f"/api/v1/tracing-sessions/{session['id']}/traces")["items"][0][
+            "trace_id"
+        ]
+
+        metrics = _samples(httpx.get(dp.status + "/metrics", timeout=5).text)
+        assert (
+            metrics[("activetrace_dp_requests_total", (("route", "demo"), ("status_class", "2xx")))]
+            == 3
+        )
+        assert (
+            metrics[("activetrace_dp_requests_total", (("route", "dead"), ("status_class", "5xx")))]
+            == 1
+        )
+        assert metrics[("activetrace_dp_request_duration_seconds_count", (("route", "demo"),))] == 3
+        assert metrics[("activetrace_dp_traced_requests_total", ())] == 1
+        assert metrics[("activetrace_dp_config_version", ())] >= 1
+        assert ("activetrace_dp_stream_reconnects_total", ()) in metrics
+        assert ("activetrace_dp_spans_dropped_total", ()) in metrics
+        assert ("activetrace_dp_spans_queued", ()) in metrics
+
+        # The proxy's warning about the refused upstream names the trace it happened in.
+        def traced_lines() -> list[dict[str, object]]:
+            lines = [
+                json.loads(line)
+                for line in (tmp_path / "dp-1.log").read_text().splitlines()
+                if line.startswith("{")
+            ]
+            return [line for line in lines if line.get("trace_id") == trace_id]
+
+        wait_for(traced_lines, "a JSON log line carrying the trace ID")
+        line = traced_lines()[0]
+        assert line["level"] == "warning"
+        assert "upstream of route dead failed" in str(line["message"])
+        assert len(str(line["span_id"])) == 16
+
+        # ... and the control plane shows it with the trace.
+        logs = s.ok("GET", f"/api/v1/traces/{trace_id}/logs")
+        assert any("upstream of route dead failed" in entry["message"] for entry in logs)
+        assert all(entry["node_id"] == "dp-1" for entry in logs)
