@@ -53,6 +53,8 @@ _ARRAY_VALUE: Final = b"\x0a"  # ArrayValue.values = 1
 
 _VARINTS: Final = [bytes([n]) for n in range(128)]
 _KEYS: dict[str, bytes] = {}  # attribute key -> its encoded KeyValue.key field
+# (key, short string value) -> the whole encoded span attribute field; bounded, first come
+_PAIRS: dict[tuple[str, str], bytes] = {}
 
 
 def _varint(value: int) -> bytes:
@@ -100,6 +102,7 @@ def _attributes(tag: bytes, attributes: Mapping[str, Any]) -> list[bytes]:
     out = []
     keys = _KEYS
     varints = _VARINTS
+    cached = _PAIRS if tag == _SPAN_ATTRIBUTE else None  # whole fields include the tag
     for key, value in attributes.items():
         encoded = keys.get(key)
         if encoded is None:
@@ -108,6 +111,10 @@ def _attributes(tag: bytes, attributes: Mapping[str, Any]) -> list[bytes]:
                 keys[key] = encoded
         kind = type(value)
         if kind is str:
+            whole = cached.get((key, value)) if cached is not None else None
+            if whole is not None:  # a repeated string attribute (method, route, plugin...)
+                out.append(whole)
+                continue
             text = value.encode()
             size = len(text)
             any_value = b"\x0a" + varints[size] + text if size < 126 else _field(_ANY_STRING, text)
@@ -123,7 +130,10 @@ def _attributes(tag: bytes, attributes: Mapping[str, Any]) -> list[bytes]:
         else:
             kv = encoded + _field(_KV_VALUE, any_value)
         size = len(kv)
-        out.append(tag + (varints[size] if size < 128 else _varint(size)) + kv)
+        field = tag + (varints[size] if size < 128 else _varint(size)) + kv
+        if cached is not None and kind is str and len(value) <= 64 and len(cached) < 20_000:
+            cached[(key, value)] = field
+        out.append(field)
     return out
 
 
