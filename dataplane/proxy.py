@@ -188,7 +188,7 @@ class Proxy:
         if reply is not None:
             await _respond(exchange, send, reply, chain)
             return
-        if isinstance(body, bytes) and exchange.request_body is not None:
+        if isinstance(body, bytes):
             body = _changed_body(exchange, body)
         try:
             response = await _balance_and_send(
@@ -702,8 +702,12 @@ class _AsyncBody(httpx.AsyncByteStream):
 
 
 def span_error_type(exc: BaseException) -> str:
-    """``error.type`` as SPANS.md names it: every kind of timeout is ``timeout``."""
-    kind = error_type(exc)
+    """``error.type`` of a transport exception, as SPANS.md names it."""
+    return _span_error(error_type(exc))
+
+
+def _span_error(kind: str) -> str:
+    """The transport's error kind as SPANS.md names it: every kind of timeout is ``timeout``."""
     return "timeout" if kind.endswith("timeout") else kind
 
 
@@ -774,9 +778,8 @@ class _TransportEvents:
             return
         _annotate(span, name, info)
         if stage == "failed":
-            error = str(info.get("error_type", "error"))
             span.set_error(
-                "timeout" if error.endswith("timeout") else error, str(info.get("error", ""))
+                _span_error(str(info.get("error_type", "error"))), str(info.get("error", ""))
             )
         span.end()
 
@@ -856,8 +859,7 @@ async def _stream_body(
     trace = exchange.trace
     write_span = _phase_span(exchange, "gateway.response.write")
     filter_span = _phase_span(exchange, "gateway.body_filter") if filters else None
-    plugin_spans = _body_filter_spans(exchange, filter_span, filters)
-    plugin_ns = [0] * len(filters) if plugin_spans else None
+    plugin_ns = [0] * len(filters) if filter_span is not None and trace is not None else None
     filter_ns = 0
     chunks = 0
     await send(
@@ -893,32 +895,30 @@ async def _stream_body(
     if filter_span is not None:
         filter_span.attributes["gateway.body_filter.chunks"] = chunks
         filter_span.end(filter_span.start_ns + filter_ns)
-        if plugin_ns is not None:  # each plugin's total over all chunks, laid end to end
-            start = filter_span.start_ns
-            for span, spent in zip(plugin_spans, plugin_ns, strict=True):
-                span.start_ns = start
-                span.attributes["gateway.body_filter.chunks"] = chunks
-                span.end(start + spent)
-                start += spent
+        if trace is not None and plugin_ns is not None:
+            _body_filter_spans(trace, filter_span, filters, plugin_ns, chunks)
     if write_span is not None:
         write_span.end()
 
 
 def _body_filter_spans(
-    exchange: Exchange, phase: Span | None, filters: tuple[Any, ...]
-) -> list[Span]:
-    trace = exchange.trace
-    if trace is None or phase is None:
-        return []
-    return [
-        trace.span(
+    trace: RequestTrace, phase: Span, filters: tuple[Any, ...], spent: list[int], chunks: int
+) -> None:
+    """One span per body filter: its total over all chunks, laid end to end in the phase."""
+    start = phase.start_ns
+    for plugin, ns in zip(filters, spent, strict=True):
+        span = trace.span(
             f"gateway.body_filter.plugin.{plugin.name}",
             phase,
-            phase.start_ns,
-            attributes={"gateway.plugin.id": plugin.plugin_id, "gateway.plugin.name": plugin.name},
+            start,
+            attributes={
+                "gateway.plugin.id": plugin.plugin_id,
+                "gateway.plugin.name": plugin.name,
+                "gateway.body_filter.chunks": chunks,
+            },
         )
-        for plugin in filters
-    ]
+        span.end(start + ns)
+        start += ns
 
 
 def _run_body_filters(
