@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import socket
 import sys
 import tempfile
 import time
@@ -24,6 +23,7 @@ import grpc
 import httpx
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
+from bench.gateway import free_port
 from controlplane.launcher import Supervised, start, stop_all, wait_until
 from dataplane.tracing.export import SpanExport
 from dataplane.tracing.otlp import resource
@@ -33,14 +33,6 @@ from protos.activetrace.cluster.v1 import cluster_pb2_grpc as pb_grpc
 
 SPANS_PER_TRACE = 16
 BATCH_SPANS = 512
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _traces(count: int) -> list[tuple[bytes, list[Span]]]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import timedelta
 
 import grpc
 import pytest
@@ -13,11 +12,11 @@ from opentelemetry.proto.trace.v1 import trace_pb2
 from starlette.requests import Request
 from starlette.responses import Response
 
-from controlplane.db.models import TraceRow, TracingSessionRow
 from controlplane.metrics import ControlPlaneMetrics
 from controlplane.otlp.forwarder import OtlpForwarder, only_traces
 from controlplane.state import ControlPlane
 from tests.conftest import free_port, serve_asgi
+from tests.controlplane.otlp.traced import store_traced_request
 
 TRACED = bytes.fromhex("4bf92f3577b34da6a3ce929d0e0e4736")
 OTHER = bytes.fromhex("11111111111111111111111111111111")
@@ -160,22 +159,7 @@ async def test_the_receiver_forwards_only_spans_it_stored(
     collector, url = http_collector
     forwarder = _forwarder(url)
     control_plane.otlp_receiver.forward = forwarder.submit
-    now = control_plane.clock.now()
-    async with control_plane.db.session() as db:
-        db.add(
-            TracingSessionRow(
-                id="s1",
-                status="active",
-                max_samples=10,
-                duration_secs=60,
-                created_at=now,
-                ends_at=now + timedelta(minutes=1),
-                expires_at=now + timedelta(days=7),
-            )
-        )
-        await db.flush()
-        db.add(TraceRow(session_id="s1", trace_id=TRACED.hex(), start_time_ns=1, duration_ms=1))
-        await db.commit()
+    await store_traced_request(control_plane, TRACED.hex())
     request = trace_service_pb2.ExportTraceServiceRequest(
         resource_spans=[_resource_spans(TRACED, 2), _resource_spans(OTHER, 3)]
     )

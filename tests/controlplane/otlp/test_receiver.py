@@ -7,7 +7,6 @@ import gzip
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import timedelta
 
 import grpc
 import httpx
@@ -23,12 +22,13 @@ from opentelemetry.trace import SpanContext, SpanKind, TraceFlags
 from sqlalchemy import select
 
 from controlplane.app import create_app
-from controlplane.db.models import SpanRow, TraceRow, TracingSessionRow
+from controlplane.db.models import SpanRow, TraceRow
 from controlplane.otlp.codec import export_request, parse_json_request, request_to_json
 from controlplane.otlp.grpc_service import OtlpTraceService
 from controlplane.otlp.receiver import TraceReceiver
 from controlplane.state import ControlPlane
 from tests.conftest import free_port, serve_asgi
+from tests.controlplane.otlp.traced import store_traced_request
 
 TRACED = 0x4BF92F3577B34DA6A3CE929D0E0E4736
 UNTRACED = 0x11111111111111111111111111111111
@@ -45,24 +45,7 @@ class Receiver:
 @pytest.fixture
 async def receiver(control_plane: ControlPlane) -> AsyncIterator[Receiver]:
     """The control plane's OTLP endpoints on real ports, with one traced request stored."""
-    now = control_plane.clock.now()
-    async with control_plane.db.session() as db:
-        db.add(
-            TracingSessionRow(
-                id="s1",
-                status="active",
-                max_samples=10,
-                duration_secs=60,
-                created_at=now,
-                ends_at=now + timedelta(minutes=1),
-                expires_at=now + timedelta(days=7),
-            )
-        )
-        await db.flush()
-        db.add(
-            TraceRow(session_id="s1", trace_id=f"{TRACED:032x}", start_time_ns=1, duration_ms=1.0)
-        )
-        await db.commit()
+    await store_traced_request(control_plane, f"{TRACED:032x}")
     grpc_port = free_port()
     grpc_server = grpc.aio.server()
     trace_service_pb2_grpc.add_TraceServiceServicer_to_server(  # type: ignore[no-untyped-call]
