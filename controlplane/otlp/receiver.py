@@ -10,12 +10,13 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from controlplane.db.engine import Database
 from controlplane.db.models import TraceRow
@@ -81,7 +82,6 @@ class TraceReceiver:
         # Called with the spans that were stored (the forwarder's submit), when forwarding.
         self.forward: Callable[[Sequence[trace_pb2.ResourceSpans]], None] | None = None
         self.waiting_spans = 0
-        self.joined_late = 0
 
     async def export(self, request: trace_service_pb2.ExportTraceServiceRequest) -> ReceiverResult:
         """Store the spans of traced requests; raises :class:`Overloaded` when saturated."""
@@ -112,20 +112,12 @@ class TraceReceiver:
         if not received:
             return ReceiverResult(0, 0, 0)
         async with self.db.session() as db:
-            known = set(
-                await db.scalars(
-                    select(TraceRow.trace_id)
-                    .where(TraceRow.trace_id.in_(list(converted.per_trace)))
-                    .distinct()
-                )
-            )
+            known = await _known_traces(db, converted.per_trace)
             kept = converted.only(known)
             stored = 0
             if kept.rows:
-                added = await store_spans(db, kept.rows)
-                await add_span_counts(db, added)
+                stored = await _store(db, kept)
                 await db.commit()
-                stored = added.total()
         if stored and self.forward is not None:
             self.forward(only_traces(request.resource_spans, set(kept.per_trace)))
         if len(kept.rows) < received:
@@ -152,21 +144,13 @@ class TraceReceiver:
         self.waiting_spans = 0
         trace_ids = {t for _, rows, _ in batches for t in rows.per_trace}
         async with self.db.session() as db:
-            known = set(
-                await db.scalars(
-                    select(TraceRow.trace_id)
-                    .where(TraceRow.trace_id.in_(list(trace_ids)))
-                    .distinct()
-                )
-            )
+            known = await _known_traces(db, trace_ids)
             stored = 0
             joined: list[trace_pb2.ResourceSpans] = []
             for deadline, rows, original in batches:
                 kept = rows.only(known)
                 if kept.rows:
-                    added = await store_spans(db, kept.rows)
-                    await add_span_counts(db, added)
-                    stored += added.total()
+                    stored += await _store(db, kept)
                     joined += only_traces(original, set(kept.per_trace))
                 rest = rows.only(set(rows.per_trace) - known)
                 if rest.rows and deadline > now:
@@ -175,7 +159,19 @@ class TraceReceiver:
             await db.commit()
         if joined and self.forward is not None:
             self.forward(joined)
-        self.joined_late += stored
         self.stored += stored
         self.metrics.spans_ingested.labels("otlp").inc(stored)
         return stored
+
+
+async def _known_traces(db: AsyncSession, trace_ids: Iterable[str]) -> set[str]:
+    """Which of ``trace_ids`` belong to a traced request."""
+    query = select(TraceRow.trace_id).where(TraceRow.trace_id.in_(list(trace_ids))).distinct()
+    return set(await db.scalars(query))
+
+
+async def _store(db: AsyncSession, rows: SpanRows) -> int:
+    """Store span rows of known traces; returns how many were new."""
+    added = await store_spans(db, rows.rows)
+    await add_span_counts(db, added)
+    return added.total()
