@@ -117,16 +117,18 @@ def _attributes(tag: bytes, attributes: Mapping[str, Any]) -> list[bytes]:
                 continue
             text = value.encode()
             size = len(text)
-            any_value = b"\x0a" + varints[size] + text if size < 126 else _field(_ANY_STRING, text)
+            any_value = (
+                _ANY_STRING + varints[size] + text if size < 126 else _field(_ANY_STRING, text)
+            )
         elif kind is int and 0 <= value < 128:
-            any_value = b"\x18" + varints[value]
+            any_value = _ANY_INT + varints[value]
         elif kind is bool:
-            any_value = b"\x10\x01" if value else b"\x10\x00"
+            any_value = _ANY_BOOL + (b"\x01" if value else b"\x00")
         else:
             any_value = _any(value)
         size = len(any_value)
         if size < 128:
-            kv = encoded + b"\x12" + varints[size] + any_value
+            kv = encoded + _KV_VALUE + varints[size] + any_value
         else:
             kv = encoded + _field(_KV_VALUE, any_value)
         size = len(kv)
