@@ -80,11 +80,16 @@ def postgres_database(postgres_admin: str) -> Iterator[str]:
         asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
+def sqlite_url(workdir: Path, name: str = "activetrace.db") -> str:
+    """The SQLAlchemy URL of a SQLite database file in ``workdir``."""
+    return f"sqlite+aiosqlite:///{workdir / name}"
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A database URL for each supported backend (empty database)."""
     if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'activetrace.db'}"
+        return sqlite_url(tmp_path)
     url: str = request.getfixturevalue("postgres_database")
     return url
 

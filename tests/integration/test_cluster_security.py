@@ -13,7 +13,7 @@ import pytest
 
 from protos.activetrace.cluster.v1 import cluster_pb2 as pb
 from protos.activetrace.cluster.v1 import cluster_pb2_grpc as pb_grpc
-from tests.conftest import Pki
+from tests.conftest import Pki, sqlite_url
 from tests.integration.conftest import Stack, launch_stack, running
 
 TOKEN = "cluster-secret"
@@ -23,7 +23,7 @@ ADMIN = "admin-secret"
 @pytest.fixture
 def secured(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Stack]:
     """A control plane with an admin token and a cluster token (SQLite)."""
-    url = f"sqlite+aiosqlite:///{tmp_path / 'cp.db'}"
+    url = sqlite_url(tmp_path)
     with running(launch_stack(url, tmp_path, cluster_token=TOKEN, admin_token=ADMIN), request) as s:
         yield s
 
@@ -111,7 +111,7 @@ def test_admin_api_needs_the_bearer_token(secured: Stack) -> None:
 @pytest.fixture
 def mtls(tmp_path: Path, pki: Pki, request: pytest.FixtureRequest) -> Iterator[Stack]:
     """A control plane whose cluster endpoint requires client certificates from the test CA."""
-    url = f"sqlite+aiosqlite:///{tmp_path / 'cp.db'}"
+    url = sqlite_url(tmp_path)
     args = [
         "--cluster-cert",
         str(pki.server_cert),

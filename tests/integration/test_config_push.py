@@ -11,13 +11,14 @@ import pytest
 
 from controlplane.demo.config import demo_config
 from controlplane.launcher import stop_all
+from tests.conftest import sqlite_url
 from tests.integration.conftest import Stack, launch_stack, running, wait_for
 
 
 def test_new_config_applies_while_requests_are_in_flight(
     tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    with running(launch_stack(f"sqlite+aiosqlite:///{tmp_path / 'cp.db'}", tmp_path), request) as s:
+    with running(launch_stack(sqlite_url(tmp_path), tmp_path), request) as s:
         dp = s.start_node("dp-1")
         s.wait_connected("dp-1")
         results: list[int] = []
@@ -58,7 +59,7 @@ def _upstream_busy(stack: Stack) -> bool:
 def test_node_starts_from_its_cache_without_the_control_plane(
     tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    with running(launch_stack(f"sqlite+aiosqlite:///{tmp_path / 'cp.db'}", tmp_path), request) as s:
+    with running(launch_stack(sqlite_url(tmp_path), tmp_path), request) as s:
         first = s.start_node("dp-1")
         s.wait_connected("dp-1")
         assert httpx.get(first.proxy + "/demo/hello", timeout=5).status_code == 200

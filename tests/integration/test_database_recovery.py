@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from controlplane.launcher import start, stop_all, wait_until
-from tests.conftest import free_port
+from tests.conftest import free_port, sqlite_url
 
 
 async def _admin(dsn: str, statement: str) -> None:
@@ -71,7 +71,7 @@ def test_control_plane_waits_for_its_database(postgres_admin: str, tmp_path: Pat
 
 
 def test_db_upgrade_command_twice(tmp_path: Path) -> None:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'x.db'}"
+    url = sqlite_url(tmp_path, "x.db")
     for _ in range(2):
         result = subprocess.run(
             [sys.executable, "-m", "controlplane.cli", "db", "upgrade", "--database-url", url],

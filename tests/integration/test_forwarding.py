@@ -11,6 +11,7 @@ import httpx
 import pytest
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
+from tests.conftest import sqlite_url
 from tests.integration.conftest import launch_stack, running, wait_for
 
 
@@ -62,7 +63,7 @@ def test_stored_spans_are_forwarded(
 ) -> None:
     endpoint = f"http://127.0.0.1:{collector.server_address[1]}/v1/traces"
     stack = launch_stack(
-        f"sqlite+aiosqlite:///{tmp_path / 'cp.db'}",
+        sqlite_url(tmp_path),
         tmp_path,
         cp_args=["--forward-otlp-endpoint", endpoint],
     )

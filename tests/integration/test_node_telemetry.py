@@ -11,7 +11,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from controlplane.demo.config import demo_config
-from tests.conftest import free_port
+from tests.conftest import free_port, sqlite_url
 from tests.integration.conftest import launch_stack, running, wait_for
 
 
@@ -24,7 +24,7 @@ def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 
 def test_metrics_and_trace_correlated_logs(tmp_path: Path, request: pytest.FixtureRequest) -> None:
-    stack = launch_stack(f"sqlite+aiosqlite:///{tmp_path / 'cp.db'}", tmp_path)
+    stack = launch_stack(sqlite_url(tmp_path), tmp_path)
     with running(stack, request) as s:
         config = demo_config(s.upstream)
         config["services"].append(

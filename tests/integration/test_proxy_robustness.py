@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from controlplane.demo.config import demo_config
-from tests.conftest import free_port
+from tests.conftest import free_port, sqlite_url
 from tests.integration.conftest import NodeProcess, Stack, launch_stack, running, wait_for
 
 
@@ -49,7 +49,7 @@ def node(
 ) -> Iterator[tuple[Stack, NodeProcess]]:
     workdir: Path = tmp_path_factory.mktemp("robust")
     resetting = ResettingUpstream()
-    with running(launch_stack(f"sqlite+aiosqlite:///{workdir / 'cp.db'}", workdir), request) as s:
+    with running(launch_stack(sqlite_url(workdir), workdir), request) as s:
         config = demo_config(s.upstream)
         config["services"].append(
             {

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import free_port
+from tests.conftest import free_port, sqlite_url
 from tests.integration.conftest import NodeProcess, Stack, launch_stack, running
 
 
@@ -65,7 +65,7 @@ def node(
     workdir: Path = tmp_path_factory.mktemp("proxying")
     a, b = targets
     dead = f"127.0.0.1:{free_port()}"
-    with running(launch_stack(f"sqlite+aiosqlite:///{workdir / 'cp.db'}", workdir), request) as s:
+    with running(launch_stack(sqlite_url(workdir), workdir), request) as s:
         s.ok(
             "PUT",
             "/api/v1/config",

@@ -15,6 +15,7 @@ import pytest
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 from controlplane.otlp.codec import parse_json_request
+from tests.conftest import sqlite_url
 from tests.integration.conftest import Stack, launch_stack, running, wait_for
 
 
@@ -23,7 +24,7 @@ def node(
     tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
 ) -> Iterator[Stack]:
     workdir: Path = tmp_path_factory.mktemp("limits")
-    with running(launch_stack(f"sqlite+aiosqlite:///{workdir / 'cp.db'}", workdir), request) as s:
+    with running(launch_stack(sqlite_url(workdir), workdir), request) as s:
         s.start_node("dp-1")
         s.wait_connected("dp-1")
         yield s

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import free_port
+from tests.conftest import free_port, sqlite_url
 from tests.integration.conftest import Stack, launch_stack, running, wait_for
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -33,8 +33,11 @@ class Trace:
 
     @property
     def root(self) -> dict[str, Any]:
-        roots = [s for s in self.spans if s["kind"] == "SERVER" and s["name"] != "gateway.dns"]
-        roots = [s for s in roots if s["service_name"] == "activetrace-dataplane"]
+        roots = [
+            s
+            for s in self.spans
+            if s["kind"] == "SERVER" and s["service_name"] == "activetrace-dataplane"
+        ]
         assert len(roots) == 1, [s["name"] for s in self.spans]
         return roots[0]
 
@@ -174,7 +177,7 @@ def catalogue(
     tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
 ) -> Iterator[Catalogue]:
     workdir: Path = tmp_path_factory.mktemp("catalogue")
-    stack = launch_stack(f"sqlite+aiosqlite:///{workdir / 'cp.db'}", workdir)
+    stack = launch_stack(sqlite_url(workdir), workdir)
     with running(stack, request) as started:
         started.ok("PUT", "/api/v1/config", json=_catalogue_config(started.upstream))
         started.start_node("dp-1")

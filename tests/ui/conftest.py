@@ -28,6 +28,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from controlplane.launcher import stop_all
 from protos.activetrace.cluster.v1 import cluster_pb2 as pb
 from protos.activetrace.cluster.v1 import cluster_pb2_grpc as pb_grpc
+from tests.conftest import sqlite_url
 from tests.integration.conftest import (  # the hook records reports: `running` prints logs
     Stack,
     launch_stack,
@@ -250,9 +251,7 @@ def browser(chromium: Path) -> Iterator[Browser]:
 def viewer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Viewer]:
     """A control plane (SQLite, admin token, demo config) with fake nodes dp-1 and dp-2."""
     workdir = tmp_path_factory.mktemp("viewer")
-    stack = launch_stack(
-        f"sqlite+aiosqlite:///{workdir / 'activetrace.db'}", workdir, admin_token=ADMIN_TOKEN
-    )
+    stack = launch_stack(sqlite_url(workdir), workdir, admin_token=ADMIN_TOKEN)
     started = Viewer(stack)
     try:
         cluster = f"127.0.0.1:{stack.cluster_port}"
@@ -379,9 +378,7 @@ def _live_config(upstream: str) -> dict[str, Any]:
 @pytest.fixture
 def live(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Stack]:
     """The real system: control plane, demo upstream and data plane node dp-1, with plugins."""
-    stack = launch_stack(
-        f"sqlite+aiosqlite:///{tmp_path / 'activetrace.db'}", tmp_path, admin_token=ADMIN_TOKEN
-    )
+    stack = launch_stack(sqlite_url(tmp_path), tmp_path, admin_token=ADMIN_TOKEN)
     with running(stack, request) as started:
         started.ok("PUT", "/api/v1/config", json=_live_config(started.upstream))
         started.start_node("dp-1")
