@@ -15,10 +15,10 @@ import uvicorn
 from dataplane.cluster.cache import load_cached_config, save_cached_config
 from dataplane.cluster.client import ClusterClient
 from dataplane.gateway_config import GatewayConfig
-from dataplane.http_protocol import StampedHttpToolsProtocol
 from dataplane.plugins.host import PluginHost
 from dataplane.proxy import Proxy
 from dataplane.runtime import GatewayRuntime
+from dataplane.server import HttpServer
 from dataplane.serving import EmbeddedServer, stop_on_signals
 from dataplane.settings import DataPlaneSettings
 from dataplane.status import status_app
@@ -153,21 +153,7 @@ class Node:
 async def serve(settings: DataPlaneSettings) -> None:
     """Run a node until SIGINT/SIGTERM."""
     node = Node(settings)
-    proxy_server = EmbeddedServer(
-        uvicorn.Config(
-            node.proxy,
-            host=settings.proxy_host,
-            port=settings.proxy_port,
-            http=StampedHttpToolsProtocol,
-            loop="none",
-            lifespan="off",
-            log_config=None,
-            access_log=False,
-            server_header=False,
-            date_header=False,
-            proxy_headers=False,  # the proxy writes X-Forwarded-* itself, trusting nobody
-        )
-    )
+    proxy_server = HttpServer(node.proxy, settings.proxy_host, settings.proxy_port)
     status_server = EmbeddedServer(
         uvicorn.Config(
             status_app(node),

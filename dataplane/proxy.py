@@ -15,25 +15,29 @@ from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any, Final
 
 import httpx
-from httpx._urlparse import ParseResult  # httpx is pinned <0.29; tested
 
 from dataplane.exchange import Exchange
 from dataplane.expr import RequestFacts
 from dataplane.gateway_config import Service
 from dataplane.headers import HeaderList
-from dataplane.http_protocol import RECEIVED_NS
 from dataplane.metrics import RequestMetrics
 from dataplane.plugins.base import LocalReply
 from dataplane.plugins.runtime import EMPTY_CHAIN, PluginChain
 from dataplane.router import RouteMatch
 from dataplane.runtime import GatewayRuntime
+from dataplane.server import RECEIVED_NS
 from dataplane.tracing.context import CURRENT_TRACE
 from dataplane.tracing.recorder import RequestTrace, format_traceparent
 from dataplane.tracing.spans import KIND_CLIENT, STATUS_ERROR, Span, SpanEvent, now_ns
 from dataplane.tracing.tracer import Tracer, capture_headers
-from dataplane.transport import UpstreamConnectError, error_type
+from dataplane.transport import (
+    UpstreamConnectError,
+    UpstreamResponse,
+    UpstreamTransport,
+    error_type,
+)
 
-__all__ = ["Proxy", "gateway_error", "span_error_type", "upstream_url"]
+__all__ = ["Proxy", "gateway_error", "span_error_type", "upstream_host", "upstream_target"]
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +102,7 @@ class Proxy:
         *,
         runtime: GatewayRuntime,
         tracer: Tracer,
-        transport: httpx.AsyncBaseTransport,
+        transport: UpstreamTransport,
         tracing: bool = True,
     ) -> None:
         self.runtime = runtime
@@ -564,10 +568,10 @@ async def _balance_and_send(
     exchange: Exchange,
     match: RouteMatch,
     runtime: GatewayRuntime,
-    transport: httpx.AsyncBaseTransport,
+    transport: UpstreamTransport,
     body: bytes | AsyncIterator[bytes],
     receive: Receive,
-) -> httpx.Response:
+) -> UpstreamResponse:
     """Pick a target and send; retry connection failures on other targets (``retries``)."""
     service = match.service
     balancer = runtime.balancer_for(service)
@@ -579,6 +583,7 @@ async def _balance_and_send(
     tried: set[str] = set()
     query = exchange.query_string
     raw_target = exchange.upstream_path.encode("latin-1") + (b"?" + query if query else b"")
+    target = upstream_target(raw_target)
     timeouts = {
         "connect": service.connect_timeout / 1000,
         "read": service.read_timeout / 1000,
@@ -590,40 +595,47 @@ async def _balance_and_send(
     upstream_started = _perf()
     for attempt in range(attempts):
         if balancer is not None:
-            target = balancer.pick(frozenset(tried))
-            if target is None:
+            picked = balancer.pick(frozenset(tried))
+            if picked is None:
                 if last is None:  # else every target was tried: answer the last failure
                     last = UpstreamFailure(
                         503, "failure to get a peer from the ring-balancer", "no_healthy_target"
                     )
                 break
-            host, port = target.host, target.port
+            host, port = picked.host, picked.port
         else:
-            target = None
+            picked = None
             host, port = service.host, service.port
         tried.add(f"{host}:{port}")
         if balancer_span is not None:
             balancer_span.attributes["gateway.balancer.tries"] = attempt + 1
         upstream_span = None
         traceparent = None
-        extensions: dict[str, Any] = {"timeout": timeouts, "tls_verify": service.tls_verify}
+        events = None
         if trace is not None and balancer_span is not None:
             upstream_span = _upstream_span(
                 trace, balancer_span, exchange, service, host, port, raw_target, attempt
             )
             traceparent = format_traceparent(trace.trace_id, upstream_span.span_id).encode()
-            extensions["trace"] = _TransportEvents(trace, upstream_span)
+            events = _TransportEvents(trace, upstream_span)
         headers = _upstream_headers(exchange, match, host, port, traceparent)
-        url = upstream_url(service.protocol, host, port, raw_target)
-        request = httpx.Request(
-            exchange.method, url, headers=headers, extensions=extensions, stream=_stream(body)
-        )
         try:
-            response = await transport.handle_async_request(request)
+            response = await transport.send(
+                exchange.method,
+                service.protocol,
+                upstream_host(host),
+                port,
+                target,
+                headers,
+                body,
+                timeouts=timeouts,
+                tls_verify=service.tls_verify,
+                trace=events,
+            )
         except httpx.TransportError as exc:
             kind = span_error_type(exc)
-            if balancer is not None and target is not None:
-                balancer.report(target, "timeout" if "timeout" in kind else "tcp_failure")
+            if balancer is not None and picked is not None:
+                balancer.report(picked, "timeout" if "timeout" in kind else "tcp_failure")
             if upstream_span is not None:
                 upstream_span.set_error(kind, str(exc))
                 upstream_span.record_exception(exc)
@@ -635,19 +647,19 @@ async def _balance_and_send(
             if not retryable:
                 break
             continue
-        if balancer is not None and target is not None:
-            balancer.report(target, "ok", response.status_code)
+        if balancer is not None and picked is not None:
+            balancer.report(picked, "ok", response.status)
         exchange.upstream_span = upstream_span
         exchange.upstream_started = upstream_started
         if upstream_span is not None:
-            upstream_span.attributes["http.response.status_code"] = response.status_code
-            peer = response.extensions.get("network_peer")
+            upstream_span.attributes["http.response.status_code"] = response.status
+            peer = response.peer
             if peer:
                 upstream_span.attributes["network.peer.address"] = (
                     peer[0] if isinstance(peer, tuple) else str(peer)
                 )
-            if response.status_code >= 400:
-                upstream_span.set_error(str(response.status_code))
+            if response.status >= 400:
+                upstream_span.set_error(str(response.status))
         return response
     exchange.upstream_ms = (_perf() - upstream_started) / 1e6
     if balancer_span is not None:
@@ -656,49 +668,25 @@ async def _balance_and_send(
     raise last
 
 
-def _stream(body: bytes | AsyncIterator[bytes]) -> httpx.SyncByteStream | httpx.AsyncByteStream:
-    # A stream, not content=: httpx then adds no headers and skips its body encoding.
-    return httpx.ByteStream(body) if isinstance(body, bytes) else _AsyncBody(body)
-
-
-_DEFAULT_PORTS: Final = {"http": 80, "https": 443}
 _NON_ASCII: Final = re.compile(rb"[\x80-\xff]")
 
 
-def upstream_url(scheme: str, host: str, port: int, raw_target: bytes) -> httpx.URL:
-    """``scheme://host:port`` + ``raw_target`` as an httpx URL, without re-parsing it.
-
-    httpx validates and re-quotes every URL it parses (about 16 µs); the parts here are already
-    valid (a config host, the client's raw path), so the URL is assembled from them directly
-    and the target goes upstream verbatim; bytes outside ASCII are percent-encoded. A non-ASCII
-    host name or a fragment takes httpx's parser.
-    """
+def upstream_target(raw_target: bytes) -> bytes:
+    """The request target as sent upstream: the client's, verbatim (no re-quoting, no
+    dot-segment removal), with bytes outside ASCII percent-encoded and any fragment dropped."""
     if not raw_target.isascii():
         raw_target = _NON_ASCII.sub(lambda m: b"%%%02X" % m.group()[0], raw_target)
-    if host.isascii() and b"#" not in raw_target:
-        target = raw_target.decode("ascii")
-        path, sep, query = target.partition("?")
-        url = httpx.URL.__new__(httpx.URL)
-        url._uri_reference = ParseResult(
-            scheme,
-            "",
-            host.lower(),
-            None if _DEFAULT_PORTS.get(scheme) == port else port,
-            path or "/",
-            query if sep else None,
-            None,
-        )
-        return url
-    return httpx.URL(scheme=scheme, host=host, port=port, raw_path=raw_target)
+    if b"#" in raw_target:
+        raw_target = raw_target.partition(b"#")[0]
+    return raw_target
 
 
-class _AsyncBody(httpx.AsyncByteStream):
-    def __init__(self, iterator: AsyncIterator[bytes]) -> None:
-        self._iterator = iterator
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        async for chunk in self._iterator:
-            yield chunk
+def upstream_host(host: str) -> str:
+    """A configured host as the transport connects to it: lower case, IDNA for names outside
+    ASCII (as httpx's URL parser would give)."""
+    if host.isascii():
+        return host.lower()
+    return httpx.URL(scheme="http", host=host).raw_host.decode("ascii")
 
 
 def span_error_type(exc: BaseException) -> str:
@@ -816,15 +804,13 @@ def _annotate(span: Span, name: str, info: dict[str, Any]) -> None:
         attributes["http.response.body.size"] = int(info["bytes"])
 
 
-async def _filter_headers(exchange: Exchange, chain: PluginChain, response: httpx.Response) -> None:
+async def _filter_headers(
+    exchange: Exchange, chain: PluginChain, response: UpstreamResponse
+) -> None:
     """Response headers from upstream, minus hop-by-hop, then header_filter plugins."""
-    exchange.response_status = response.status_code
+    exchange.response_status = response.status
     exchange.response_headers = HeaderList(
-        [
-            (k.lower(), v)
-            for k, v in response.headers.raw
-            if k.lower() not in HOP_BY_HOP and k.lower() != b"connection"
-        ]
+        [(k, v) for k, v in ((k.lower(), v) for k, v in response.headers) if k not in HOP_BY_HOP]
     )
     exchange.response_headers.raw.append((b"via", VIA))
     await _header_filter_phase(exchange, chain)
@@ -849,7 +835,7 @@ async def _header_filter_phase(exchange: Exchange, chain: PluginChain) -> None:
 
 
 async def _stream_body(
-    exchange: Exchange, chain: PluginChain, response: httpx.Response, send: Send
+    exchange: Exchange, chain: PluginChain, response: UpstreamResponse, send: Send
 ) -> None:
     """Send the response, streaming the body through body_filter plugins."""
     headers = exchange.response_headers
@@ -866,7 +852,7 @@ async def _stream_body(
         {"type": "http.response.start", "status": exchange.response_status, "headers": headers.raw}
     )
     try:
-        async for chunk in response.stream:  # type: ignore[union-attr]
+        async for chunk in response.stream:
             chunks += 1
             if filters:
                 t = _perf()
@@ -888,7 +874,7 @@ async def _stream_body(
         _upstream_broke(exchange, exc)
         raise
     finally:
-        await response.aclose()
+        await response.stream.aclose()
         _end_upstream(exchange)
     await send({"type": "http.response.body", "body": b"", "more_body": False})
     exchange.total_ms = (_perf() - exchange.started_ns) / 1e6

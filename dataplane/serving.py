@@ -10,10 +10,18 @@ import asyncio
 import contextlib
 import signal
 from collections.abc import Generator, Sequence
+from typing import Protocol
 
 import uvicorn
 
-__all__ = ["EmbeddedServer", "stop_on_signals"]
+__all__ = ["EmbeddedServer", "Stoppable", "stop_on_signals"]
+
+
+class Stoppable(Protocol):
+    """A server stopped by setting flags (uvicorn's ``Server`` and ``HttpServer`` alike)."""
+
+    should_exit: bool
+    force_exit: bool
 
 
 class EmbeddedServer(uvicorn.Server):
@@ -25,7 +33,7 @@ class EmbeddedServer(uvicorn.Server):
         yield
 
 
-def stop_on_signals(servers: Sequence[uvicorn.Server]) -> asyncio.Event:
+def stop_on_signals(servers: Sequence[Stoppable]) -> asyncio.Event:
     """On SIGINT/SIGTERM ask every server to exit; returns an event set at that moment."""
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -24,6 +24,7 @@ from cryptography.x509.oid import NameOID
 
 from controlplane.db.engine import Database
 from controlplane.db.migrate import upgrade
+from dataplane.server import HttpServer
 from dataplane.serving import EmbeddedServer
 
 POSTGRES_ADMIN_DSN = os.environ.get(
@@ -118,6 +119,23 @@ async def serve_asgi(app: Any) -> AsyncIterator[str]:
     config = uvicorn.Config(app, log_config=None, lifespan="off", access_log=False)
     server = EmbeddedServer(config)
     serving = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await serving
+        sock.close()
+
+
+@contextlib.asynccontextmanager
+async def serve_proxy(app: Any) -> AsyncIterator[str]:
+    """Serve an ASGI app with the node's own :class:`HttpServer`, as ``serve_asgi`` does."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)
+    port = sock.getsockname()[1]
+    server = HttpServer(app, "127.0.0.1", port)
+    serving = asyncio.create_task(server.serve(sock=sock))
     try:
         yield f"http://127.0.0.1:{port}"
     finally:

@@ -13,13 +13,14 @@ from dataplane.transport.errors import (
     UpstreamWriteError,
     error_type,
 )
-from dataplane.transport.upstream import UpstreamTransport
+from dataplane.transport.upstream import UpstreamResponse, UpstreamTransport
 
 __all__ = [
     "UpstreamConnectError",
     "UpstreamConnectTimeout",
     "UpstreamProtocolError",
     "UpstreamReadError",
+    "UpstreamResponse",
     "UpstreamTransport",
     "UpstreamWriteError",
     "error_type",

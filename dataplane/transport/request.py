@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Final, NamedTuple
 
 import httpx
 
-__all__ = ["RequestHead", "chunk", "request_head"]
+__all__ = ["RequestHead", "chunk", "encode_head", "request_head"]
 
 _METHODS: Final = {
     m: m.encode() for m in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
@@ -34,19 +35,24 @@ def chunk(data: bytes) -> bytes:
 
 
 def request_head(request: httpx.Request) -> RequestHead:
-    """Serialise ``request``'s head, headers as given; frame the body.
+    """Serialise an httpx request's head (see :func:`encode_head`)."""
+    url = request.url
+    return encode_head(request.method, url.raw_path, request.headers.raw, _known_body(request))
+
+
+def encode_head(
+    method: str, target: bytes, headers: Iterable[tuple[bytes, bytes]], body: bytes | None
+) -> RequestHead:
+    """Serialise a request head, headers as given; frame the body (None: it streams).
 
     Adds only ``Content-Length`` (a known body without one) or ``Transfer-Encoding: chunked``
     (a streamed body without a length). Raises ``httpx.LocalProtocolError`` for a header that
     would split the head (CR or LF inside a name or value).
     """
-    body = _known_body(request)
-    method = request.method
-    raw = request.headers.raw
-    lines = [_METHODS.get(method) or method.encode("ascii"), b" ", request.url.raw_path]
+    lines = [_METHODS.get(method) or method.encode("ascii"), b" ", target]
     lines.append(b" HTTP/1.1\r\n")
     has_length = chunked = False
-    for name, value in raw:
+    for name, value in headers:
         lines.append(b"%b: %b\r\n" % (name, value))
         if len(name) in (14, 17):
             lowered = name.lower()

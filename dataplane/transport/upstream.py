@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Mapping
-from typing import Final
+from collections.abc import AsyncIterable, Iterable, Mapping
+from typing import Any, Final
 
 import httpx
 
@@ -29,14 +29,15 @@ from dataplane.transport.events import (
     Trace,
 )
 from dataplane.transport.pool import ConnectionPool
-from dataplane.transport.request import RequestHead, request_head
+from dataplane.transport.request import RequestHead, encode_head, request_head
 from dataplane.transport.tls import TlsContexts, tls_version
 from dataplane.transport.upload import Upload
 
-__all__ = ["UpstreamTransport"]
+__all__ = ["UpstreamResponse", "UpstreamTransport"]
 
 _NO_TIMEOUTS: Final[Mapping[str, float | None]] = {}
 _DEFAULT_PORTS: Final = {b"http": 80, b"https": 443}
+_SCHEMES: Final = {"http": b"http", "https": b"https"}
 # RFC 9112 §9.3.1: a proxy must not retry non-idempotent requests automatically
 _IDEMPOTENT: Final = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 _STALE_KINDS: Final = frozenset({"connection_closed", "connection_reset"})
@@ -49,6 +50,34 @@ class _StaleConnection(Exception):
         super().__init__(str(error))
         self.error = error
         self.sent = sent
+
+
+class UpstreamResponse:
+    """A response head and its body stream, as :meth:`UpstreamTransport.send` returns it.
+
+    ``headers`` are the raw ``(name, value)`` pairs as received (names as the upstream wrote
+    them). Iterate ``stream`` for the body and ``await stream.aclose()`` when done.
+    """
+
+    __slots__ = ("headers", "http_version", "peer", "reason", "reused", "status", "stream")
+
+    def __init__(
+        self,
+        status: int,
+        headers: list[tuple[bytes, bytes]],
+        stream: ResponseStream,
+        reason: bytes,
+        http_version: bytes,
+        peer: Any,
+        reused: bool,
+    ) -> None:
+        self.status = status
+        self.headers = headers
+        self.stream = stream
+        self.reason = reason
+        self.http_version = http_version
+        self.peer = peer
+        self.reused = reused
 
 
 class UpstreamTransport(httpx.AsyncBaseTransport):
@@ -85,27 +114,85 @@ class UpstreamTransport(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Send ``request`` and return as soon as the response head arrived (body streams)."""
         extensions = request.extensions
-        timeouts: Mapping[str, float | None] = extensions.get("timeout") or _NO_TIMEOUTS
-        trace: Trace | None = extensions.get("trace")
         url = request.url
         scheme = url.raw_scheme
         port = url.port or _DEFAULT_PORTS.get(scheme)
         if port is None:
             raise httpx.UnsupportedProtocol(f"unsupported URL scheme {scheme!r}")
         verify = scheme != b"https" or bool(extensions.get("tls_verify", True))
-        origin: Origin = (scheme, url.raw_host.decode("ascii"), port, verify)
         head = request_head(request)
+        response = await self._request(
+            (scheme, url.raw_host.decode("ascii"), port, verify),
+            request.method,
+            head,
+            request.stream,
+            extensions.get("timeout") or _NO_TIMEOUTS,
+            extensions.get("trace"),
+        )
+        return httpx.Response(
+            response.status,
+            headers=response.headers,
+            stream=response.stream,
+            extensions={
+                "http_version": response.http_version,
+                "reason_phrase": response.reason,
+                "network_peer": response.peer,
+                "connection_reused": response.reused,
+            },
+        )
+
+    async def send(
+        self,
+        method: str,
+        scheme: str,
+        host: str,
+        port: int,
+        target: bytes,
+        headers: Iterable[tuple[bytes, bytes]],
+        body: bytes | AsyncIterable[bytes],
+        *,
+        timeouts: Mapping[str, float | None] = _NO_TIMEOUTS,
+        tls_verify: bool = True,
+        trace: Trace | None = None,
+    ) -> UpstreamResponse:
+        """The same exchange as :meth:`handle_async_request`, without httpx's request and
+        response objects (the proxy's path: it already has the parts, and building httpx's
+        models would validate and copy each header again).
+
+        ``host`` is a lower-case name or IP literal; ``target`` the request target as sent;
+        ``headers`` go out as given (``Host`` included). Errors are the same httpx exceptions.
+        """
+        raw_scheme = _SCHEMES.get(scheme)
+        if raw_scheme is None:
+            raise httpx.UnsupportedProtocol(f"unsupported URL scheme {scheme!r}")
+        verify = raw_scheme != b"https" or tls_verify
+        known = body if isinstance(body, bytes) else None
+        head = encode_head(method, target, headers, known)
+        stream = None if known is not None else body
+        return await self._request(
+            (raw_scheme, host, port, verify), method, head, stream, timeouts, trace
+        )
+
+    async def _request(
+        self,
+        origin: Origin,
+        method: str,
+        head: RequestHead,
+        stream: Any,
+        timeouts: Mapping[str, float | None],
+        trace: Trace | None,
+    ) -> UpstreamResponse:
         conn = await self.pool.checkout(origin, timeouts.get("pool"))
         if conn is not None:
             try:
-                return await self._exchange(conn, request, head, timeouts, trace)
+                return await self._exchange(conn, head, stream, timeouts, trace)
             except _StaleConnection as stale:
-                replayable = head.body is not None and request.method in _IDEMPOTENT
+                replayable = head.body is not None and method in _IDEMPOTENT
                 if stale.sent and not replayable:
                     raise stale.error from None
         conn = await self._connect(origin, timeouts, trace)
         try:
-            return await self._exchange(conn, request, head, timeouts, trace)
+            return await self._exchange(conn, head, stream, timeouts, trace)
         except _StaleConnection as stale:  # cannot happen on a fresh connection; to be safe
             raise stale.error from None
 
@@ -116,11 +203,11 @@ class UpstreamTransport(httpx.AsyncBaseTransport):
     async def _exchange(
         self,
         conn: Connection,
-        request: httpx.Request,
         head: RequestHead,
+        stream: Any,
         timeouts: Mapping[str, float | None],
         trace: Trace | None,
-    ) -> httpx.Response:
+    ) -> UpstreamResponse:
         if conn.closed:  # went away between the pool and here: nothing was sent
             gone = UpstreamProtocolError("upstream closed the connection", "connection_closed")
             raise _StaleConnection(gone, sent=False)
@@ -143,7 +230,7 @@ class UpstreamTransport(httpx.AsyncBaseTransport):
                 upload = Upload(
                     conn,
                     reader,
-                    request.stream,
+                    stream,
                     chunked=head.chunked,
                     seconds=timeouts.get("write"),
                     trace=trace,
@@ -163,16 +250,14 @@ class UpstreamTransport(httpx.AsyncBaseTransport):
         if trace is not None:
             trace(HEAD + ".complete", {"status_code": reader.status})
             trace(BODY + ".started", {})
-        return httpx.Response(
+        return UpstreamResponse(
             reader.status,
-            headers=reader.headers,
-            stream=ResponseStream(reader, timeouts.get("read"), trace, upload),
-            extensions={
-                "http_version": reader.http_version,
-                "reason_phrase": reader.reason,
-                "network_peer": conn.peer,
-                "connection_reused": conn.reused,
-            },
+            reader.headers,
+            ResponseStream(reader, timeouts.get("read"), trace, upload),
+            reader.reason,
+            reader.http_version,
+            conn.peer,
+            conn.reused,
         )
 
     async def _send(

@@ -29,7 +29,7 @@ from dataplane.tracing.sessions import SessionDefinition
 from dataplane.tracing.spans import Span, now_ns
 from dataplane.tracing.tracer import Tracer
 from dataplane.transport import UpstreamTransport
-from tests.conftest import serve_asgi
+from tests.conftest import serve_asgi, serve_proxy
 
 REDIS_URL = os.environ.get("ACTIVETRACE_TEST_REDIS", "redis://127.0.0.1:6379/0")
 
@@ -258,7 +258,8 @@ class Gateway:
 
 @pytest.fixture
 async def gateway() -> AsyncIterator[Gateway]:
-    """The real proxy (real upstream transport) served by uvicorn, and the echo upstream."""
+    """The real proxy (real upstream transport) served by the node's HttpServer, and the echo
+    upstream."""
     transport = UpstreamTransport()
     host = PluginHost(node_id="dp-test", http_transport=transport)
     export = SpanExport(node_resource=resource_pb2.Resource(), version="test")
@@ -266,7 +267,7 @@ async def gateway() -> AsyncIterator[Gateway]:
     proxy = Proxy(
         runtime=GatewayRuntime.build(GatewayConfig(), host), tracer=tracer, transport=transport
     )
-    async with serve_asgi(echo_upstream) as upstream, serve_asgi(proxy) as url:
+    async with serve_asgi(echo_upstream) as upstream, serve_proxy(proxy) as url:
         gateway = Gateway(url, upstream, proxy, host, tracer, export)
         try:
             yield gateway
