@@ -169,7 +169,8 @@ class Proxy:
                 exchange.response_status,
                 (_perf() - started) / 1e6,
             )
-            await _log_phase(exchange, chain)
+            if chain.log or exchange.trace is not None:
+                await _log_phase(exchange, chain)
             if exchange.trace is not None:
                 CURRENT_TRACE.set(None)
                 _finish_root(exchange, match)

@@ -152,16 +152,15 @@ def _set_consumer(exchange: Exchange, consumer: Consumer, credential_id: str | N
     exchange.consumer = consumer
     exchange.credential_id = credential_id
     headers = exchange.request_headers
-    for name in CONSUMER_HEADERS:
-        headers.remove(name)
-    headers.set("x-consumer-id", consumer.id)
+    headers.remove_many(CONSUMER_HEADERS)
+    headers.add("x-consumer-id", consumer.id)
     if consumer.custom_id is not None:
-        headers.set("x-consumer-custom-id", consumer.custom_id)
-    headers.set("x-consumer-username", consumer.username)
+        headers.add("x-consumer-custom-id", consumer.custom_id)
+    headers.add("x-consumer-username", consumer.username)
     if credential_id is not None:
-        headers.set("x-credential-identifier", credential_id)
+        headers.add("x-credential-identifier", credential_id)
     else:
-        headers.set("x-anonymous-consumer", "true")
+        headers.add("x-anonymous-consumer", "true")
 
 
 def _body_fields(exchange: Exchange) -> dict[str, list[str]]:

@@ -193,8 +193,9 @@ class RateLimitingPlugin(GatewayPlugin[RateLimitingConfig]):
         return None
 
     async def header_filter(self, exchange: Exchange) -> None:
-        for name, value in exchange.plugin_data.get(_HEADERS, ()):
-            exchange.response_headers.set(name, value)
+        headers = exchange.plugin_data.get(_HEADERS)
+        if headers:
+            exchange.response_headers.set_many(headers)
 
     def _identifier(self, exchange: Exchange) -> str:
         """What the counters are kept for (the client IP when the configured one is missing)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterable, Iterable, Mapping
+from collections.abc import AsyncIterable, Coroutine, Iterable, Mapping
 from typing import Any, Final
 
 import httpx
@@ -141,7 +141,7 @@ class UpstreamTransport(httpx.AsyncBaseTransport):
             },
         )
 
-    async def send(
+    def send(
         self,
         method: str,
         scheme: str,
@@ -154,13 +154,15 @@ class UpstreamTransport(httpx.AsyncBaseTransport):
         timeouts: Mapping[str, float | None] = _NO_TIMEOUTS,
         tls_verify: bool = True,
         trace: Trace | None = None,
-    ) -> UpstreamResponse:
+    ) -> Coroutine[Any, Any, UpstreamResponse]:
         """The same exchange as :meth:`handle_async_request`, without httpx's request and
         response objects (the proxy's path: it already has the parts, and building httpx's
-        models would validate and copy each header again).
+        models would validate and copy each header again). Await the result.
 
         ``host`` is a lower-case name or IP literal; ``target`` the request target as sent;
-        ``headers`` go out as given (``Host`` included). Errors are the same httpx exceptions.
+        ``headers`` go out as given (``Host`` included). Errors are the same httpx exceptions;
+        a header with CR or LF raises at the call. (A plain function returning the exchange's
+        coroutine: one coroutine frame fewer to resume at each wake-up on the hot path.)
         """
         raw_scheme = _SCHEMES.get(scheme)
         if raw_scheme is None:
@@ -169,9 +171,8 @@ class UpstreamTransport(httpx.AsyncBaseTransport):
         known = body if isinstance(body, bytes) else None
         head = encode_head(method, target, headers, known)
         stream = None if known is not None else body
-        return await self._request(
-            (raw_scheme, host, port, verify), method, head, stream, timeouts, trace
-        )
+        origin = (raw_scheme, host, port, verify)
+        return self._request(origin, method, head, stream, timeouts, trace)
 
     async def _request(
         self,
