@@ -486,6 +486,16 @@ async def _access(exchange: Exchange, chain: PluginChain) -> LocalReply | None:
     """Run access handlers in priority order; the first local reply ends the phase."""
     if not chain.access:
         return None
+    if exchange.trace is None:  # the untraced path: no span bookkeeping per plugin
+        for plugin in chain.access:
+            try:
+                reply = await plugin.access(exchange)
+            except Exception:
+                log.exception("plugin %s failed in access", plugin.name)
+                return gateway_error(500, "An unexpected error occurred", exchange.request_id)
+            if reply is not None:
+                return reply
+        return None
     phase = _phase_span(exchange, "gateway.access")
     try:
         for plugin in chain.access:
@@ -820,6 +830,13 @@ async def _filter_headers(
 async def _header_filter_phase(exchange: Exchange, chain: PluginChain) -> None:
     """header_filter plugins, for upstream responses and the gateway's own alike (Kong)."""
     if not chain.header_filter:
+        return
+    if exchange.trace is None:
+        for plugin in chain.header_filter:
+            try:
+                await plugin.header_filter(exchange)
+            except Exception:
+                log.exception("plugin %s failed in header_filter", plugin.name)
         return
     phase = _phase_span(exchange, "gateway.header_filter")
     for plugin in chain.header_filter:
