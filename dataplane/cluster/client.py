@@ -13,7 +13,7 @@ import logging
 import random
 import socket
 from collections.abc import Callable
-from typing import Protocol
+from typing import Final, Protocol
 
 import grpc
 
@@ -22,7 +22,6 @@ from dataplane.settings import DataPlaneSettings
 from dataplane.tracing.sessions import SessionDefinition
 from dataplane.tracing.tracer import Tracer
 from protos.activetrace.cluster.v1 import cluster_pb2 as pb
-from protos.activetrace.cluster.v1 import cluster_pb2_grpc as pb_grpc
 
 __all__ = ["ClusterClient", "ConfigTarget", "session_definition"]
 
@@ -61,6 +60,14 @@ def session_definition(start: pb.SessionStart) -> SessionDefinition:
     )
 
 
+CONNECT_METHOD: Final = "/activetrace.cluster.v1.ClusterService/Connect"
+
+
+def _serialize(message: pb.NodeMessage | bytes) -> bytes:
+    """The stream's request serializer: span batches arrive already serialized."""
+    return message if isinstance(message, bytes) else message.SerializeToString()
+
+
 class ClusterClient:
     """Keeps one stream to the control plane open, for as long as the node runs."""
 
@@ -80,10 +87,10 @@ class ClusterClient:
         self.counters = counters
         self.connected = asyncio.Event()
         self.reconnects = 0
-        self._outbox: asyncio.Queue[pb.NodeMessage] | None = None
+        self._outbox: asyncio.Queue[pb.NodeMessage | bytes] | None = None
 
-    def send(self, message: pb.NodeMessage) -> bool:
-        """Queue a message on the live stream; False when disconnected."""
+    def send(self, message: pb.NodeMessage | bytes) -> bool:
+        """Queue a message (or a serialized one) on the live stream; False when disconnected."""
         if self._outbox is None:
             return False
         self._outbox.put_nowait(message)
@@ -153,9 +160,14 @@ class ClusterClient:
             )
         established = False
         async with self._channel() as channel:
-            call = pb_grpc.ClusterServiceStub(channel).Connect(metadata=metadata)
+            connect = channel.stream_stream(
+                CONNECT_METHOD,
+                request_serializer=_serialize,
+                response_deserializer=pb.CpMessage.FromString,
+            )
+            call = connect(metadata=metadata)
             await call.write(self._hello())
-            outbox: asyncio.Queue[pb.NodeMessage] = asyncio.Queue()
+            outbox: asyncio.Queue[pb.NodeMessage | bytes] = asyncio.Queue()
             writer = asyncio.create_task(self._write(call, outbox))
             ticker: asyncio.Task[None] | None = None
             try:
@@ -179,8 +191,8 @@ class ClusterClient:
 
     async def _write(
         self,
-        call: grpc.aio.StreamStreamCall[pb.NodeMessage, pb.CpMessage],
-        outbox: asyncio.Queue[pb.NodeMessage],
+        call: grpc.aio.StreamStreamCall[pb.NodeMessage | bytes, pb.CpMessage],
+        outbox: asyncio.Queue[pb.NodeMessage | bytes],
     ) -> None:
         while True:
             await call.write(await outbox.get())
@@ -197,7 +209,7 @@ class ClusterClient:
                 next_heartbeat = loop.time() + self.settings.heartbeat_interval_secs
             await asyncio.sleep(PROGRESS_INTERVAL_SECS)
 
-    def _connected(self, outbox: asyncio.Queue[pb.NodeMessage]) -> None:
+    def _connected(self, outbox: asyncio.Queue[pb.NodeMessage | bytes]) -> None:
         self._outbox = outbox
         self.tracer.export.sender = self.send
         self.tracer.export.resend_unacked()

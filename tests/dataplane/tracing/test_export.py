@@ -5,6 +5,7 @@ from __future__ import annotations
 from opentelemetry.proto.resource.v1 import resource_pb2
 
 from dataplane.tracing.export import SpanExport
+from dataplane.tracing.otlp import encode_spans_messages
 from dataplane.tracing.spans import Span
 from protos.activetrace.cluster.v1 import cluster_pb2 as pb
 
@@ -13,8 +14,10 @@ def _export(**kwargs: int) -> tuple[SpanExport, list[pb.SpanBatch]]:
     sent: list[pb.SpanBatch] = []
     export = SpanExport(node_resource=resource_pb2.Resource(), version="t", **kwargs)
 
-    def sender(message: pb.NodeMessage) -> bool:
-        sent.append(message.span_batch)
+    def sender(message: pb.NodeMessage | bytes) -> bool:
+        # span batches go out serialized; parsing them checks the bytes are a NodeMessage
+        assert isinstance(message, bytes)
+        sent.append(pb.NodeMessage.FromString(message).span_batch)
         return True
 
     export.sender = sender
@@ -112,3 +115,17 @@ def test_encoded_spans_carry_ids_times_and_status() -> None:
     assert values["e"].double_value == 1.5
     assert values["error.type"].string_value == "timeout"
     assert encoded.events[0].name == "exception"
+
+
+def test_batches_are_the_same_message_the_protobuf_classes_build() -> None:
+    export, sent = _export()
+    spans = _spans(2)
+    spans[0].attributes["http.route"] = "/orders"
+    export.submit(("a", "b"), b"\x01" * 16, spans)
+    export.flush()
+    (batch,) = sent
+    expected = pb.SpanBatch(batch_id=batch.batch_id, session_ids=["a", "b"])
+    expected.resource_spans.append(
+        encode_spans_messages(resource_pb2.Resource(), [(b"\x01" * 16, spans)], "t")
+    )
+    assert batch == expected
