@@ -97,35 +97,40 @@ def _any(value: Any) -> bytes:
 
 
 def _attributes(tag: bytes, attributes: Mapping[str, Any]) -> list[bytes]:
-    """Each attribute as a length-delimited KeyValue field; strings, ints and bools of under
-    128 bytes (nearly all of them) take the inlined path."""
-    out = []
+    """Each attribute as a length-delimited KeyValue field. Strings, ints, floats and bools
+    (nearly all of them) take the inlined path; a repeated short string attribute of a span
+    (method, route, plugin name...) is a dict lookup of its whole encoded field."""
+    out: list[bytes] = []
+    append = out.append
     keys = _KEYS
     varints = _VARINTS
     cached = _PAIRS if tag == _SPAN_ATTRIBUTE else None  # whole fields include the tag
     for key, value in attributes.items():
+        kind = type(value)
+        if kind is str:
+            if cached is not None:
+                whole = cached.get((key, value))
+                if whole is not None:
+                    append(whole)
+                    continue
+            text = value.encode()
+            size = len(text)
+            any_value = (
+                _ANY_STRING + varints[size] + text if size < 128 else _field(_ANY_STRING, text)
+            )
+        elif kind is int:
+            any_value = _ANY_INT + (varints[value] if 0 <= value < 128 else _int64(value))
+        elif kind is float:
+            any_value = _ANY_DOUBLE + _pack_double(value)
+        elif kind is bool:
+            any_value = _ANY_BOOL + (b"\x01" if value else b"\x00")
+        else:
+            any_value = _any(value)
         encoded = keys.get(key)
         if encoded is None:
             encoded = _string(_KV_KEY, key)
             if len(keys) < 10_000:  # keys are a small fixed set; never let them grow unbounded
                 keys[key] = encoded
-        kind = type(value)
-        if kind is str:
-            whole = cached.get((key, value)) if cached is not None else None
-            if whole is not None:  # a repeated string attribute (method, route, plugin...)
-                out.append(whole)
-                continue
-            text = value.encode()
-            size = len(text)
-            any_value = (
-                _ANY_STRING + varints[size] + text if size < 126 else _field(_ANY_STRING, text)
-            )
-        elif kind is int and 0 <= value < 128:
-            any_value = _ANY_INT + varints[value]
-        elif kind is bool:
-            any_value = _ANY_BOOL + (b"\x01" if value else b"\x00")
-        else:
-            any_value = _any(value)
         size = len(any_value)
         if size < 128:
             kv = encoded + _KV_VALUE + varints[size] + any_value
@@ -135,28 +140,32 @@ def _attributes(tag: bytes, attributes: Mapping[str, Any]) -> list[bytes]:
         field = tag + (varints[size] if size < 128 else _varint(size)) + kv
         if cached is not None and kind is str and len(value) <= 64 and len(cached) < 20_000:
             cached[(key, value)] = field
-        out.append(field)
+        append(field)
     return out
 
 
+_NAMES: dict[str, bytes] = {}  # span name -> its encoded Span.name field; bounded
+_pack_times = struct.Struct("<cQcQ").pack  # start and end fields in one call
+
+
 def _span(trace_field: bytes, span: Span) -> bytes:
-    parts = [
-        trace_field,
-        _SPAN_SPAN_ID,
-        span.span_id,
-    ]
+    name = _NAMES.get(span.name)
+    if name is None:
+        name = _string(_SPAN_NAME, span.name)
+        if len(_NAMES) < 10_000:
+            _NAMES[span.name] = name
+    kind = span.kind
+    parts = [trace_field, _SPAN_SPAN_ID, span.span_id]
     if span.parent_id:
         parts += (_SPAN_PARENT_ID, span.parent_id)
     parts += (
-        _string(_SPAN_NAME, span.name),
+        name,
         _SPAN_KIND,
-        _varint(span.kind),
-        _SPAN_START,
-        _pack_fixed64(span.start_ns),
-        _SPAN_END,
-        _pack_fixed64(span.end_ns or span.start_ns),
+        _VARINTS[kind] if 0 <= kind < 128 else _varint(kind),
+        _pack_times(_SPAN_START, span.start_ns, _SPAN_END, span.end_ns or span.start_ns),
     )
-    parts += _attributes(_SPAN_ATTRIBUTE, span.attributes)
+    if span.attributes:
+        parts += _attributes(_SPAN_ATTRIBUTE, span.attributes)
     for event in span.events or ():
         body = b"".join(
             [
@@ -173,7 +182,9 @@ def _span(trace_field: bytes, span: Span) -> bytes:
             status = _string(_STATUS_MESSAGE, span.status_message)
         status += _STATUS_CODE + _varint(span.status_code)
         parts.append(_field(_SPAN_STATUS, status))
-    return _field(_SS_SPAN, b"".join(parts))
+    body = b"".join(parts)
+    size = len(body)
+    return _SS_SPAN + (_VARINTS[size] if size < 128 else _varint(size)) + body
 
 
 def trace_spans(trace_id: bytes, spans: Sequence[Span]) -> bytes:
