@@ -862,6 +862,24 @@ async def _stream_body(
         headers.remove("content-length")
     trace = exchange.trace
     write_span = _phase_span(exchange, "gateway.response.write")
+    whole = None if filters else response.stream.read_buffered()
+    if whole is not None:  # the whole body is here already: one send, no stream to iterate
+        _end_upstream(exchange)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": exchange.response_status,
+                "headers": headers.raw,
+            }
+        )
+        exchange.response_body_size = len(whole)
+        if whole and trace is not None and trace.capture_body:
+            _capture(exchange, "gateway.response.body", whole)
+        await send({"type": "http.response.body", "body": whole, "more_body": False})
+        exchange.total_ms = (_perf() - exchange.started_ns) / 1e6
+        if write_span is not None:
+            write_span.end()
+        return
     filter_span = _phase_span(exchange, "gateway.body_filter") if filters else None
     plugin_ns = [0] * len(filters) if filter_span is not None and trace is not None else None
     filter_ns = 0

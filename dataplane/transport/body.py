@@ -33,6 +33,17 @@ class ResponseStream(httpx.AsyncByteStream):
         self._upload = upload
         self._done = False
 
+    def read_buffered(self) -> bytes | None:
+        """The whole body if it has already arrived (a small response usually comes in one
+        packet with its head), ending the stream; None when there is more to wait for (iterate
+        instead)."""
+        reader = self._reader
+        if self._done or not reader.complete or reader.error is not None:
+            return None
+        data = reader.take() if reader.chunks else b""
+        self._end(None)
+        return data
+
     def __aiter__(self) -> AsyncIterator[bytes]:
         return self
 
