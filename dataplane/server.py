@@ -210,7 +210,6 @@ class HttpConnection(asyncio.Protocol):
         self.write_paused = False
         self.drain_waiter: asyncio.Future[None] | None = None
         self.closing = False
-        self.upgrade = False
 
     # -- asyncio.Protocol ----------------------------------------------------------------------
 
@@ -266,7 +265,10 @@ class HttpConnection(asyncio.Protocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            self.upgrade = True  # served as plain HTTP; what follows the head is not ours
+            # Served as plain HTTP (the proxy drops Upgrade, a hop-by-hop header); what follows
+            # the head is not HTTP, so nothing more is read and the connection closes after
+            # the response (on_headers_complete saw the upgrade).
+            self.read_paused = True
             self.transport.pause_reading()
         except httptools.HttpParserError:
             self._refuse(_TOO_LARGE if self.parsed_head > MAX_HEAD_BYTES else _BAD_REQUEST)
@@ -330,7 +332,7 @@ class HttpConnection(asyncio.Protocol):
             "headers": self.headers,
             RECEIVED_NS: self.received_ns,
         }
-        keep_alive = parser.should_keep_alive() and not self.upgrade
+        keep_alive = parser.should_keep_alive() and not parser.should_upgrade()
         cycle = Cycle(self, scope, keep_alive)
         self.parsing = cycle
         if self.active is None:

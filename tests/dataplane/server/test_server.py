@@ -390,3 +390,16 @@ async def test_shutdown_waits_for_requests_in_flight() -> None:
             status, headers, body = await client.response()
             assert (status, body, headers["connection"]) == (200, b"ok", "close")
             assert await client.closed()
+
+
+async def test_upgrade_requests_are_served_as_http_then_closed() -> None:
+    async with serving(echo) as (_, port), connect(port) as client:
+        await client.send(
+            b"GET /ws HTTP/1.1\r\nhost: h\r\nconnection: upgrade\r\nupgrade: websocket\r\n\r\n"
+            b"\x81\x05hello"  # what a client would send once upgraded: not HTTP
+        )
+        status, headers, body = await client.response()
+        assert status == 200
+        assert json.loads(body)["path"] == "/ws"
+        assert headers["connection"] == "close"
+        assert await client.closed()
