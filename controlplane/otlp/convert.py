@@ -24,6 +24,7 @@ __all__ = [
     "any_value",
     "attributes_dict",
     "attributes_json",
+    "only_traces",
     "span_rows",
 ]
 
@@ -206,4 +207,20 @@ def span_rows(resource_spans: Iterable[trace_pb2.ResourceSpans]) -> SpanRows:
                             attributes=attributes,
                         )
                     )
+    return out
+
+
+def only_traces(
+    resource_spans: Iterable[trace_pb2.ResourceSpans], trace_ids: set[str]
+) -> list[trace_pb2.ResourceSpans]:
+    """The spans of the given traces (hex IDs), keeping their resources and scopes."""
+    out = []
+    for rs in resource_spans:
+        kept_rs = trace_pb2.ResourceSpans(resource=rs.resource, schema_url=rs.schema_url)
+        for ss in rs.scope_spans:
+            spans = [s for s in ss.spans if s.trace_id.hex() in trace_ids]
+            if spans:
+                kept_rs.scope_spans.add(scope=ss.scope, schema_url=ss.schema_url, spans=spans)
+        if kept_rs.scope_spans:
+            out.append(kept_rs)
     return out

@@ -24,7 +24,7 @@ from opentelemetry.proto.trace.v1 import trace_pb2
 
 from controlplane.metrics import ControlPlaneMetrics
 
-__all__ = ["OtlpForwarder", "only_traces"]
+__all__ = ["OtlpForwarder"]
 
 log = logging.getLogger(__name__)
 
@@ -46,22 +46,6 @@ class _Retryable(Exception):
     def __init__(self, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
-
-
-def only_traces(
-    resource_spans: Iterable[trace_pb2.ResourceSpans], trace_ids: set[str]
-) -> list[trace_pb2.ResourceSpans]:
-    """The spans of the given traces (hex IDs), keeping their resources and scopes."""
-    out = []
-    for rs in resource_spans:
-        kept_rs = trace_pb2.ResourceSpans(resource=rs.resource, schema_url=rs.schema_url)
-        for ss in rs.scope_spans:
-            spans = [s for s in ss.spans if s.trace_id.hex() in trace_ids]
-            if spans:
-                kept_rs.scope_spans.add(scope=ss.scope, schema_url=ss.schema_url, spans=spans)
-        if kept_rs.scope_spans:
-            out.append(kept_rs)
-    return out
 
 
 def _count(resource_spans: Iterable[trace_pb2.ResourceSpans]) -> int:

@@ -21,8 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from controlplane.db.engine import Database
 from controlplane.db.models import TraceRow
 from controlplane.metrics import ControlPlaneMetrics
-from controlplane.otlp.convert import SpanRows, span_rows
-from controlplane.otlp.forwarder import only_traces
+from controlplane.otlp.convert import SpanRows, only_traces, span_rows
 from controlplane.services.ingest import add_span_counts, store_spans
 
 __all__ = ["Overloaded", "ReceiverResult", "TraceReceiver"]

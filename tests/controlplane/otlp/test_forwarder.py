@@ -13,7 +13,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from controlplane.metrics import ControlPlaneMetrics
-from controlplane.otlp.forwarder import OtlpForwarder, only_traces
+from controlplane.otlp.convert import only_traces
+from controlplane.otlp.forwarder import OtlpForwarder
 from controlplane.state import ControlPlane
 from tests.conftest import free_port, serve_asgi
 from tests.controlplane.otlp.traced import store_traced_request
