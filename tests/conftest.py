@@ -107,35 +107,26 @@ async def db(database_url: str) -> AsyncIterator[Database]:
 
 
 @contextlib.asynccontextmanager
-async def serve_asgi(app: Any) -> AsyncIterator[str]:
-    """Serve an ASGI app with uvicorn on a loopback socket bound before it starts; yields its URL.
+async def serve_asgi(app: Any, *, node_server: bool = False) -> AsyncIterator[str]:
+    """Serve an ASGI app on a loopback socket bound before it starts; yields its URL.
 
-    The socket listens before the server runs, so clients can connect at once (no waiting).
+    uvicorn by default; ``node_server`` serves it with the node's own :class:`HttpServer` (what
+    serves a node's proxy port). The socket listens before the server runs, so clients can
+    connect at once (no waiting).
     """
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     sock.listen(128)
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_config=None, lifespan="off", access_log=False)
-    server = EmbeddedServer(config)
-    serving = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await serving
-        sock.close()
-
-
-@contextlib.asynccontextmanager
-async def serve_proxy(app: Any) -> AsyncIterator[str]:
-    """Serve an ASGI app with the node's own :class:`HttpServer`, as ``serve_asgi`` does."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(128)
-    port = sock.getsockname()[1]
-    server = HttpServer(app, "127.0.0.1", port)
-    serving = asyncio.create_task(server.serve(sock=sock))
+    server: HttpServer | EmbeddedServer
+    if node_server:
+        server = HttpServer(app, "127.0.0.1", port)
+        serving = asyncio.create_task(server.serve(sock=sock))
+    else:
+        server = EmbeddedServer(
+            uvicorn.Config(app, log_config=None, lifespan="off", access_log=False)
+        )
+        serving = asyncio.create_task(server.serve(sockets=[sock]))
     try:
         yield f"http://127.0.0.1:{port}"
     finally:

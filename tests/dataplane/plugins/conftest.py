@@ -29,7 +29,7 @@ from dataplane.tracing.sessions import SessionDefinition
 from dataplane.tracing.spans import Span, now_ns
 from dataplane.tracing.tracer import Tracer
 from dataplane.transport import UpstreamTransport
-from tests.conftest import serve_asgi, serve_proxy
+from tests.conftest import serve_asgi
 
 REDIS_URL = os.environ.get("ACTIVETRACE_TEST_REDIS", "redis://127.0.0.1:6379/0")
 
@@ -267,7 +267,7 @@ async def gateway() -> AsyncIterator[Gateway]:
     proxy = Proxy(
         runtime=GatewayRuntime.build(GatewayConfig(), host), tracer=tracer, transport=transport
     )
-    async with serve_asgi(echo_upstream) as upstream, serve_proxy(proxy) as url:
+    async with serve_asgi(echo_upstream) as upstream, serve_asgi(proxy, node_server=True) as url:
         gateway = Gateway(url, upstream, proxy, host, tracer, export)
         try:
             yield gateway
