@@ -530,21 +530,39 @@ def _upstream_headers(
 ) -> list[tuple[bytes, bytes]]:
     """The request headers as sent upstream: hop-by-hop removed, forwarding headers added.
 
-    A traced request carries the ``gateway.upstream`` span's context in ``traceparent``.
+    A traced request carries the ``gateway.upstream`` span's context in ``traceparent``. One
+    pass over the client's headers keeps what goes upstream and notes what the added headers
+    depend on.
     """
     raw = exchange.request_headers.raw
-    connection = _header(raw, b"connection")
     drop = HOP_BY_HOP
+    connection = _header(raw, b"connection")
     if connection:
         drop = drop | {t.strip().lower() for t in connection.split(b",")}
     if traceparent is not None:
         drop = drop | {b"traceparent"}
-    headers = [
-        (k, v)
-        for k, v in raw
-        if k not in drop and k != b"host" and not k.startswith(b"x-forwarded-") and k != b"via"
-    ]
-    forwarded_for = _header(raw, b"x-forwarded-for")
+    headers = []
+    forwarded_for = via = None
+    has_length = has_transfer_encoding = has_request_id = False
+    for item in raw:
+        name = item[0]
+        if name == b"x-forwarded-for":  # re-added below, with the client appended
+            if forwarded_for is None:
+                forwarded_for = item[1]
+            continue
+        if name == b"via":  # re-added below, with this gateway appended
+            if via is None:
+                via = item[1]
+            continue
+        if name == b"content-length":
+            has_length = True
+        elif name == b"transfer-encoding":
+            has_transfer_encoding = True
+        elif name == b"x-request-id":
+            has_request_id = True
+        if name in drop or name == b"host" or name.startswith(b"x-forwarded-"):
+            continue
+        headers.append(item)
     client = exchange.client_ip.encode()
     host = match.upstream_host
     if host is None:
@@ -559,16 +577,16 @@ def _upstream_headers(
         (b"x-forwarded-port", str(exchange.server_port).encode()),
         (b"x-forwarded-path", exchange.path.encode("latin-1")),
         (b"x-real-ip", client),
-        (b"via", (_header(raw, b"via") or b"") + (b", " if _header(raw, b"via") else b"") + VIA),
+        (b"via", via + b", " + VIA if via else VIA),
     ]
     if (
         exchange.method in _BODY_METHODS
         and not exchange.request_body_size
-        and _header(raw, b"content-length") is None
-        and _header(raw, b"transfer-encoding") is None
+        and not has_length
+        and not has_transfer_encoding
     ):
         headers.append((b"content-length", b"0"))
-    if _header(raw, b"x-request-id") is None:
+    if not has_request_id:
         headers.append((b"x-request-id", exchange.request_id.encode()))
     if traceparent is not None:
         headers.append((b"traceparent", traceparent))
@@ -591,22 +609,17 @@ async def _balance_and_send(
     if balancer_span is not None:
         balancer_span.attributes["gateway.upstream.name"] = service.host
     exchange.balancer_span = balancer_span
-    tried: set[str] = set()
+    tried: set[str] = set()  # "host:port" of failed tries (retries go elsewhere)
     query = exchange.query_string
     raw_target = exchange.upstream_path.encode("latin-1") + (b"?" + query if query else b"")
     target = upstream_target(raw_target)
-    timeouts = {
-        "connect": service.connect_timeout / 1000,
-        "read": service.read_timeout / 1000,
-        "write": service.write_timeout / 1000,
-        "pool": service.connect_timeout / 1000,
-    }
+    timeouts = _timeouts(service)
     attempts = service.retries + 1
     last: UpstreamFailure | None = None
     upstream_started = _perf()
     for attempt in range(attempts):
         if balancer is not None:
-            picked = balancer.pick(frozenset(tried))
+            picked = balancer.pick(frozenset(tried) if tried else _NONE_TRIED)
             if picked is None:
                 if last is None:  # else every target was tried: answer the last failure
                     last = UpstreamFailure(
@@ -617,7 +630,6 @@ async def _balance_and_send(
         else:
             picked = None
             host, port = service.host, service.port
-        tried.add(f"{host}:{port}")
         if balancer_span is not None:
             balancer_span.attributes["gateway.balancer.tries"] = attempt + 1
         upstream_span = None
@@ -652,6 +664,7 @@ async def _balance_and_send(
                 upstream_span.record_exception(exc)
                 upstream_span.end()
             last = _failure(exc, kind)
+            tried.add(f"{host}:{port}")
             retryable = isinstance(exc, UpstreamConnectError) and not isinstance(
                 body, AsyncIterator
             )
@@ -680,6 +693,26 @@ async def _balance_and_send(
 
 
 _NON_ASCII: Final = re.compile(rb"[\x80-\xff]")
+_NONE_TRIED: Final[frozenset[str]] = frozenset()
+# Per service: its timeouts in seconds, as the transport takes them. Services are immutable
+# once loaded; the cache holds the last config's services (cleared when it grows past them).
+_TIMEOUTS: dict[int, tuple[Service, dict[str, float]]] = {}
+
+
+def _timeouts(service: Service) -> dict[str, float]:
+    cached = _TIMEOUTS.get(id(service))
+    if cached is not None and cached[0] is service:
+        return cached[1]
+    timeouts = {
+        "connect": service.connect_timeout / 1000,
+        "read": service.read_timeout / 1000,
+        "write": service.write_timeout / 1000,
+        "pool": service.connect_timeout / 1000,
+    }
+    if len(_TIMEOUTS) > 10_000:
+        _TIMEOUTS.clear()
+    _TIMEOUTS[id(service)] = (service, timeouts)
+    return timeouts
 
 
 def upstream_target(raw_target: bytes) -> bytes:
@@ -820,10 +853,13 @@ async def _filter_headers(
 ) -> None:
     """Response headers from upstream, minus hop-by-hop, then header_filter plugins."""
     exchange.response_status = response.status
-    exchange.response_headers = HeaderList(
-        [(k, v) for k, v in ((k.lower(), v) for k, v in response.headers) if k not in HOP_BY_HOP]
-    )
-    exchange.response_headers.raw.append((b"via", VIA))
+    kept = exchange.response_headers = HeaderList()
+    raw = kept.raw
+    for name, value in response.headers:
+        name = name.lower()
+        if name not in HOP_BY_HOP:
+            raw.append((name, value))
+    raw.append((b"via", VIA))
     await _header_filter_phase(exchange, chain)
 
 
