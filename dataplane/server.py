@@ -367,10 +367,8 @@ class HttpConnection(asyncio.Protocol):
 
     def _start(self, cycle: Cycle) -> None:
         self.active = cycle
-        task = self.loop.create_task(cycle.run(self.server.app))
-        tasks = self.server.tasks
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
+        task = cycle.task = self.loop.create_task(cycle.run(self.server.app))
+        self.server.tasks.add(task)  # Cycle.run removes it as it ends
 
     def response_complete(self, cycle: Cycle) -> None:
         """``cycle``'s response is on the wire: close, or go on with the next request."""
@@ -417,6 +415,7 @@ class Cycle:
         "response_complete",
         "response_started",
         "scope",
+        "task",
         "waiter",
     )
 
@@ -436,6 +435,7 @@ class Cycle:
         self.chunked = False
         self.expected: int | None = None  # content-length bytes still to send
         self.head: bytes | None = None  # written with the first body bytes
+        self.task: asyncio.Task[None] | None = None
 
     def wake(self) -> None:
         """Body bytes arrived, the body ended, or the client went away."""
@@ -460,6 +460,9 @@ class Cycle:
                 if self.response_started:
                     log.error("app returned before its response was complete")
                 self._abort()
+        finally:
+            if self.task is not None:
+                self.conn.server.tasks.discard(self.task)
 
     def _abort(self) -> None:
         conn = self.conn

@@ -10,6 +10,7 @@ consumed yet: the bytes already sit in the reader.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Final, TypeAlias, cast
 
 import httptools
@@ -143,6 +144,11 @@ class Connection(asyncio.Protocol):
                 transport.write(data)
             except RuntimeError:  # uvloop: the handle closed under us; the reader hears of it
                 self.abort()
+
+    @property
+    def write_paused(self) -> bool:
+        """The socket's send buffer is full (:meth:`drain` waits)."""
+        return self._write_paused
 
     async def drain(self, seconds: float | None) -> bool:
         """Wait until the socket takes more request bytes: False after ``seconds``."""
@@ -350,14 +356,16 @@ class ResponseReader:
 
     # used by the transport and the body stream
 
-    async def wait(self, seconds: float | None) -> bool:
-        """Wait for news (head, body, end, error): False when ``seconds`` passed first."""
-        waiter: asyncio.Future[bool] = self.conn.loop.create_future()
+    def wait(self, seconds: float | None) -> Awaitable[bool]:
+        """Await news (head, body, end, error): False when ``seconds`` passed first.
+
+        A plain function returning the wait (one coroutine frame fewer on the hot path); a
+        waiter left behind after a timeout is done, so waking it later does nothing.
+        """
+        loop = self.conn.loop
+        waiter: asyncio.Future[bool] = loop.create_future()
         self._waiter = waiter
-        try:
-            return await wait_until_woken(self.conn.loop, waiter, seconds)
-        finally:
-            self._waiter = None
+        return wait_until_woken(loop, waiter, seconds)
 
     def wake(self) -> None:
         """Wake whoever waits on this reader (the upload finished or failed)."""

@@ -183,7 +183,10 @@ class UpstreamTransport(httpx.AsyncBaseTransport):
         timeouts: Mapping[str, float | None],
         trace: Trace | None,
     ) -> UpstreamResponse:
-        conn = await self.pool.checkout(origin, timeouts.get("pool"))
+        pool = self.pool
+        conn = pool.take(origin)
+        if conn is None and pool.max_connections_per_origin is not None:
+            conn = await pool.checkout(origin, timeouts.get("pool"))  # may wait for a slot
         if conn is not None:
             try:
                 return await self._exchange(conn, head, stream, timeouts, trace)
@@ -272,7 +275,7 @@ class UpstreamTransport(httpx.AsyncBaseTransport):
             conn.write(head.data)
             conn.write(body)
         reader.request_sent = True
-        if not await conn.drain(seconds):
+        if conn.write_paused and not await conn.drain(seconds):
             raise httpx.WriteTimeout(f"upstream took no request data for {seconds}s")
 
     async def _receive_head(
