@@ -1,14 +1,23 @@
 """request-transformer: change the request before it goes upstream (Kong's plugin).
 
-Transformations run in Kong's order: URI, method, then for headers and the query string
+Transformations run in Kong's order: URI, method, headers, body, query string; within each,
 remove, rename, replace, add, append. Entries are ``name`` (remove) or ``name:value``.
-Kong's ``$(...)`` templates and body transformations are not supported: the schema rejects them.
+
+Bodies are changed when they are ``application/x-www-form-urlencoded`` or ``application/json``
+(a top-level object) and were buffered by the proxy (a ``Content-Length`` up to 1 MiB, or no
+body at all: ``add`` and ``append`` then create one, as Kong does). A body that streams
+(chunked or larger), a JSON body that is not an object, and other content types (multipart
+included) go upstream unchanged. Changing the method to GET, HEAD or TRACE moves a form body's
+parameters into the query string, as Kong does. Kong's ``$(...)`` templates are refused.
 """
 
 from __future__ import annotations
 
+import json
 import re
-from typing import TYPE_CHECKING, Annotated
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Annotated, Final
+from urllib.parse import parse_qsl, urlencode
 
 from pydantic import AfterValidator, Field
 
@@ -55,20 +64,12 @@ def _renamed_header(value: str) -> str:
     return value
 
 
-def _no_body(value: tuple[str, ...]) -> tuple[str, ...]:
-    if value:
-        raise ValueError(
-            "transforming the request body is not supported (headers and querystring are)"
-        )
-    return value
-
-
 Name = str
 HeaderName = Annotated[str, AfterValidator(_header)]
 Pair = Annotated[str, AfterValidator(_pair)]
 HeaderPair = Annotated[str, AfterValidator(_header_pair)]
 RenamedHeader = Annotated[str, AfterValidator(_renamed_header)]
-Body = Annotated[tuple[str, ...], AfterValidator(_no_body)]
+BodyName = Annotated[str, AfterValidator(_no_template)]
 
 
 class RemoveConfig(PluginConfig):
@@ -76,7 +77,7 @@ class RemoveConfig(PluginConfig):
 
     headers: tuple[HeaderName, ...] = ()
     querystring: tuple[Name, ...] = ()
-    body: Body = ()
+    body: tuple[BodyName, ...] = ()
 
 
 class RenameConfig(PluginConfig):
@@ -84,7 +85,7 @@ class RenameConfig(PluginConfig):
 
     headers: tuple[RenamedHeader, ...] = ()
     querystring: tuple[Pair, ...] = ()
-    body: Body = ()
+    body: tuple[Pair, ...] = ()
 
 
 class ValuesConfig(PluginConfig):
@@ -92,7 +93,7 @@ class ValuesConfig(PluginConfig):
 
     headers: tuple[HeaderPair, ...] = ()
     querystring: tuple[Pair, ...] = ()
-    body: Body = ()
+    body: tuple[Pair, ...] = ()
 
 
 class ReplaceConfig(ValuesConfig):
@@ -118,7 +119,7 @@ def _split(entry: str) -> tuple[str, str]:
 
 
 class RequestTransformerPlugin(GatewayPlugin[RequestTransformerConfig]):
-    """Rewrites the upstream path, method, headers and query string in the access phase."""
+    """Rewrites the upstream path, method, headers, body and query string (access phase)."""
 
     name = "request-transformer"
     priority = 801
@@ -130,7 +131,10 @@ class RequestTransformerPlugin(GatewayPlugin[RequestTransformerConfig]):
             exchange.upstream_path = config.replace.uri
         if config.http_method is not None:
             exchange.method = config.http_method
+            if config.http_method in _BODYLESS_METHODS:
+                _form_into_query(exchange)
         self._headers(exchange)
+        self._body(exchange)
         self._query(exchange)
         return None
 
@@ -153,32 +157,153 @@ class RequestTransformerPlugin(GatewayPlugin[RequestTransformerConfig]):
 
     def _query(self, exchange: Exchange) -> None:
         config = self.config
-        if not (
-            config.remove.querystring
-            or config.rename.querystring
-            or config.replace.querystring
-            or config.add.querystring
-            or config.append.querystring
-        ):
+        rules = (
+            config.remove.querystring,
+            config.rename.querystring,
+            config.replace.querystring,
+            config.add.querystring,
+            config.append.querystring,
+        )
+        if any(rules):
+            exchange.set_query_args(_transform_pairs(exchange.query_args(), *rules))
+
+    def _body(self, exchange: Exchange) -> None:
+        config = self.config
+        rules = (
+            config.remove.body,
+            config.rename.body,
+            config.replace.body,
+            config.add.body,
+            config.append.body,
+        )
+        if not any(rules):
             return
-        args = exchange.query_args()
-        removed = set(config.remove.querystring)
-        args = [(name, value) for name, value in args if name not in removed]
-        for old, new in map(_split, config.rename.querystring):
-            args = [(new if name == old else name, value) for name, value in args]
-        for key, replacement in map(_split, config.replace.querystring):
-            first = next((i for i, (name, _) in enumerate(args) if name == key), None)
-            if first is not None:  # every value of the name becomes the one replacement
-                args = [arg for arg in args if arg[0] != key]
-                args.insert(first, (key, replacement))
-        present = {name for name, _ in args}
-        for name, value in map(_split, config.add.querystring):
-            if name not in present:
-                args.append((name, value))
-                present.add(name)
-        for name, value in map(_split, config.append.querystring):
+        kind = _body_kind(exchange.request_headers.get("content-type"))
+        body = exchange.request_body
+        streamed = body is None and (
+            "content-length" in exchange.request_headers
+            or "transfer-encoding" in exchange.request_headers
+        )
+        if kind is None or streamed:
+            return  # not a body this plugin can change (see the module docstring)
+        body = body or b""
+        if kind == "form":
+            args = parse_qsl(body.decode("latin-1"), keep_blank_values=True) if body else []
+            if not body:  # like Kong: remove, rename and replace need a body to act on
+                rules = ((), (), (), rules[3], rules[4])
+            changed = urlencode(_transform_pairs(args, *rules)).encode("latin-1")
+        else:
+            changed_json = _transform_json(body, *rules)
+            if changed_json is None:
+                return
+            changed = changed_json
+        if changed != body:
+            exchange.request_body = changed
+
+
+_BODYLESS_METHODS: Final = frozenset({"GET", "HEAD", "TRACE"})
+
+
+def _body_kind(content_type: str | None) -> str | None:
+    """``form``, ``json`` or None (a body this plugin leaves alone)."""
+    if not content_type:
+        return None
+    media = content_type.partition(";")[0].strip().lower()
+    if media == "application/x-www-form-urlencoded":
+        return "form"
+    if media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    ):
+        return "json"
+    return None
+
+
+def _form_into_query(exchange: Exchange) -> None:
+    """A form body's parameters join the query string (the method no longer carries a body)."""
+    body = exchange.request_body
+    if not body or _body_kind(exchange.request_headers.get("content-type")) != "form":
+        return
+    params = parse_qsl(body.decode("latin-1"), keep_blank_values=True)
+    if params:
+        exchange.set_query_args(exchange.query_args() + params)
+
+
+def _transform_pairs(
+    args: list[tuple[str, str]],
+    remove: Sequence[str],
+    rename: Sequence[str],
+    replace: Sequence[str],
+    add: Sequence[str],
+    append: Sequence[str],
+) -> list[tuple[str, str]]:
+    """Kong's order on multi-valued ``(name, value)`` pairs (query string, form body)."""
+    removed = set(remove)
+    args = [(name, value) for name, value in args if name not in removed]
+    for old, new in map(_split, rename):
+        args = [(new if name == old else name, value) for name, value in args]
+    for key, replacement in map(_split, replace):
+        first = next((i for i, (name, _) in enumerate(args) if name == key), None)
+        if first is not None:  # every value of the name becomes the one replacement
+            args = [arg for arg in args if arg[0] != key]
+            args.insert(first, (key, replacement))
+    present = {name for name, _ in args}
+    for name, value in map(_split, add):
+        if name not in present:
             args.append((name, value))
-        exchange.set_query_args(args)
+            present.add(name)
+    for name, value in map(_split, append):
+        args.append((name, value))
+    return args
+
+
+def _transform_json(
+    body: bytes,
+    remove: Sequence[str],
+    rename: Sequence[str],
+    replace: Sequence[str],
+    add: Sequence[str],
+    append: Sequence[str],
+) -> bytes | None:
+    """The JSON object body transformed; None when it is not an object or nothing changed
+    (the body then goes upstream byte for byte).
+
+    Values from the config are strings; ``append`` to an existing key makes (or extends) an
+    array, as Kong does. Without a body only ``add`` and ``append`` apply (they create one).
+    """
+    if body:
+        try:
+            document = json.loads(body)
+        except ValueError:
+            return None
+        if not isinstance(document, dict):
+            return None
+        original = json.loads(body)
+        for name in remove:
+            document.pop(name, None)
+        for old, new in map(_split, rename):
+            if old in document:
+                document[new] = document.pop(old)
+        for name, value in map(_split, replace):
+            if name in document:
+                document[name] = value
+    else:
+        if not add and not append:
+            return None
+        document, original = {}, None
+    for name, value in map(_split, add):
+        if name not in document:
+            document[name] = value
+    for name, value in map(_split, append):
+        current = document.get(name)
+        if current is None:
+            document[name] = value
+        elif isinstance(current, list):
+            current.append(value)
+        else:
+            document[name] = [current, value]
+    if document == original:
+        return None
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 PLUGIN = RequestTransformerPlugin
