@@ -138,3 +138,14 @@ def test_wheel_carries_the_migrations(tmp_path: Path) -> None:
     assert "controlplane/migrations/env.py" in names
     assert any(n.startswith("controlplane/migrations/versions/0001") for n in names)
     assert "protos/activetrace/cluster/v1/cluster_pb2.py" in names
+    # the C span encoder is compiled into the wheel (the image's build stage has gcc)
+    assert any(n.startswith("dataplane/tracing/_wire.") and n.endswith(".so") for n in names)
+    assert not wheel.name.endswith("-none-any.whl")  # a platform wheel, since it carries C
+
+
+def test_dockerfile_can_compile_the_span_encoder() -> None:
+    text = (ROOT / "Dockerfile").read_text()
+    build_stage = text.split("\nFROM ")[1]  # the first stage: "FROM python:3.1x-slim AS build"
+    assert "gcc" in build_stage
+    assert "hatch_build.py" in build_stage
+    assert "**/*.so" in (ROOT / ".dockerignore").read_text().splitlines()

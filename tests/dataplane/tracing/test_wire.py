@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from dataplane.tracing import wire
+from dataplane.tracing._wire import trace_spans as c_trace_spans
 from dataplane.tracing.otlp import encode_spans, encode_spans_messages, resource
 from dataplane.tracing.spans import Span, SpanEvent
 
@@ -57,3 +60,24 @@ def test_wire_encoding_equals_message_encoding(drawn: list[tuple[bytes, list[Any
     fast = encode_spans(resource(node), traces, "0.1.0")
     reference = encode_spans_messages(resource(node), traces, "0.1.0")
     assert fast == reference
+
+
+def test_the_c_encoder_is_built() -> None:
+    # scripts/bootstrap (pip install -e .) and the Docker image compile it (hatch_build.py)
+    assert wire.ACCELERATED
+
+
+@given(drawn=TRACES)
+def test_c_and_python_encoders_write_the_same_bytes(drawn: list[tuple[bytes, list[Any]]]) -> None:
+    for trace_id, specs in drawn:
+        spans = _build(specs)
+        assert wire.trace_spans(trace_id, spans) == wire.python_trace_spans(trace_id, spans)
+
+
+def test_values_the_c_encoder_leaves_to_python() -> None:
+    span = Span("s", b"", 1, 1, {"huge": 2**70})  # beyond 64 bits: wire.py's varint
+    span.end(2)
+    with pytest.raises(OverflowError):
+        c_trace_spans(b"\x01" * 16, [span])
+    # wire.py then encodes the trace itself, as it always did
+    assert wire.trace_spans(b"\x01" * 16, [span]) == wire.python_trace_spans(b"\x01" * 16, [span])

@@ -1,0 +1,464 @@
+/*
+ * The span encoder of dataplane/tracing/wire.py, in C: the same bytes, ~10x faster.
+ *
+ * trace_spans(trace_id, spans) -> bytes: each span as a ScopeSpans.spans field (OTLP
+ * trace/v1 wire format). Field numbers and value mapping are those of wire.py, which stays
+ * the reference (and the fallback when this module is not built); tests check both against
+ * the opentelemetry-proto message encoding. Values wire.py would treat specially (integers
+ * outside 64 bits, non-str keys, IDs of the wrong length) raise TypeError, ValueError or
+ * OverflowError here, and wire.py then encodes that trace itself.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+typedef struct {
+    char *data;
+    Py_ssize_t len;
+    Py_ssize_t cap;
+} Buf;
+
+static PyObject *s_span_id, *s_parent_id, *s_name, *s_kind, *s_start_ns, *s_end_ns,
+    *s_attributes, *s_events, *s_status_code, *s_status_message, *s_time_ns;
+
+static int reserve(Buf *b, Py_ssize_t extra) {
+    if (b->len + extra <= b->cap) {
+        return 0;
+    }
+    Py_ssize_t cap = b->cap ? b->cap : 512;
+    while (cap < b->len + extra) {
+        cap *= 2;
+    }
+    char *data = PyMem_Realloc(b->data, (size_t)cap);
+    if (data == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    b->data = data;
+    b->cap = cap;
+    return 0;
+}
+
+static int put(Buf *b, const void *src, Py_ssize_t n) {
+    if (reserve(b, n) < 0) {
+        return -1;
+    }
+    memcpy(b->data + b->len, src, (size_t)n);
+    b->len += n;
+    return 0;
+}
+
+static int put_byte(Buf *b, unsigned char c) { return put(b, &c, 1); }
+
+static int put_varint(Buf *b, uint64_t v) {
+    unsigned char tmp[10];
+    int n = 0;
+    while (v > 127) {
+        tmp[n++] = (unsigned char)((v & 0x7F) | 0x80);
+        v >>= 7;
+    }
+    tmp[n++] = (unsigned char)v;
+    return put(b, tmp, n);
+}
+
+static int put_fixed64(Buf *b, uint64_t v) {
+    unsigned char tmp[8];
+    for (int i = 0; i < 8; i++) {
+        tmp[i] = (unsigned char)(v >> (8 * i));
+    }
+    return put(b, tmp, 8);
+}
+
+/* tag + length + payload */
+static int put_field(Buf *b, unsigned char tag, const char *payload, Py_ssize_t n) {
+    if (put_byte(b, tag) < 0 || put_varint(b, (uint64_t)n) < 0) {
+        return -1;
+    }
+    return put(b, payload, n);
+}
+
+static int put_text(Buf *b, unsigned char tag, PyObject *text) {
+    Py_ssize_t n;
+    const char *utf8 = PyUnicode_AsUTF8AndSize(text, &n);
+    if (utf8 == NULL) {
+        return -1;
+    }
+    return put_field(b, tag, utf8, n);
+}
+
+/* A Python int as protobuf int64 (two's complement for negatives), or uint64 when larger. */
+static int int64_value(PyObject *value, uint64_t *out) {
+    int overflow = 0;
+    long long v = PyLong_AsLongLongAndOverflow(value, &overflow);
+    if (overflow == 0) {
+        if (v == -1 && PyErr_Occurred()) {
+            return -1;
+        }
+        *out = (uint64_t)v;
+        return 0;
+    }
+    if (overflow > 0) {
+        unsigned long long u = PyLong_AsUnsignedLongLong(value);
+        if (u == (unsigned long long)-1 && PyErr_Occurred()) {
+            return -1;
+        }
+        *out = (uint64_t)u;
+        return 0;
+    }
+    PyErr_SetString(PyExc_OverflowError, "integer below int64");
+    return -1;
+}
+
+static int unsigned_value(PyObject *value, uint64_t *out) {
+    unsigned long long u = PyLong_AsUnsignedLongLong(value);
+    if (u == (unsigned long long)-1 && PyErr_Occurred()) {
+        return -1;
+    }
+    *out = (uint64_t)u;
+    return 0;
+}
+
+static int any_value(Buf *b, PyObject *value);
+
+static int varint_len(uint64_t v) {
+    int n = 1;
+    while (v > 127) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+/* An AnyValue payload wrapped as a length-delimited field `tag`. Scalars (nearly every
+ * attribute) are written in place, their size known up front; arrays and others go through
+ * a temporary buffer. */
+static int wrapped_any(Buf *b, unsigned char tag, PyObject *value) {
+    if (PyUnicode_Check(value)) {
+        Py_ssize_t n;
+        const char *utf8 = PyUnicode_AsUTF8AndSize(value, &n);
+        if (utf8 == NULL) {
+            return -1;
+        }
+        uint64_t size = 1 + (uint64_t)varint_len((uint64_t)n) + (uint64_t)n;
+        if (put_byte(b, tag) < 0 || put_varint(b, size) < 0) {
+            return -1;
+        }
+        return put_field(b, 0x0A, utf8, n);
+    }
+    if (PyBool_Check(value)) {
+        unsigned char field[4] = {tag, 2, 0x10, value == Py_True ? 1 : 0};
+        return put(b, field, 4);
+    }
+    if (PyLong_Check(value)) {
+        uint64_t v;
+        if (int64_value(value, &v) < 0) {
+            return -1;
+        }
+        unsigned char head[3] = {tag, (unsigned char)(1 + varint_len(v)), 0x18};
+        if (put(b, head, 3) < 0) {
+            return -1;
+        }
+        return put_varint(b, v);
+    }
+    if (PyFloat_Check(value)) {
+        unsigned char field[11] = {tag, 9, 0x21};
+        if (PyFloat_Pack8(PyFloat_AS_DOUBLE(value), (char *)field + 3, 1) < 0) {
+            return -1;
+        }
+        return put(b, field, 11);
+    }
+    Buf inner = {NULL, 0, 0};
+    int rc = any_value(&inner, value);
+    if (rc == 0) {
+        rc = put_field(b, tag, inner.data, inner.len);
+    }
+    PyMem_Free(inner.data);
+    return rc;
+}
+
+/* The AnyValue payload of `value` (wire.py's _any). */
+static int any_value(Buf *b, PyObject *value) {
+    if (PyUnicode_Check(value)) {
+        return put_text(b, 0x0A, value);
+    }
+    if (PyBool_Check(value)) {
+        unsigned char field[2] = {0x10, value == Py_True ? 1 : 0};
+        return put(b, field, 2);
+    }
+    if (PyLong_Check(value)) {
+        uint64_t v;
+        if (int64_value(value, &v) < 0 || put_byte(b, 0x18) < 0) {
+            return -1;
+        }
+        return put_varint(b, v);
+    }
+    if (PyFloat_Check(value)) {
+        unsigned char packed[8];
+        if (PyFloat_Pack8(PyFloat_AS_DOUBLE(value), (char *)packed, 1) < 0) {
+            return -1;
+        }
+        if (put_byte(b, 0x21) < 0) {
+            return -1;
+        }
+        return put(b, packed, 8);
+    }
+    if (PyList_Check(value) || PyTuple_Check(value)) {
+        PyObject *items = PySequence_Fast(value, "a list or tuple");
+        if (items == NULL) {
+            return -1;
+        }
+        Buf array = {NULL, 0, 0};
+        int rc = 0;
+        Py_ssize_t count = PySequence_Fast_GET_SIZE(items);
+        for (Py_ssize_t i = 0; i < count && rc == 0; i++) {
+            rc = wrapped_any(&array, 0x0A, PySequence_Fast_GET_ITEM(items, i));
+        }
+        if (rc == 0) {
+            rc = put_field(b, 0x2A, array.data, array.len);
+        }
+        PyMem_Free(array.data);
+        Py_DECREF(items);
+        return rc;
+    }
+    if (PyBytes_Check(value)) {
+        return put_field(b, 0x3A, PyBytes_AS_STRING(value), PyBytes_GET_SIZE(value));
+    }
+    PyObject *text = PyObject_Str(value);
+    if (text == NULL) {
+        return -1;
+    }
+    int rc = put_text(b, 0x0A, text);
+    Py_DECREF(text);
+    return rc;
+}
+
+/* Each attribute as a KeyValue field `tag` (wire.py's _attributes). */
+static int attributes(Buf *b, unsigned char tag, PyObject *mapping) {
+    if (mapping == Py_None) {
+        return 0;
+    }
+    if (!PyDict_Check(mapping)) {
+        PyErr_SetString(PyExc_TypeError, "attributes must be a dict");
+        return -1;
+    }
+    Py_ssize_t pos = 0;
+    PyObject *key, *value;
+    Buf kv = {NULL, 0, 0};
+    int rc = 0;
+    while (rc == 0 && PyDict_Next(mapping, &pos, &key, &value)) {
+        if (!PyUnicode_Check(key)) {
+            PyErr_SetString(PyExc_TypeError, "attribute keys must be str");
+            rc = -1;
+            break;
+        }
+        kv.len = 0;
+        rc = put_text(&kv, 0x0A, key);
+        if (rc == 0) {
+            rc = wrapped_any(&kv, 0x12, value);
+        }
+        if (rc == 0) {
+            rc = put_field(b, tag, kv.data, kv.len);
+        }
+    }
+    PyMem_Free(kv.data);
+    return rc;
+}
+
+static int id_field(Buf *b, unsigned char tag, PyObject *id) {
+    if (!PyBytes_Check(id) || PyBytes_GET_SIZE(id) != 8) {
+        PyErr_SetString(PyExc_ValueError, "span IDs are 8 bytes");
+        return -1;
+    }
+    unsigned char head[2] = {tag, 8};
+    if (put(b, head, 2) < 0) {
+        return -1;
+    }
+    return put(b, PyBytes_AS_STRING(id), 8);
+}
+
+static int event(Buf *b, PyObject *ev) {
+    Buf body = {NULL, 0, 0};
+    int rc = -1;
+    PyObject *time_ns = PyObject_GetAttr(ev, s_time_ns);
+    PyObject *name = time_ns ? PyObject_GetAttr(ev, s_name) : NULL;
+    PyObject *attrs = name ? PyObject_GetAttr(ev, s_attributes) : NULL;
+    uint64_t t;
+    if (attrs != NULL && unsigned_value(time_ns, &t) == 0 && put_byte(&body, 0x09) == 0 &&
+        put_fixed64(&body, t) == 0 && put_text(&body, 0x12, name) == 0 &&
+        attributes(&body, 0x1A, attrs) == 0) {
+        rc = put_field(b, 0x5A, body.data, body.len);
+    }
+    Py_XDECREF(time_ns);
+    Py_XDECREF(name);
+    Py_XDECREF(attrs);
+    PyMem_Free(body.data);
+    return rc;
+}
+
+/* One span's fields (wire.py's _span, without the outer ScopeSpans.spans field). */
+static int span_body(Buf *b, const char *trace_field, PyObject *span) {
+    PyObject *values[10] = {NULL};
+    PyObject *names[10] = {s_span_id,    s_parent_id, s_name,   s_kind,        s_start_ns,
+                           s_end_ns,     s_attributes, s_events, s_status_code, s_status_message};
+    int rc = -1;
+    for (int i = 0; i < 10; i++) {
+        values[i] = PyObject_GetAttr(span, names[i]);
+        if (values[i] == NULL) {
+            goto done;
+        }
+    }
+    PyObject *span_id = values[0], *parent = values[1], *name = values[2], *kind = values[3];
+    PyObject *start = values[4], *end = values[5], *attrs = values[6], *events = values[7];
+    PyObject *code = values[8], *message = values[9];
+    uint64_t kind_value, start_ns, end_ns, code_value;
+
+    if (put(b, trace_field, 18) < 0 || id_field(b, 0x12, span_id) < 0) {
+        goto done;
+    }
+    int has_parent = PyObject_IsTrue(parent);
+    if (has_parent < 0 || (has_parent && id_field(b, 0x22, parent) < 0)) {
+        goto done;
+    }
+    if (put_text(b, 0x2A, name) < 0 || unsigned_value(kind, &kind_value) < 0 ||
+        put_byte(b, 0x30) < 0 || put_varint(b, kind_value) < 0) {
+        goto done;
+    }
+    if (unsigned_value(start, &start_ns) < 0) {
+        goto done;
+    }
+    int ended = PyObject_IsTrue(end);
+    if (ended < 0) {
+        goto done;
+    }
+    end_ns = start_ns;
+    if (ended && unsigned_value(end, &end_ns) < 0) {
+        goto done;
+    }
+    if (put_byte(b, 0x39) < 0 || put_fixed64(b, start_ns) < 0 || put_byte(b, 0x41) < 0 ||
+        put_fixed64(b, end_ns) < 0) {
+        goto done;
+    }
+    int has_attributes = PyObject_IsTrue(attrs);
+    if (has_attributes < 0 || (has_attributes && attributes(b, 0x4A, attrs) < 0)) {
+        goto done;
+    }
+    int has_events = PyObject_IsTrue(events);
+    if (has_events < 0) {
+        goto done;
+    }
+    if (has_events) {
+        PyObject *list = PySequence_Fast(events, "span events must be a sequence");
+        if (list == NULL) {
+            goto done;
+        }
+        Py_ssize_t count = PySequence_Fast_GET_SIZE(list);
+        int failed = 0;
+        for (Py_ssize_t i = 0; i < count && !failed; i++) {
+            failed = event(b, PySequence_Fast_GET_ITEM(list, i)) < 0;
+        }
+        Py_DECREF(list);
+        if (failed) {
+            goto done;
+        }
+    }
+    int has_status = PyObject_IsTrue(code);
+    if (has_status < 0) {
+        goto done;
+    }
+    if (has_status) {
+        Buf status = {NULL, 0, 0};
+        int ok = 0;
+        int has_message = PyObject_IsTrue(message);
+        if (has_message >= 0 && (!has_message || put_text(&status, 0x12, message) == 0) &&
+            unsigned_value(code, &code_value) == 0 && put_byte(&status, 0x18) == 0 &&
+            put_varint(&status, code_value) == 0) {
+            ok = put_field(b, 0x7A, status.data, status.len) == 0;
+        }
+        PyMem_Free(status.data);
+        if (!ok) {
+            goto done;
+        }
+    }
+    rc = 0;
+done:
+    for (int i = 0; i < 10; i++) {
+        Py_XDECREF(values[i]);
+    }
+    return rc;
+}
+
+static PyObject *trace_spans(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    (void)module;
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "trace_spans(trace_id, spans)");
+        return NULL;
+    }
+    PyObject *trace_id = args[0];
+    if (!PyBytes_Check(trace_id) || PyBytes_GET_SIZE(trace_id) != 16) {
+        PyErr_SetString(PyExc_ValueError, "a trace ID is 16 bytes");
+        return NULL;
+    }
+    char trace_field[18] = {0x0A, 0x10};
+    memcpy(trace_field + 2, PyBytes_AS_STRING(trace_id), 16);
+    PyObject *spans = PySequence_Fast(args[1], "spans must be a sequence");
+    if (spans == NULL) {
+        return NULL;
+    }
+    Buf out = {NULL, 0, 0};
+    Buf body = {NULL, 0, 0};
+    PyObject *result = NULL;
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(spans);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        body.len = 0;
+        if (span_body(&body, trace_field, PySequence_Fast_GET_ITEM(spans, i)) < 0 ||
+            put_field(&out, 0x12, body.data, body.len) < 0) {
+            goto done;
+        }
+    }
+    result = PyBytes_FromStringAndSize(out.data ? out.data : "", out.len);
+done:
+    PyMem_Free(out.data);
+    PyMem_Free(body.data);
+    Py_DECREF(spans);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"trace_spans", (PyCFunction)(void (*)(void))trace_spans, METH_FASTCALL,
+     "trace_spans(trace_id, spans) -> bytes: the spans as ScopeSpans.spans fields."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT,
+    "_wire",
+    "OTLP span wire encoding in C (see wire.py).",
+    -1,
+    methods,
+    NULL,
+    NULL,
+    NULL,
+    NULL,
+};
+
+PyMODINIT_FUNC PyInit__wire(void) {
+    struct {
+        PyObject **slot;
+        const char *text;
+    } names[] = {
+        {&s_span_id, "span_id"},         {&s_parent_id, "parent_id"},
+        {&s_name, "name"},               {&s_kind, "kind"},
+        {&s_start_ns, "start_ns"},       {&s_end_ns, "end_ns"},
+        {&s_attributes, "attributes"},   {&s_events, "events"},
+        {&s_status_code, "status_code"}, {&s_status_message, "status_message"},
+        {&s_time_ns, "time_ns"},
+    };
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        *names[i].slot = PyUnicode_InternFromString(names[i].text);
+        if (*names[i].slot == NULL) {
+            return NULL;
+        }
+    }
+    return PyModule_Create(&module);
+}
