@@ -119,6 +119,8 @@ class Exchange:
 
     def query_args(self) -> list[tuple[str, str]]:
         """The query string as decoded ``(name, value)`` pairs, in order."""
+        if not self.query_string:
+            return []
         return parse_qsl(self.query_string.decode("latin-1"), keep_blank_values=True)
 
     def set_query_args(self, args: list[tuple[str, str]]) -> None:

@@ -140,6 +140,10 @@ def _window_bounds(period: Period, now: float) -> tuple[int, int]:
     return int(begin.timestamp()), int(after.timestamp())
 
 
+_LIMIT_HEADERS: Final = {p: f"x-ratelimit-limit-{p}" for p in PERIODS}
+_REMAINING_HEADERS: Final = {p: f"x-ratelimit-remaining-{p}" for p in PERIODS}
+
+
 def windows(limits: Sequence[tuple[Period, int]], now: float) -> list[Window]:
     """The current window of each limit."""
     return [Window(period, limit, *_window_bounds(period, now)) for period, limit in limits]
@@ -160,10 +164,15 @@ class RateLimitingPlugin(GatewayPlugin[RateLimitingConfig]):
         self._counters: dict[tuple[str, str, Period], list[int]] = self._local.setdefault(
             "counters", {}
         )
+        # The current windows depend only on the whole second: computed once per second.
+        self._current: tuple[int, list[Window]] = (-1, [])
 
     async def access(self, exchange: Exchange) -> LocalReply | None:
         now = time.time()
-        current = windows(self._limits, now)
+        second = int(now)
+        if self._current[0] != second:
+            self._current = (second, windows(self._limits, second))
+        current = self._current[1]
         identifier = self._identifier(exchange)
         try:
             if self.config.policy == "redis":
@@ -261,8 +270,8 @@ def _headers(
         rank = (remaining, -(window.end - window.start), window)
         if best is None or rank[:2] < best[:2]:
             best = rank
-        headers.append((f"x-ratelimit-limit-{window.period}", str(window.limit)))
-        headers.append((f"x-ratelimit-remaining-{window.period}", str(remaining)))
+        headers.append((_LIMIT_HEADERS[window.period], str(window.limit)))
+        headers.append((_REMAINING_HEADERS[window.period], str(remaining)))
     assert best is not None
     remaining, _, window = best
     reset = str(max(1, math.ceil(window.end - now)))
