@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Iterator
 
-__all__ = ["HeaderList"]
+__all__ = ["HeaderList", "host_without_port"]
 
 
 _KEYS: dict[str, bytes] = {}
@@ -101,3 +101,11 @@ class HeaderList:
 
     def __len__(self) -> int:
         return len(self.raw)
+
+
+def host_without_port(host: str) -> str:
+    """``Host`` without its port: ``a.example:8000`` → ``a.example``, ``[::1]:80`` → ``[::1]``."""
+    if host.startswith("["):
+        end = host.find("]")
+        return host[: end + 1] if end != -1 else host
+    return host.partition(":")[0]

@@ -19,13 +19,13 @@ import httpx
 from dataplane.exchange import Exchange
 from dataplane.expr import RequestFacts
 from dataplane.gateway_config import Service
-from dataplane.headers import HeaderList
+from dataplane.headers import HeaderList, host_without_port
 from dataplane.metrics import RequestMetrics
 from dataplane.plugins.base import LocalReply
 from dataplane.plugins.runtime import EMPTY_CHAIN, PluginChain
 from dataplane.router import RouteMatch
 from dataplane.runtime import GatewayRuntime
-from dataplane.server import RECEIVED_NS
+from dataplane.server import RECEIVED_NS, ClientGone
 from dataplane.tracing.context import CURRENT_TRACE
 from dataplane.tracing.recorder import RequestTrace, format_traceparent
 from dataplane.tracing.spans import KIND_CLIENT, STATUS_ERROR, Span, SpanEvent, now_ns
@@ -37,7 +37,13 @@ from dataplane.transport import (
     error_type,
 )
 
-__all__ = ["Proxy", "gateway_error", "span_error_type", "upstream_host", "upstream_target"]
+__all__ = [
+    "Proxy",
+    "gateway_error",
+    "span_error_type",
+    "upstream_host",
+    "upstream_target",
+]
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +65,9 @@ HOP_BY_HOP: Final = frozenset(
         b"proxy-authenticate",
     }
 )
+# Never forwarded as the client sent them: hop-by-hop headers, credentials meant for this
+# proxy, and X-Real-IP (the gateway sets it; a client's own would come first and win).
+_NOT_FORWARDED: Final = HOP_BY_HOP | {b"proxy-authorization", b"x-real-ip"}
 _BODY_METHODS: Final = frozenset({"POST", "PUT", "PATCH"})
 # Request bodies up to this size are read before proxying (retries can resend them);
 # larger or chunked bodies stream through.
@@ -158,7 +167,7 @@ class Proxy:
                 return
             chain = runtime.chains.get(match.route.id, EMPTY_CHAIN)
             await self._proxy(exchange, match, chain, runtime, receive, send)
-        except ClientDisconnected:
+        except (ClientDisconnected, ClientGone):
             _aborted(exchange, "client_disconnected")  # nobody to answer
         except asyncio.CancelledError:
             _aborted(exchange, "cancelled")
@@ -351,7 +360,7 @@ def _finish_root(exchange: Exchange, match: RouteMatch | None) -> None:
             "url.scheme": exchange.scheme,
             "client.address": exchange.client_ip,
             "client.port": exchange.client_port,
-            "server.address": exchange.host.rsplit(":", 1)[0] if exchange.host else "",
+            "server.address": host_without_port(exchange.host),
             "server.port": exchange.server_port,
             "network.protocol.version": "1.1",
             "http.request.body.size": exchange.request_body_size,
@@ -409,7 +418,7 @@ def _aborted(exchange: Exchange, kind: str) -> None:
         return
     trace.root.set_error(kind, "the request ended before the response was complete")
     for span in trace.spans:
-        if span.end_ns is None and span is not trace.root:
+        if not span.end_ns and span is not trace.root:
             span.end()
 
 
@@ -535,20 +544,20 @@ def _upstream_headers(
     depend on.
     """
     raw = exchange.request_headers.raw
-    drop = HOP_BY_HOP
-    connection = _header(raw, b"connection")
-    if connection:
-        drop = drop | {t.strip().lower() for t in connection.split(b",")}
+    drop = _NOT_FORWARDED
+    connection = [value for name, value in raw if name == b"connection"]
+    if connection:  # the names every Connection header lists are hop-by-hop too
+        drop = drop | {t.strip().lower() for v in connection for t in v.split(b",")}
     if traceparent is not None:
         drop = drop | {b"traceparent"}
     headers = []
-    forwarded_for = via = None
+    forwarded_for: bytes | None = None
+    via: bytes | None = None
     has_length = has_transfer_encoding = has_request_id = False
     for item in raw:
         name = item[0]
-        if name == b"x-forwarded-for":  # re-added below, with the client appended
-            if forwarded_for is None:
-                forwarded_for = item[1]
+        if name == b"x-forwarded-for":  # re-added below, all values and then the client
+            forwarded_for = item[1] if forwarded_for is None else forwarded_for + b", " + item[1]
             continue
         if name == b"via":  # re-added below, with this gateway appended
             if via is None:
@@ -568,12 +577,11 @@ def _upstream_headers(
     if host is None:
         default_port = 443 if match.service.protocol == "https" else 80
         host = target_host if target_port == default_port else f"{target_host}:{target_port}"
-    incoming_host = exchange.host.encode("latin-1")
     headers += [
         (b"host", host.encode("latin-1")),
         (b"x-forwarded-for", forwarded_for + b", " + client if forwarded_for else client),
         (b"x-forwarded-proto", exchange.scheme.encode()),
-        (b"x-forwarded-host", incoming_host.rsplit(b":", 1)[0] if incoming_host else b""),
+        (b"x-forwarded-host", host_without_port(exchange.host).encode("latin-1")),
         (b"x-forwarded-port", str(exchange.server_port).encode()),
         (b"x-forwarded-path", exchange.path.encode("latin-1")),
         (b"x-real-ip", client),

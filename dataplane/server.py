@@ -40,7 +40,7 @@ from urllib.parse import unquote
 
 import httptools
 
-__all__ = ["MAX_HEAD_BYTES", "RECEIVED_NS", "HttpServer"]
+__all__ = ["MAX_HEAD_BYTES", "RECEIVED_NS", "ClientGone", "HttpServer"]
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,8 @@ RECEIVED_NS: Final = "activetrace.received_ns"
 MAX_HEAD_BYTES: Final = 64 * 1024
 # Unread request body kept per connection before reading pauses.
 BODY_HIGH_WATER: Final = 64 * 1024
+# Requests a client may pipeline ahead of their answers (more closes the connection).
+MAX_PIPELINED: Final = 64
 
 _perf = time.perf_counter_ns
 _ASGI: Final = {"version": "3.0", "spec_version": "2.3"}
@@ -83,6 +85,26 @@ def _error_response(status: int, message: str) -> bytes:
 _BAD_REQUEST: Final = _error_response(400, "Bad request: the request is not valid HTTP/1.1")
 _TOO_LARGE: Final = _error_response(431, "Request header fields too large")
 _INTERNAL_ERROR: Final = _error_response(500, "An unexpected error occurred")
+
+
+class UnreadableBody(Exception):
+    """An Upgrade or CONNECT request announced a body the parser will not deliver."""
+
+
+class TooManyPipelined(Exception):
+    """A client pipelined more requests than :data:`MAX_PIPELINED` ahead of the answers."""
+
+
+class ClientGone(OSError):
+    """Raised by ``send`` when the client left while its response was streaming, so the app
+    stops producing it (an endless upstream stream would otherwise run on)."""
+
+
+def _has_body(headers: list[tuple[bytes, bytes]]) -> bool:
+    for name, value in headers:
+        if name == b"transfer-encoding" or (name == b"content-length" and value.strip() != b"0"):
+            return True
+    return False
 
 
 class HeadTooLarge(Exception):
@@ -182,8 +204,10 @@ class HttpServer:
             for conn in list(self.connections):
                 if conn.active is not None:
                     continue
-                limit = self.header_timeout if conn.head_bytes else self.keep_alive_timeout
-                if now - conn.last_active > limit:
+                if conn.head_bytes:  # a head in progress: timed from its first byte (slowloris)
+                    if now - conn.head_started > self.header_timeout:
+                        conn.transport.close()
+                elif now - conn.last_active > self.keep_alive_timeout:
                     conn.transport.close()
 
 
@@ -201,6 +225,7 @@ class HttpConnection(asyncio.Protocol):
         self.parsing: Cycle | None = None  # the cycle whose body is being parsed
         self.pipeline: deque[Cycle] = deque()
         self.last_active = loop.time()
+        self.head_started = self.last_active  # loop time the current head began
         self.head_bytes = 0  # bytes received while a head is incomplete
         self.parsed_head = 0  # bytes of the current head the parser has handed over
         self.url = b""
@@ -259,8 +284,9 @@ class HttpConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         """Bytes from the client."""
         self.last_active = self.loop.time()
-        in_head = self.parsing is None
-        if in_head:
+        if self.parsing is None:
+            if not self.head_bytes:
+                self.head_started = self.last_active
             self.head_bytes += len(data)
         try:
             self.parser.feed_data(data)
@@ -270,8 +296,14 @@ class HttpConnection(asyncio.Protocol):
             # the response (on_headers_complete saw the upgrade).
             self.read_paused = True
             self.transport.pause_reading()
-        except httptools.HttpParserError:
-            self._refuse(_TOO_LARGE if self.parsed_head > MAX_HEAD_BYTES else _BAD_REQUEST)
+        except httptools.HttpParserError as exc:
+            cause = exc.__context__
+            if self.parsed_head > MAX_HEAD_BYTES:
+                self._refuse(_TOO_LARGE)
+            elif isinstance(cause, TooManyPipelined):
+                self.transport.close()  # the answers already queued are lost with it
+            else:
+                self._refuse(_BAD_REQUEST)
             return
         # Still in a head after this chunk (a chunk that completes the head resets the count,
         # so a body arriving with its head does not count against the head's limit).
@@ -290,6 +322,7 @@ class HttpConnection(asyncio.Protocol):
     def on_message_begin(self) -> None:
         """The parser saw the start of a request."""
         self.received_ns = _perf()
+        self.head_started = self.loop.time()
         self.url = b""
         self.headers = []
         self.parsed_head = 0
@@ -310,6 +343,14 @@ class HttpConnection(asyncio.Protocol):
         """The head is complete: start (or queue) the request's cycle."""
         self.head_bytes = 0
         parser = self.parser
+        if self.parsed_head > MAX_HEAD_BYTES:  # a long target with few headers, in one read
+            raise HeadTooLarge
+        if parser.should_upgrade() and _has_body(self.headers):
+            # llhttp does not read the body of an Upgrade or CONNECT request: forwarding its
+            # Content-Length without those bytes would desynchronise the upstream connection.
+            raise UnreadableBody
+        if len(self.pipeline) >= MAX_PIPELINED:
+            raise TooManyPipelined
         url = self.url
         if url[:1] == b"/":
             raw_path, _, query = url.partition(b"?")
@@ -412,6 +453,7 @@ class Cycle:
         "head_method",
         "keep_alive",
         "more_body",
+        "no_body",
         "response_complete",
         "response_started",
         "scope",
@@ -424,6 +466,7 @@ class Cycle:
         self.scope = scope
         self.keep_alive = keep_alive
         self.head_method = scope["method"] == "HEAD"
+        self.no_body = self.head_method  # also 1xx, 204 and 304, known at the response start
         self.body: list[bytes] = []
         self.buffered = 0
         self.more_body = True
@@ -450,7 +493,7 @@ class Cycle:
         try:
             await app(self.scope, self.receive, self.send)
         except BaseException as exc:
-            if not isinstance(exc, asyncio.CancelledError):
+            if not isinstance(exc, asyncio.CancelledError | ClientGone):
                 log.exception("request failed: %s %s", self.scope["method"], self.scope["path"])
             self._abort()
             if not isinstance(exc, Exception):
@@ -466,8 +509,8 @@ class Cycle:
 
     def _abort(self) -> None:
         conn = self.conn
-        if conn.transport.is_closing():
-            return
+        if conn.transport.is_closing() or self.response_complete:
+            return  # a finished response: the connection may serve the next request already
         if not self.response_started and not self.disconnected:
             conn.transport.write(_INTERNAL_ERROR)
         self._flush_head()  # a started response keeps its head; the client sees it cut short
@@ -478,7 +521,11 @@ class Cycle:
         conn = self.conn
         if not self.continue_sent and self.more_body and not self.body:
             self.continue_sent = True
-            if not self.disconnected and _header(self.scope["headers"], b"expect") is not None:
+            if (
+                not self.disconnected
+                and not self.response_started
+                and _header(self.scope["headers"], b"expect") is not None
+            ):
                 conn.transport.write(_CONTINUE)
         while self.more_body and not self.body and not self.disconnected:
             waiter = self.waiter = conn.loop.create_future()
@@ -497,7 +544,9 @@ class Cycle:
         if conn.write_paused:
             await conn.drain()
         if self.disconnected:
-            return
+            if self.response_started and not self.response_complete:
+                raise ClientGone("the client closed the connection during the response")
+            return  # nothing started: the answer is dropped quietly
         kind = message["type"]
         if not self.response_started:
             if kind != "http.response.start":
@@ -510,7 +559,7 @@ class Cycle:
             raise RuntimeError("response already complete")
         body: bytes = message.get("body", b"")
         more = message.get("more_body", False)
-        if self.head_method:
+        if self.no_body:
             data = b""
         elif self.chunked:
             data = b"%x\r\n%b\r\n" % (len(body), body) if body else b""
@@ -529,7 +578,7 @@ class Cycle:
         if data:
             conn.transport.write(data)
         if not more:
-            if self.expected and not self.head_method:
+            if self.expected and not self.no_body:
                 raise RuntimeError("response body shorter than its content-length")
             self.response_complete = True
             conn.response_complete(self)
@@ -554,10 +603,17 @@ class Cycle:
         if close or self.conn.server.should_exit:
             self.keep_alive = False
         no_body = self.head_method or status in _NO_BODY_STATUS or status < 200
+        # Expect: 100-continue answered without reading the body: the client may never send
+        # it, so what follows on the connection is not known to be the next request.
+        if self.more_body and not self.continue_sent and _header(self.scope["headers"], b"expect"):
+            self.keep_alive = False
         if expected is None and not chunked and not no_body:
-            chunked = True
-            parts.append(_CHUNKED_HEADER)
-            lines += 1
+            if self.scope["http_version"] == "1.0":
+                self.keep_alive = False  # HTTP/1.0 has no chunked coding: the close ends it
+            else:
+                chunked = True
+                parts.append(_CHUNKED_HEADER)
+                lines += 1
         if not self.keep_alive and not close:
             parts.append(_CLOSE_HEADER)
             lines += 1
@@ -568,6 +624,7 @@ class Cycle:
             self.response_started = False
             raise RuntimeError("a response header name or value contains CR or LF")
         self.chunked = chunked and not no_body
+        self.no_body = no_body
         self.expected = None if chunked or no_body else expected
         self.head = head
         self.conn.loop.call_soon(self._flush_head)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
+from dataplane.headers import host_without_port
 from dataplane.plugins.base import GatewayPlugin, LocalReply, PluginConfig
 
 if TYPE_CHECKING:
@@ -74,7 +75,7 @@ class CorrelationIdPlugin(GatewayPlugin[CorrelationIdConfig]):
 
 
 def _tracker(exchange: Exchange) -> str:
-    host = exchange.host.rsplit(":", 1)[0] if exchange.host else ""
+    host = host_without_port(exchange.host)
     return f"{host}-{exchange.server_port}-{os.getpid()}-{exchange.request_id}-{time.time():.3f}"
 
 

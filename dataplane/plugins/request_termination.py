@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Final, Self
 
 from pydantic import Field, model_validator
 
+from dataplane.headers import host_without_port
 from dataplane.plugins.base import GatewayPlugin, LocalReply, PluginConfig
 
 if TYPE_CHECKING:
@@ -80,7 +81,7 @@ class RequestTerminationPlugin(GatewayPlugin[RequestTerminationConfig]):
             "gateway": {"node_id": self.host.node_id, "hostname": socket.gethostname()},
             "request": {
                 "scheme": exchange.scheme,
-                "host": exchange.host.rsplit(":", 1)[0] if exchange.host else "",
+                "host": host_without_port(exchange.host),
                 "port": exchange.server_port,
                 "method": exchange.method,
                 "path": exchange.path,

@@ -41,6 +41,9 @@ static int reserve(Buf *b, Py_ssize_t extra) {
 }
 
 static int put(Buf *b, const void *src, Py_ssize_t n) {
+    if (n == 0) {
+        return 0; /* src may be NULL (an empty temporary buffer) */
+    }
     if (reserve(b, n) < 0) {
         return -1;
     }
@@ -204,21 +207,28 @@ static int any_value(Buf *b, PyObject *value) {
         return put(b, packed, 8);
     }
     if (PyList_Check(value) || PyTuple_Check(value)) {
-        PyObject *items = PySequence_Fast(value, "a list or tuple");
+        /* A tuple copy owns its items: a value's __str__ changing the list cannot free one
+         * under us. Nesting is bounded like Python's own recursion (RecursionError). */
+        if (Py_EnterRecursiveCall(" while encoding a span attribute")) {
+            return -1;
+        }
+        PyObject *items = PySequence_Tuple(value);
         if (items == NULL) {
+            Py_LeaveRecursiveCall();
             return -1;
         }
         Buf array = {NULL, 0, 0};
         int rc = 0;
-        Py_ssize_t count = PySequence_Fast_GET_SIZE(items);
+        Py_ssize_t count = PyTuple_GET_SIZE(items);
         for (Py_ssize_t i = 0; i < count && rc == 0; i++) {
-            rc = wrapped_any(&array, 0x0A, PySequence_Fast_GET_ITEM(items, i));
+            rc = wrapped_any(&array, 0x0A, PyTuple_GET_ITEM(items, i));
         }
         if (rc == 0) {
             rc = put_field(b, 0x2A, array.data, array.len);
         }
         PyMem_Free(array.data);
         Py_DECREF(items);
+        Py_LeaveRecursiveCall();
         return rc;
     }
     if (PyBytes_Check(value)) {
@@ -252,6 +262,9 @@ static int attributes(Buf *b, unsigned char tag, PyObject *mapping) {
             rc = -1;
             break;
         }
+        /* Owned while in use: encoding a value may run its __str__. */
+        Py_INCREF(key);
+        Py_INCREF(value);
         kv.len = 0;
         rc = put_text(&kv, 0x0A, key);
         if (rc == 0) {
@@ -260,6 +273,8 @@ static int attributes(Buf *b, unsigned char tag, PyObject *mapping) {
         if (rc == 0) {
             rc = put_field(b, tag, kv.data, kv.len);
         }
+        Py_DECREF(key);
+        Py_DECREF(value);
     }
     PyMem_Free(kv.data);
     return rc;
@@ -355,7 +370,11 @@ static int span_body(Buf *b, const char *trace_field, PyObject *span) {
         Py_ssize_t count = PySequence_Fast_GET_SIZE(list);
         int failed = 0;
         for (Py_ssize_t i = 0; i < count && !failed; i++) {
-            failed = event(b, PySequence_Fast_GET_ITEM(list, i)) < 0;
+            PyObject *ev = PySequence_Fast_GET_ITEM(list, i);
+            Py_INCREF(ev);
+            failed = event(b, ev) < 0;
+            Py_DECREF(ev);
+            count = PySequence_Fast_GET_SIZE(list); /* a list may shrink meanwhile */
         }
         Py_DECREF(list);
         if (failed) {
@@ -411,10 +430,15 @@ static PyObject *trace_spans(PyObject *module, PyObject *const *args, Py_ssize_t
     Py_ssize_t count = PySequence_Fast_GET_SIZE(spans);
     for (Py_ssize_t i = 0; i < count; i++) {
         body.len = 0;
-        if (span_body(&body, trace_field, PySequence_Fast_GET_ITEM(spans, i)) < 0 ||
-            put_field(&out, 0x12, body.data, body.len) < 0) {
+        PyObject *span = PySequence_Fast_GET_ITEM(spans, i);
+        Py_INCREF(span);
+        int failed = span_body(&body, trace_field, span) < 0 ||
+                     put_field(&out, 0x12, body.data, body.len) < 0;
+        Py_DECREF(span);
+        if (failed) {
             goto done;
         }
+        count = PySequence_Fast_GET_SIZE(spans); /* a list may shrink meanwhile */
     }
     result = PyBytes_FromStringAndSize(out.data ? out.data : "", out.len);
 done:

@@ -134,6 +134,32 @@ def test_forwarding_headers_and_request_id(node: tuple[Stack, NodeProcess]) -> N
     assert given["x-request-id"] == "mine-123"
 
 
+def test_clients_cannot_spoof_the_gateways_headers(node: tuple[Stack, NodeProcess]) -> None:
+    _, dp = node
+    response = httpx.get(
+        dp.proxy + "/echo",
+        headers=[
+            ("x-real-ip", "1.2.3.4"),
+            ("proxy-authorization", "Basic cHJveHk6c2VjcmV0"),
+            ("x-forwarded-for", "10.0.0.1"),
+            ("x-forwarded-for", "10.0.0.2"),
+            ("connection", "x-a"),
+            ("connection", "x-b"),
+            ("x-a", "1"),
+            ("x-b", "2"),
+        ],
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    pairs = [(k, v) for k, v in response.json()["headers"]]
+    names = [k for k, _ in pairs]
+    assert [v for k, v in pairs if k == "x-real-ip"] == ["127.0.0.1"]  # only the gateway's
+    assert "proxy-authorization" not in names  # credentials for this proxy stop here
+    assert [v for k, v in pairs if k == "x-forwarded-for"] == ["10.0.0.1, 10.0.0.2, 127.0.0.1"]
+    assert "x-a" not in names  # listed by either Connection header: hop-by-hop
+    assert "x-b" not in names
+
+
 def test_hop_by_hop_headers_are_removed_and_traceparent_passes(
     node: tuple[Stack, NodeProcess],
 ) -> None:

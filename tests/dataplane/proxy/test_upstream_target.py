@@ -6,6 +6,7 @@ import httpx
 from hypothesis import given
 from hypothesis import strategies as st
 
+from dataplane.headers import host_without_port
 from dataplane.proxy import upstream_host, upstream_target
 
 PATH_CHARS = st.sampled_from(list("abcXYZ019-._~/%?=&+:@!$'()*,;"))
@@ -29,3 +30,11 @@ def test_hosts_are_what_httpx_would_connect_to() -> None:
     for host in ("127.0.0.1", "Example.COM", "orders.internal", "b\u00fccher.example"):
         expected = httpx.URL(scheme="http", host=host).raw_host.decode("ascii")
         assert upstream_host(host) == expected
+
+
+def test_host_without_port() -> None:
+    assert host_without_port("shop.example:8000") == "shop.example"
+    assert host_without_port("shop.example") == "shop.example"
+    assert host_without_port("[::1]:8000") == "[::1]"
+    assert host_without_port("[::1]") == "[::1]"
+    assert host_without_port("") == ""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -11,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from dataplane.server import MAX_HEAD_BYTES, RECEIVED_NS, HttpServer
+from dataplane.server import MAX_HEAD_BYTES, RECEIVED_NS, ClientGone, HttpServer
 
 Scope = dict[str, Any]
 App = Callable[[Any, Any, Any], Awaitable[None]]
@@ -403,3 +404,125 @@ async def test_upgrade_requests_are_served_as_http_then_closed() -> None:
         assert json.loads(body)["path"] == "/ws"
         assert headers["connection"] == "close"
         assert await client.closed()
+
+
+async def test_upgrade_requests_with_a_body_are_refused() -> None:
+    # llhttp does not deliver an Upgrade request's body: forwarding its length would not do
+    async with serving(echo) as (_, port), connect(port) as client:
+        await client.send(
+            b"POST /u HTTP/1.1\r\nhost: h\r\nconnection: upgrade\r\nupgrade: x\r\n"
+            b"content-length: 5\r\n\r\nhello"
+        )
+        status, _, _ = await client.response()
+        assert status == 400
+        assert await client.closed()
+
+
+async def early_answer(scope: Scope, receive: Any, send: Any) -> None:
+    await send(
+        {"type": "http.response.start", "status": 401, "headers": [(b"content-length", b"0")]}
+    )
+    await send({"type": "http.response.body", "body": b""})
+
+
+async def test_an_early_answer_to_expect_continue_closes_the_connection() -> None:
+    async with serving(early_answer) as (_, port), connect(port) as client:
+        await client.send(
+            b"POST / HTTP/1.1\r\nhost: h\r\nexpect: 100-continue\r\ncontent-length: 30\r\n\r\n"
+        )
+        status, headers, _ = await client.response()
+        assert status == 401
+        assert headers["connection"] == "close"  # the body was never asked for
+        assert await client.closed()
+
+
+async def test_an_app_failing_after_its_response_leaves_the_connection_alone() -> None:
+    async def fails_late(scope: Scope, receive: Any, send: Any) -> None:
+        await echo(scope, receive, send)
+        if scope["path"] == "/late":
+            raise RuntimeError("after the response")
+
+    async with serving(fails_late) as (_, port), connect(port) as client:
+        await client.send(
+            b"GET /late HTTP/1.1\r\nhost: h\r\n\r\nGET /next HTTP/1.1\r\nhost: h\r\n\r\n"
+        )
+        assert (await client.response())[0] == 200
+        status, _, body = await client.response()
+        assert status == 200
+        assert json.loads(body)["path"] == "/next"
+
+
+async def test_a_client_leaving_mid_stream_stops_the_app() -> None:
+    first_sent = asyncio.Event()
+    outcome: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+    async def endless(scope: Scope, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        try:
+            while True:
+                await send({"type": "http.response.body", "body": b"x" * 1024, "more_body": True})
+                first_sent.set()
+                await asyncio.sleep(0)
+        except ClientGone:
+            outcome.set_result("stopped")
+            raise
+
+    async with serving(endless) as (_, port):
+        async with connect(port) as client:
+            await client.send(b"GET / HTTP/1.1\r\nhost: h\r\n\r\n")
+            await first_sent.wait()
+        assert await outcome == "stopped"
+
+
+async def test_a_trickled_head_is_timed_from_its_first_byte() -> None:
+    async with serving(echo, header_timeout=0.5) as (_, port), connect(port) as client:
+
+        async def trickle() -> None:
+            await client.send(b"GET / HTTP/1.1\r\n")
+            while not client.reader.at_eof():
+                await client.send(b"x-a: b\r\n")  # a byte now and then keeps it "active"
+                await asyncio.sleep(0.2)
+
+        trickling = asyncio.create_task(trickle())
+        try:
+            assert await asyncio.wait_for(client.closed(), timeout=10)
+        finally:
+            trickling.cancel()
+            with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+                await trickling
+
+
+async def test_no_body_bytes_after_204() -> None:
+    async def no_content(scope: Scope, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b"stray"})
+
+    async with serving(no_content) as (_, port), connect(port) as client:
+        await client.send(b"GET / HTTP/1.1\r\nhost: h\r\n\r\nGET / HTTP/1.1\r\nhost: h\r\n\r\n")
+        for _ in range(2):
+            status, headers = await client.head()
+            assert status == 204
+            assert "transfer-encoding" not in headers
+
+
+async def test_http_10_gets_a_close_delimited_body_not_chunks() -> None:
+    async with serving(streaming) as (_, port), connect(port) as client:
+        await client.send(b"GET / HTTP/1.0\r\n\r\n")
+        status, headers = await client.head()
+        assert status == 200
+        assert "transfer-encoding" not in headers
+        assert headers["connection"] == "close"
+        assert await client.reader.read() == b"onetwo"
+
+
+async def test_too_many_pipelined_requests_close_the_connection() -> None:
+    async with serving(echo) as (_, port), connect(port) as client:
+        await client.send(b"GET / HTTP/1.1\r\nhost: h\r\n\r\n" * 1000)
+        data = await client.reader.read()  # the connection closes; no 1,000 answers
+        assert data.count(b"HTTP/1.1 200") < 1000
+
+
+async def test_a_long_target_alone_is_held_to_the_head_limit() -> None:
+    async with serving(echo) as (_, port), connect(port) as client:
+        await client.send(b"GET /" + b"a" * (MAX_HEAD_BYTES + 10) + b" HTTP/1.1\r\n\r\n")
+        assert (await client.response())[0] == 431

@@ -81,3 +81,28 @@ def test_values_the_c_encoder_leaves_to_python() -> None:
         c_trace_spans(b"\x01" * 16, [span])
     # wire.py then encodes the trace itself, as it always did
     assert wire.trace_spans(b"\x01" * 16, [span]) == wire.python_trace_spans(b"\x01" * 16, [span])
+
+
+def test_self_referencing_and_deep_lists_raise_like_python() -> None:
+    looped: list[Any] = []
+    looped.append(looped)
+    deep: list[Any] = []
+    for _ in range(100_000):
+        deep = [deep]
+    for value in (looped, deep):
+        span = Span("s", b"", 1, 1, {"x": value})
+        with pytest.raises(RecursionError):
+            wire.trace_spans(b"\x01" * 16, [span])
+
+
+def test_a_value_changing_its_list_while_encoded_is_safe() -> None:
+    items: list[Any] = []
+
+    class Shrinking:
+        def __str__(self) -> str:
+            items.clear()  # frees the other items while the encoder walks the list
+            return "s"
+
+    items.extend([Shrinking(), *(object() for _ in range(1000))])
+    span = Span("s", b"", 1, 1, {"x": items})
+    assert c_trace_spans(b"\x01" * 16, [span])  # encodes its own copy; no crash
