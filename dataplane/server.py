@@ -500,7 +500,7 @@ class Cycle:
                 raise
         else:
             if not self.response_complete:
-                if self.response_started:
+                if self.response_started and not self.disconnected:
                     log.error("app returned before its response was complete")
                 self._abort()
         finally:
