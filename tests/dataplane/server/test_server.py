@@ -111,7 +111,12 @@ class Client:
         return status, headers, body
 
     async def closed(self) -> bool:
-        return await self.reader.read() == b""
+        """The server hung up: end of stream, or a reset when it closed with bytes of ours
+        still unread (the kernel's answer then, not the server's choice)."""
+        try:
+            return await self.reader.read() == b""
+        except ConnectionResetError:
+            return True
 
     def close(self) -> None:
         self.writer.close()
