@@ -185,10 +185,13 @@ class HttpServer:
         self._server.close()
         for conn in list(self.connections):
             conn.close_if_idle()
-        if self.tasks and not self.force_exit:
-            _, pending = await asyncio.wait(set(self.tasks), timeout=self.shutdown_timeout)
-            if pending:
-                log.warning("%d requests still running at shutdown; cancelled", len(pending))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.shutdown_timeout
+        # Waits in short slices so a second signal (force_exit) cuts the wait short.
+        while self.tasks and not self.force_exit and loop.time() < deadline:
+            await asyncio.wait(set(self.tasks), timeout=min(0.2, deadline - loop.time()))
+        if self.tasks:
+            log.warning("%d requests still running at shutdown; cancelled", len(self.tasks))
         for task in list(self.tasks):
             task.cancel()
         if self.tasks:

@@ -531,3 +531,29 @@ async def test_a_long_target_alone_is_held_to_the_head_limit() -> None:
     async with serving(echo) as (_, port), connect(port) as client:
         await client.send(b"GET /" + b"a" * (MAX_HEAD_BYTES + 10) + b" HTTP/1.1\r\n\r\n")
         assert (await client.response())[0] == 431
+
+
+async def test_a_second_signal_cuts_the_shutdown_wait_short() -> None:
+    started = asyncio.Event()
+
+    async def never_answers(scope: Any, receive: Any, send: Any) -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(8)
+    server = HttpServer(never_answers, "127.0.0.1", 0, shutdown_timeout=60)
+    serving_task = asyncio.create_task(server.serve(sock=sock))
+    try:
+        async with connect(sock.getsockname()[1]) as client:
+            await client.send(b"GET / HTTP/1.1\r\nhost: h\r\n\r\n")
+            await started.wait()
+            server.should_exit = True  # first signal: waits for the request (up to 60 s)
+            server.force_exit = True  # second signal: stop now
+            await asyncio.wait_for(serving_task, timeout=10)
+            answer = await client.reader.read()  # the cancelled request gets a 500, then EOF
+            assert answer.startswith(b"HTTP/1.1 500 ")
+    finally:
+        serving_task.cancel()
+        sock.close()
