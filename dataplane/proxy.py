@@ -621,7 +621,7 @@ async def _balance_and_send(
     query = exchange.query_string
     raw_target = exchange.upstream_path.encode("latin-1") + (b"?" + query if query else b"")
     target = upstream_target(raw_target)
-    timeouts = _timeouts(service)
+    timeouts = runtime.timeouts_for(service)
     attempts = service.retries + 1
     last: UpstreamFailure | None = None
     upstream_started = _perf()
@@ -702,27 +702,6 @@ async def _balance_and_send(
 
 _NON_ASCII: Final = re.compile(rb"[\x80-\xff]")
 _NONE_TRIED: Final[frozenset[str]] = frozenset()
-# Per service: its timeouts in seconds, as the transport takes them. Services are immutable
-# once loaded; the cache holds the last config's services (cleared when it grows past them).
-_TIMEOUTS: dict[int, tuple[Service, dict[str, float]]] = {}
-
-
-def _timeouts(service: Service) -> dict[str, float]:
-    cached = _TIMEOUTS.get(id(service))
-    if cached is not None and cached[0] is service:
-        return cached[1]
-    timeouts = {
-        "connect": service.connect_timeout / 1000,
-        "read": service.read_timeout / 1000,
-        "write": service.write_timeout / 1000,
-        "pool": service.connect_timeout / 1000,
-    }
-    if len(_TIMEOUTS) > 10_000:
-        _TIMEOUTS.clear()
-    _TIMEOUTS[id(service)] = (service, timeouts)
-    return timeouts
-
-
 def upstream_target(raw_target: bytes) -> bytes:
     """The request target as sent upstream: the client's, verbatim (no re-quoting, no
     dot-segment removal), with bytes outside ASCII percent-encoded and any fragment dropped."""

@@ -30,6 +30,8 @@ class GatewayRuntime:
     plugins: list[GatewayPlugin[Any]]
     balancers: dict[str, Balancer]
     route_services: dict[str, str] = field(default_factory=dict)
+    # Per service ID: its timeouts in seconds, as the upstream transport takes them.
+    timeouts: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @classmethod
     def build(
@@ -57,8 +59,22 @@ class GatewayRuntime:
             plugins=plugins,
             balancers=balancers,
             route_services={r.id: r.service_id for r in config.routes},
+            timeouts={service.id: _timeouts(service) for service in config.services},
         )
 
     def balancer_for(self, service: Service) -> Balancer | None:
         """The balancer when the service's host names an upstream; None for a plain host."""
         return self.balancers.get(service.host)
+
+    def timeouts_for(self, service: Service) -> dict[str, float]:
+        """``service``'s connect/read/write/pool timeouts in seconds."""
+        return self.timeouts[service.id]
+
+
+def _timeouts(service: Service) -> dict[str, float]:
+    return {
+        "connect": service.connect_timeout / 1000,
+        "read": service.read_timeout / 1000,
+        "write": service.write_timeout / 1000,
+        "pool": service.connect_timeout / 1000,
+    }
