@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Iterator
 
-__all__ = ["HeaderList", "host_without_port"]
+__all__ = ["HeaderList", "host_without_port", "raw_header"]
 
 
 _KEYS: dict[str, bytes] = {}
@@ -26,6 +26,14 @@ def _key(name: str) -> bytes:
     return key
 
 
+def raw_header(raw: Iterable[tuple[bytes, bytes]], name: bytes) -> bytes | None:
+    """The first value of ``name`` (a lower-case byte name) in raw ``(name, value)`` pairs."""
+    for key, value in raw:
+        if key == name:
+            return value
+    return None
+
+
 class HeaderList:
     """Ordered, multi-valued, case-insensitive headers."""
 
@@ -36,11 +44,8 @@ class HeaderList:
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """The first value of ``name``."""
-        key = _key(name)
-        for k, v in self.raw:
-            if k == key:
-                return v.decode("latin-1")
-        return default
+        value = raw_header(self.raw, _key(name))
+        return value.decode("latin-1") if value is not None else default
 
     def get_all(self, name: str) -> list[str]:
         """Every value of ``name``, in order."""

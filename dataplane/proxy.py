@@ -19,7 +19,7 @@ import httpx
 from dataplane.exchange import Exchange
 from dataplane.expr import RequestFacts
 from dataplane.gateway_config import Service
-from dataplane.headers import HeaderList, host_without_port
+from dataplane.headers import HeaderList, host_without_port, raw_header
 from dataplane.metrics import RequestMetrics
 from dataplane.plugins.base import LocalReply
 from dataplane.plugins.runtime import EMPTY_CHAIN, PluginChain
@@ -96,13 +96,6 @@ def gateway_error(status: int, message: str, request_id: str) -> LocalReply:
     return LocalReply.json(status, {"message": message, "request_id": request_id})
 
 
-def _header(raw: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:
-    for key, value in raw:
-        if key == name:
-            return value
-    return None
-
-
 class Proxy:
     """The ASGI application of a data plane node."""
 
@@ -133,7 +126,7 @@ class Proxy:
         self.requests += 1
         runtime = self.runtime
         raw_headers: list[tuple[bytes, bytes]] = scope["headers"]
-        host = (_header(raw_headers, b"host") or b"").decode("latin-1")
+        host = (raw_header(raw_headers, b"host") or b"").decode("latin-1")
         raw_path: bytes | None = scope.get("raw_path")
         path = raw_path.decode("latin-1") if raw_path else scope["path"]
         match, cache_hit = runtime.router.match(
@@ -151,7 +144,7 @@ class Proxy:
                 candidates,
                 lambda: _request_facts(exchange, scope),
                 started + _OFFSET_NS,
-                _header(raw_headers, b"traceparent"),
+                raw_header(raw_headers, b"traceparent"),
             )
             if exchange.trace is not None:
                 _router_span(exchange.trace, match, cache_hit, started, routed)
@@ -249,7 +242,7 @@ def _new_exchange(
 ) -> Exchange:
     client = scope.get("client") or ("", 0)
     server = scope.get("server") or ("", 0)
-    request_id = _header(raw_headers, b"x-request-id")
+    request_id = raw_header(raw_headers, b"x-request-id")
     return Exchange(
         request_id=request_id.decode("latin-1") if request_id else f"{_getrandbits(128):032x}",
         method=scope["method"],
@@ -702,6 +695,8 @@ async def _balance_and_send(
 
 _NON_ASCII: Final = re.compile(rb"[\x80-\xff]")
 _NONE_TRIED: Final[frozenset[str]] = frozenset()
+
+
 def upstream_target(raw_target: bytes) -> bytes:
     """The request target as sent upstream: the client's, verbatim (no re-quoting, no
     dot-segment removal), with bytes outside ASCII percent-encoded and any fragment dropped."""

@@ -40,6 +40,8 @@ from urllib.parse import unquote
 
 import httptools
 
+from dataplane.headers import raw_header
+
 __all__ = ["MAX_HEAD_BYTES", "RECEIVED_NS", "ClientGone", "HttpServer"]
 
 log = logging.getLogger(__name__)
@@ -527,7 +529,7 @@ class Cycle:
             if (
                 not self.disconnected
                 and not self.response_started
-                and _header(self.scope["headers"], b"expect") is not None
+                and raw_header(self.scope["headers"], b"expect") is not None
             ):
                 conn.transport.write(_CONTINUE)
         while self.more_body and not self.body and not self.disconnected:
@@ -608,7 +610,11 @@ class Cycle:
         no_body = self.head_method or status in _NO_BODY_STATUS or status < 200
         # Expect: 100-continue answered without reading the body: the client may never send
         # it, so what follows on the connection is not known to be the next request.
-        if self.more_body and not self.continue_sent and _header(self.scope["headers"], b"expect"):
+        if (
+            self.more_body
+            and not self.continue_sent
+            and raw_header(self.scope["headers"], b"expect")
+        ):
             self.keep_alive = False
         if expected is None and not chunked and not no_body:
             if self.scope["http_version"] == "1.0":
@@ -638,10 +644,3 @@ class Cycle:
         if head is not None and not self.disconnected:
             self.head = None
             self.conn.transport.write(head)
-
-
-def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:
-    for key, value in headers:
-        if key == name:
-            return value
-    return None
