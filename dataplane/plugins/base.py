@@ -17,9 +17,24 @@ if TYPE_CHECKING:
     from dataplane.exchange import Exchange
     from dataplane.plugins.host import PluginHost
 
-__all__ = ["PHASES", "GatewayPlugin", "LocalReply", "PluginConfig"]
+__all__ = ["PHASES", "GatewayPlugin", "LocalReply", "PluginConfig", "json_object", "split_pair"]
 
 PHASES = ("access", "header_filter", "body_filter", "log")
+
+
+def split_pair(entry: str) -> tuple[str, str]:
+    """A ``name:value`` config entry (Kong's transformer plugins) as ``(name, value)``."""
+    name, _, value = entry.partition(":")
+    return name, value
+
+
+def json_object(body: bytes) -> dict[str, Any] | None:
+    """``body`` parsed as a JSON object; None when it is not valid JSON or not an object."""
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return None
+    return document if isinstance(document, dict) else None
 
 
 class PluginConfig(BaseModel):

@@ -21,7 +21,13 @@ from urllib.parse import parse_qsl, urlencode
 
 from pydantic import AfterValidator, Field
 
-from dataplane.plugins.base import GatewayPlugin, LocalReply, PluginConfig
+from dataplane.plugins.base import (
+    GatewayPlugin,
+    LocalReply,
+    PluginConfig,
+    json_object,
+    split_pair,
+)
 
 if TYPE_CHECKING:
     from dataplane.exchange import Exchange
@@ -113,11 +119,6 @@ class RequestTransformerConfig(PluginConfig):
     append: ValuesConfig = ValuesConfig()
 
 
-def _split(entry: str) -> tuple[str, str]:
-    name, _, value = entry.partition(":")
-    return name, value
-
-
 class RequestTransformerPlugin(GatewayPlugin[RequestTransformerConfig]):
     """Rewrites the upstream path, method, headers, body and query string (access phase)."""
 
@@ -143,39 +144,25 @@ class RequestTransformerPlugin(GatewayPlugin[RequestTransformerConfig]):
         headers = exchange.request_headers
         for name in config.remove.headers:
             headers.remove(name)
-        for old, new in map(_split, config.rename.headers):
+        for old, new in map(split_pair, config.rename.headers):
             headers.rename(old, new)
-        for name, value in map(_split, config.replace.headers):
+        for name, value in map(split_pair, config.replace.headers):
             if name in headers or name.lower() == "host":
                 headers.set(name, value)
-        for name, value in map(_split, config.add.headers):
+        for name, value in map(split_pair, config.add.headers):
             if name not in headers and name.lower() != "host":
                 headers.set(name, value)
-        for name, value in map(_split, config.append.headers):
+        for name, value in map(split_pair, config.append.headers):
             if name.lower() != "host":
                 headers.add(name, value)
 
     def _query(self, exchange: Exchange) -> None:
-        config = self.config
-        rules = (
-            config.remove.querystring,
-            config.rename.querystring,
-            config.replace.querystring,
-            config.add.querystring,
-            config.append.querystring,
-        )
+        rules = _rules(self.config, "querystring")
         if any(rules):
             exchange.set_query_args(_transform_pairs(exchange.query_args(), *rules))
 
     def _body(self, exchange: Exchange) -> None:
-        config = self.config
-        rules = (
-            config.remove.body,
-            config.rename.body,
-            config.replace.body,
-            config.add.body,
-            config.append.body,
-        )
+        rules = _rules(self.config, "body")
         if not any(rules):
             return
         kind = _body_kind(exchange.request_headers.get("content-type"))
@@ -202,6 +189,18 @@ class RequestTransformerPlugin(GatewayPlugin[RequestTransformerConfig]):
 
 
 _BODYLESS_METHODS: Final = frozenset({"GET", "HEAD", "TRACE"})
+Rules = tuple[Sequence[str], Sequence[str], Sequence[str], Sequence[str], Sequence[str]]
+
+
+def _rules(config: RequestTransformerConfig, part: str) -> Rules:
+    """The remove, rename, replace, add and append entries for ``part`` (querystring, body)."""
+    return (
+        getattr(config.remove, part),
+        getattr(config.rename, part),
+        getattr(config.replace, part),
+        getattr(config.add, part),
+        getattr(config.append, part),
+    )
 
 
 def _body_kind(content_type: str | None) -> str | None:
@@ -239,19 +238,19 @@ def _transform_pairs(
     """Kong's order on multi-valued ``(name, value)`` pairs (query string, form body)."""
     removed = set(remove)
     args = [(name, value) for name, value in args if name not in removed]
-    for old, new in map(_split, rename):
+    for old, new in map(split_pair, rename):
         args = [(new if name == old else name, value) for name, value in args]
-    for key, replacement in map(_split, replace):
+    for key, replacement in map(split_pair, replace):
         first = next((i for i, (name, _) in enumerate(args) if name == key), None)
         if first is not None:  # every value of the name becomes the one replacement
             args = [arg for arg in args if arg[0] != key]
             args.insert(first, (key, replacement))
     present = {name for name, _ in args}
-    for name, value in map(_split, add):
+    for name, value in map(split_pair, add):
         if name not in present:
             args.append((name, value))
             present.add(name)
-    for name, value in map(_split, append):
+    for name, value in map(split_pair, append):
         args.append((name, value))
     return args
 
@@ -271,29 +270,28 @@ def _transform_json(
     array, as Kong does. Without a body only ``add`` and ``append`` apply (they create one).
     """
     if body:
-        try:
-            document = json.loads(body)
-        except ValueError:
+        document = json_object(body)
+        if document is None:
             return None
-        if not isinstance(document, dict):
-            return None
-        original = json.loads(body)
+        # Only append changes values in place (a list grows): without it a shallow copy is
+        # enough to tell whether anything changed.
+        original = None if append else dict(document)
         for name in remove:
             document.pop(name, None)
-        for old, new in map(_split, rename):
+        for old, new in map(split_pair, rename):
             if old in document:
                 document[new] = document.pop(old)
-        for name, value in map(_split, replace):
+        for name, value in map(split_pair, replace):
             if name in document:
                 document[name] = value
     else:
         if not add and not append:
             return None
         document, original = {}, None
-    for name, value in map(_split, add):
+    for name, value in map(split_pair, add):
         if name not in document:
             document[name] = value
-    for name, value in map(_split, append):
+    for name, value in map(split_pair, append):
         current = document.get(name)
         if current is None:
             document[name] = value
@@ -301,7 +299,7 @@ def _transform_json(
             current.append(value)
         else:
             document[name] = [current, value]
-    if document == original:
+    if original is not None and document == original:
         return None
     return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
 
 from pydantic import AfterValidator, ConfigDict, Field, model_validator
 
-from dataplane.plugins.base import GatewayPlugin, PluginConfig
+from dataplane.plugins.base import GatewayPlugin, PluginConfig, json_object, split_pair
 
 if TYPE_CHECKING:
     from dataplane.exchange import Exchange
@@ -115,11 +115,6 @@ class ResponseTransformerConfig(PluginConfig):
         return any(part.json_fields for part in parts)
 
 
-def _split(entry: str) -> tuple[str, str]:
-    name, _, value = entry.partition(":")
-    return name, value
-
-
 def _typed(value: str, json_type: JsonType | None) -> Any:
     if json_type == "number":
         try:
@@ -137,21 +132,18 @@ def _typed_pairs(values: ValuesConfig) -> list[tuple[str, Any]]:
     types += [None] * (len(values.json_fields) - len(types))
     return [
         (name, _typed(value, json_type))
-        for (name, value), json_type in zip(map(_split, values.json_fields), types, strict=True)
+        for (name, value), json_type in zip(map(split_pair, values.json_fields), types, strict=True)
     ]
 
 
 def transform_json(config: ResponseTransformerConfig, body: bytes) -> bytes | None:
     """The transformed JSON body; None when it is not a JSON object (left as is)."""
-    try:
-        document = json.loads(body)
-    except ValueError:
-        return None
-    if not isinstance(document, dict):
+    document = json_object(body)
+    if document is None:
         return None
     for name in config.remove.json_fields:
         document.pop(name, None)
-    for old, new in map(_split, config.rename.json_fields):
+    for old, new in map(split_pair, config.rename.json_fields):
         if old in document and new:
             document[new] = document.pop(old)
     for name, value in _typed_pairs(config.replace):
@@ -185,15 +177,15 @@ class ResponseTransformerPlugin(GatewayPlugin[ResponseTransformerConfig]):
         headers = exchange.response_headers
         for name in config.remove.headers:
             headers.remove(name)
-        for old, new in map(_split, config.rename.headers):
+        for old, new in map(split_pair, config.rename.headers):
             headers.rename(old, new)
-        for name, value in map(_split, config.replace.headers):
+        for name, value in map(split_pair, config.replace.headers):
             if name in headers:
                 headers.set(name, value)
-        for name, value in map(_split, config.add.headers):
+        for name, value in map(split_pair, config.add.headers):
             if name not in headers:
                 headers.set(name, value)
-        for name, value in map(_split, config.append.headers):
+        for name, value in map(split_pair, config.append.headers):
             headers.add(name, value)
         if config.transforms_json and _JSON_TYPE.match(headers.get("content-type") or ""):
             headers.remove("content-length")
