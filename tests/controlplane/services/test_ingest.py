@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.resource.v1 import resource_pb2
@@ -10,9 +10,10 @@ from opentelemetry.proto.trace.v1 import trace_pb2
 from sqlalchemy import func, select
 
 from controlplane.db.engine import Database
-from controlplane.db.models import SpanRow, TraceRow, TracingSessionRow
+from controlplane.db.models import SpanRow, TraceRow
 from controlplane.services.ingest import ingest_batch
 from protos.activetrace.cluster.v1 import cluster_pb2 as pb
+from tests.controlplane.otlp.traced import active_session_row
 
 NOW = datetime(2026, 11, 24, tzinfo=UTC)
 
@@ -72,17 +73,7 @@ def _batch(
 
 async def _session(db: Database, session_id: str) -> None:
     async with db.session() as s:
-        s.add(
-            TracingSessionRow(
-                id=session_id,
-                status="active",
-                max_samples=10,
-                duration_secs=60,
-                created_at=NOW,
-                ends_at=NOW + timedelta(minutes=1),
-                expires_at=NOW + timedelta(days=7),
-            )
-        )
+        s.add(active_session_row(session_id, NOW))
         await s.commit()
 
 
