@@ -142,7 +142,6 @@ class HttpServer:
         self.connections: set[HttpConnection] = set()
         self.tasks: set[asyncio.Task[None]] = set()
         self.force_exit = False
-        self.started = asyncio.Event()
         self._exit = asyncio.Event()
         self._server: asyncio.Server | None = None
 
@@ -175,7 +174,6 @@ class HttpServer:
                 reuse_address=True,
             )
         sweeper = asyncio.create_task(self._sweep_idle(loop))
-        self.started.set()
         try:
             await self._exit.wait()
         finally:
@@ -327,7 +325,6 @@ class HttpConnection(asyncio.Protocol):
     def on_message_begin(self) -> None:
         """The parser saw the start of a request."""
         self.received_ns = _perf()
-        self.head_started = self.loop.time()
         self.url = b""
         self.headers = []
         self.parsed_head = 0
