@@ -55,7 +55,6 @@ class SpanExport:
         batch_spans: int = 2048,
         flush_interval: float = 0.2,
     ) -> None:
-        self.node_resource = node_resource
         self.version = version
         self.max_spans = max_spans
         self.batch_spans = batch_spans
@@ -67,7 +66,7 @@ class SpanExport:
         self.dropped = 0
         self.acked_spans = 0
         self.sender: Sender | None = None
-        self._resource = node_resource.SerializeToString()
+        self._resource = node_resource.SerializeToString()  # written into every batch
         self._wakeup = asyncio.Event()
 
     @property
