@@ -77,12 +77,9 @@ class HeaderList:
         """Remove every value of ``name``."""
         self._drop((_key(name),))
 
-    def remove_many(self, names: Iterable[str] | frozenset[bytes]) -> None:
-        """Remove every value of each of ``names`` (or of these stored keys), in one pass."""
-        if isinstance(names, frozenset):
-            self._drop(names)
-        else:
-            self._drop({_key(name) for name in names})
+    def remove_many(self, names: Iterable[str]) -> None:
+        """Remove every value of each of ``names``, in one pass."""
+        self._drop({_key(name) for name in names})
 
     def _drop(self, keys: Collection[bytes]) -> None:
         raw = self.raw

@@ -33,7 +33,6 @@ CONSUMER_HEADERS = (
     "x-credential-identifier",
     "x-anonymous-consumer",
 )
-_CONSUMER_KEYS = frozenset(name.encode("latin-1") for name in CONSUMER_HEADERS)
 
 
 class KeyAuthConfig(PluginConfig):
@@ -153,7 +152,7 @@ def _set_consumer(exchange: Exchange, consumer: Consumer, credential_id: str | N
     exchange.consumer = consumer
     exchange.credential_id = credential_id
     headers = exchange.request_headers
-    headers.remove_many(_CONSUMER_KEYS)
+    headers.remove_many(CONSUMER_HEADERS)
     headers.add("x-consumer-id", consumer.id)
     if consumer.custom_id is not None:
         headers.add("x-consumer-custom-id", consumer.custom_id)
