@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, unquote
 
 from dataplane.headers import HeaderList
-from dataplane.tracing.spans import KIND_CLIENT, Span, now_ns
+from dataplane.tracing.spans import KIND_CLIENT, Span
 from dataplane.tracing.tracer import ALWAYS_REDACTED, REDACTED
 
 if TYPE_CHECKING:
@@ -115,7 +115,7 @@ class Exchange:
         if trace is None:
             return None
         parent = self.current_span or trace.root
-        return trace.span(name, parent, now_ns(), KIND_CLIENT, attributes)
+        return trace.span(name, parent, None, KIND_CLIENT, attributes)
 
     def query_args(self) -> list[tuple[str, str]]:
         """The query string as decoded ``(name, value)`` pairs, in order."""

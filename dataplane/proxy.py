@@ -28,7 +28,14 @@ from dataplane.runtime import GatewayRuntime
 from dataplane.server import RECEIVED_NS, ClientGone
 from dataplane.tracing.context import CURRENT_TRACE
 from dataplane.tracing.recorder import RequestTrace, format_traceparent
-from dataplane.tracing.spans import KIND_CLIENT, STATUS_ERROR, Span, SpanEvent, now_ns
+from dataplane.tracing.spans import (
+    KIND_CLIENT,
+    KIND_INTERNAL,
+    STATUS_ERROR,
+    Span,
+    SpanEvent,
+    now_ns,
+)
 from dataplane.tracing.tracer import Tracer, capture_headers
 from dataplane.transport import (
     UpstreamConnectError,
@@ -68,6 +75,7 @@ HOP_BY_HOP: Final = frozenset(
 # Never forwarded as the client sent them: hop-by-hop headers, credentials meant for this
 # proxy, and X-Real-IP (the gateway sets it; a client's own would come first and win).
 _NOT_FORWARDED: Final = HOP_BY_HOP | {b"proxy-authorization", b"x-real-ip"}
+_NOT_FORWARDED_TRACED: Final = _NOT_FORWARDED | {b"traceparent"}  # ours replaces the client's
 _BODY_METHODS: Final = frozenset({"POST", "PUT", "PATCH"})
 # Request bodies up to this size are read before proxying (retries can resend them);
 # larger or chunked bodies stream through.
@@ -171,12 +179,15 @@ class Proxy:
                 exchange.response_status,
                 (_perf() - started) / 1e6,
             )
-            if chain.log or exchange.trace is not None:
+            trace = exchange.trace
+            if trace is not None and trace.capture_body and exchange.request_body:
+                _capture(exchange, "gateway.request.body", exchange.request_body)
+            if chain.log:
                 await _log_phase(exchange, chain)
-            if exchange.trace is not None:
+            if trace is not None:
                 CURRENT_TRACE.set(None)
                 _finish_root(exchange, match)
-                self.tracer.finish(exchange.trace, lambda: _response_facts(exchange, scope))
+                self.tracer.finish(trace, lambda: _response_facts(exchange, scope))
 
     async def _proxy(
         self,
@@ -304,7 +315,7 @@ def _phase_span(exchange: Exchange, name: str) -> Span | None:
     trace = exchange.trace
     if trace is None:
         return None
-    return trace.span(name, trace.root, now_ns())
+    return trace.span(name, trace.root)
 
 
 def _plugin_span(
@@ -316,7 +327,6 @@ def _plugin_span(
     span = trace.span(
         f"gateway.{phase_name}.plugin.{plugin.name}",
         phase,
-        now_ns(),
         attributes={"gateway.plugin.id": plugin.plugin_id, "gateway.plugin.name": plugin.name},
     )
     exchange.current_span = span
@@ -341,50 +351,48 @@ def _finish_root(exchange: Exchange, match: RouteMatch | None) -> None:
     root = trace.root
     end_ns = root.end_ns or now_ns()  # the request is over; what follows is bookkeeping
     route_path = match.matched_path if match is not None else None
-    root.name = f"{exchange.method} {route_path}" if route_path else exchange.method
-    attributes = root.attributes
-    query = exchange.redacted_query(exchange.client_query)
-    elapsed_ns = end_ns - root.start_ns
-    attributes.update(
-        {
-            "http.request.method": exchange.method,
-            "url.full": _url_full(exchange, query),
-            "url.path": exchange.path,
-            "url.scheme": exchange.scheme,
-            "client.address": exchange.client_ip,
-            "client.port": exchange.client_port,
-            "server.address": host_without_port(exchange.host),
-            "server.port": exchange.server_port,
-            "network.protocol.version": "1.1",
-            "http.request.body.size": exchange.request_body_size,
-            "http.response.body.size": exchange.response_body_size,
-            "gateway.request.id": exchange.request_id,
-        }
+    method = exchange.method
+    root.name = f"{method} {route_path}" if route_path else method
+    query = exchange.redacted_query(exchange.client_query) if exchange.client_query else ""
+    total_ms = (
+        exchange.total_ms if exchange.total_ms is not None else (end_ns - root.start_ns) / 1e6
     )
-    if exchange.response_status:
-        attributes["http.response.status_code"] = exchange.response_status
+    upstream_ms = exchange.upstream_ms or 0.0
+    status = exchange.response_status
+    # One literal for what every root carries; what plugins or errors set before stays.
+    attributes = {
+        **root.attributes,
+        "http.request.method": method,
+        "url.full": _url_full(exchange, query),
+        "url.path": exchange.path,
+        "url.scheme": exchange.scheme,
+        "client.address": exchange.client_ip,
+        "client.port": exchange.client_port,
+        "server.address": host_without_port(exchange.host),
+        "server.port": exchange.server_port,
+        "network.protocol.version": "1.1",
+        "http.request.body.size": exchange.request_body_size,
+        "http.response.body.size": exchange.response_body_size,
+        "gateway.request.id": exchange.request_id,
+        "gateway.latency.total_ms": round(total_ms, 3),
+        "gateway.latency.upstream_ms": round(upstream_ms, 3),
+        "gateway.latency.gateway_ms": round(total_ms - upstream_ms, 3),
+    }
+    root.attributes = attributes
+    if status:
+        attributes["http.response.status_code"] = status
     if query:
         attributes["url.query"] = query
     user_agent = exchange.request_headers.get("user-agent")
     if user_agent is not None:
         attributes["user_agent.original"] = user_agent
-    if route_path:
-        attributes["http.route"] = route_path
     if match is not None:
-        attributes["gateway.route.id"] = match.route.id
-        attributes["gateway.route.name"] = match.route.name
-        attributes["gateway.service.id"] = match.service.id
-        attributes["gateway.service.name"] = match.service.name
+        attributes.update(match.span_attributes)
     if exchange.consumer is not None:
         attributes["gateway.consumer.id"] = exchange.consumer.id
-    total_ms = exchange.total_ms if exchange.total_ms is not None else elapsed_ns / 1e6
-    attributes["gateway.latency.total_ms"] = round(total_ms, 3)
-    upstream = exchange.upstream_ms
-    attributes["gateway.latency.upstream_ms"] = round(upstream or 0.0, 3)
-    attributes["gateway.latency.gateway_ms"] = round(total_ms - (upstream or 0.0), 3)
-    if exchange.response_status >= 500:
+    if status >= 500:
         root.status_code = STATUS_ERROR
-        attributes.setdefault("error.type", str(exchange.response_status))
+        attributes.setdefault("error.type", str(status))
     if trace.logs:
         root.events = [
             SpanEvent(
@@ -537,12 +545,10 @@ def _upstream_headers(
     depend on.
     """
     raw = exchange.request_headers.raw
-    drop = _NOT_FORWARDED
+    drop = _NOT_FORWARDED if traceparent is None else _NOT_FORWARDED_TRACED
     connection = [value for name, value in raw if name == b"connection"]
     if connection:  # the names every Connection header lists are hop-by-hop too
         drop = drop | {t.strip().lower() for v in connection for t in v.split(b",")}
-    if traceparent is not None:
-        drop = drop | {b"traceparent"}
     headers = []
     forwarded_for: bytes | None = None
     via: bytes | None = None
@@ -751,7 +757,7 @@ def _upstream_span(
     }
     if attempt:
         attributes["http.request.resend_count"] = attempt
-    return trace.span("gateway.upstream", parent, now_ns(), KIND_CLIENT, attributes)
+    return trace.span("gateway.upstream", parent, None, KIND_CLIENT, attributes)
 
 
 def _redacted_target(exchange: Exchange, raw_target: bytes) -> str:
@@ -771,26 +777,26 @@ class _TransportEvents:
         self._open: dict[str, Span] = {}
 
     def __call__(self, event: str, info: dict[str, Any]) -> None:
-        name, _, stage = event.rpartition(".")
-        span_name = _EVENT_SPANS.get(name)
-        if event == "connection.reused":
-            self.upstream.attributes["gateway.connection.reused"] = True
-            peer = info.get("peer")
-            if peer:
-                self.upstream.attributes["network.peer.address"] = str(
-                    peer[0] if isinstance(peer, tuple) else peer
-                )
+        known = _EVENTS.get(event)
+        if known is None:
+            if event == "connection.reused":
+                self.upstream.attributes["gateway.connection.reused"] = True
+                peer = info.get("peer")
+                if peer:
+                    self.upstream.attributes["network.peer.address"] = str(
+                        peer[0] if isinstance(peer, tuple) else peer
+                    )
             return
-        if span_name is None:
-            return
+        name, span_name, stage = known
         if stage == "started":
-            kind = KIND_CLIENT if span_name == "gateway.dns" else 1
-            self._open[name] = self.trace.span(span_name, self.upstream, now_ns(), kind)
+            kind = KIND_CLIENT if span_name == "gateway.dns" else KIND_INTERNAL
+            self._open[name] = self.trace.span(span_name, self.upstream, None, kind)
             return
         span = self._open.pop(name, None)
         if span is None:
             return
-        _annotate(span, name, info)
+        if info:
+            _annotate(span, name, info)
         if stage == "failed":
             span.set_error(
                 _span_error(str(info.get("error_type", "error"))), str(info.get("error", ""))
@@ -805,6 +811,12 @@ _EVENT_SPANS: Final = {
     "http11.send_request_headers": "gateway.upstream.send_request",
     "http11.receive_response_headers": "gateway.upstream.ttfb",
     "http11.receive_response_body": "gateway.upstream.read_response",
+}
+# "<phase>.<stage>" -> (phase, span name, stage): one lookup per event on the traced path
+_EVENTS: Final = {
+    f"{name}.{stage}": (name, span_name, stage)
+    for name, span_name in _EVENT_SPANS.items()
+    for stage in ("started", "complete", "failed")
 }
 
 
@@ -1040,10 +1052,6 @@ async def _respond(
 
 async def _log_phase(exchange: Exchange, chain: PluginChain) -> None:
     """After the response: log handlers (errors are logged, never raised)."""
-    if exchange.trace is not None and exchange.trace.capture_body and exchange.request_body:
-        _capture(exchange, "gateway.request.body", exchange.request_body)
-    if not chain.log:
-        return
     phase = _phase_span(exchange, "gateway.log")
     for plugin in chain.log:
         span = _plugin_span(exchange, phase, "log", plugin)

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
 
 from dataplane.gateway_config import Route, Service
 from dataplane.router.hosts import HostPattern, parse_host_pattern
@@ -62,6 +64,8 @@ class Candidate:
     protocols: frozenset[str]
     headers: tuple[HeaderRule, ...]
     key: tuple[int, ...]
+    # What a traced request's root span says about its route, assembled once per config.
+    span_attributes: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     def accepts(self, request: RequestFacts) -> bool:
         """The criteria the index does not check: protocol, method, host port, headers."""
@@ -120,7 +124,14 @@ def candidates_for(route: Route, service: Service, order: int) -> Iterator[Candi
     protocols = frozenset(route.protocols)
     headers = tuple(_header_rule(name, values) for name, values in route.headers.items())
     index = 0
+    common = {
+        "gateway.route.id": route.id,
+        "gateway.route.name": route.name,
+        "gateway.service.id": service.id,
+        "gateway.service.name": service.name,
+    }
     for path in paths:
+        span_attributes = MappingProxyType({"http.route": path, **common} if path else common)
         regex: re.Pattern[str] | None = None
         if path is not None and path.startswith("~"):
             try:
@@ -130,5 +141,7 @@ def candidates_for(route: Route, service: Service, order: int) -> Iterator[Candi
                 continue
         for host in hosts:
             key = _priority(route, host, path, order, index)
-            yield Candidate(route, service, host, path, regex, methods, protocols, headers, key)
+            yield Candidate(
+                route, service, host, path, regex, methods, protocols, headers, key, span_attributes
+            )
             index += 1

@@ -6,6 +6,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from dataplane.gateway_config import Route, Service
 from dataplane.router.candidate import Candidate, RequestFacts, candidates_for
@@ -31,6 +32,8 @@ class RouteMatch:
     ``matched_path`` is the route path (prefix or ``~regex``) that matched, None for a route
     without paths. ``upstream_path`` is the path to request upstream (no query string).
     ``upstream_host`` is the Host header to send when the route preserves the host, else None.
+    ``span_attributes`` are the route's attributes on a traced request's root span (shared:
+    read only).
     """
 
     route: Route
@@ -38,6 +41,7 @@ class RouteMatch:
     matched_path: str | None
     upstream_path: str
     upstream_host: str | None
+    span_attributes: Mapping[str, Any]
 
 
 class Router:
@@ -155,4 +159,5 @@ class Router:
             candidate.path,
             join_upstream_path(candidate.service.path, request.path, stripped),
             host if route.preserve_host and host else None,
+            candidate.span_attributes,
         )

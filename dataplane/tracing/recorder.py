@@ -64,6 +64,13 @@ class RequestTrace:
         self.root = Span("HTTP", parent[1] if parent is not None else b"", start_ns, KIND_SERVER)
         self.spans: list[Span] = [self.root]
         self.logs: list[tuple[int, str, str, str]] = []  # (time, level, logger, message)
+        if len(head) == 1 and not tail:  # the usual case, without a generator per flag
+            only = head[0]
+            self.capture_headers = only.capture_headers
+            self.capture_body = only.capture_body
+            self.body_max_bytes = only.body_max_bytes
+            only.in_flight += 1
+            return
         sessions = head + tail
         self.capture_headers = any(s.capture_headers for s in sessions)
         self.capture_body = any(s.capture_body for s in sessions)
@@ -75,11 +82,11 @@ class RequestTrace:
         self,
         name: str,
         parent: Span,
-        start_ns: int,
+        start_ns: int | None = None,
         kind: int = KIND_INTERNAL,
         attributes: dict[str, Any] | None = None,
     ) -> Span:
-        """Start a child span of ``parent``."""
+        """Start a child span of ``parent`` (at ``start_ns``, or now)."""
         span = Span(name, parent.span_id, start_ns, kind, attributes)
         self.spans.append(span)
         return span

@@ -1,5 +1,6 @@
 """Fixtures for plugin tests: exchanges, a plugin host, real Redis, a real log collector, and a
-real gateway (the proxy served by uvicorn) in front of a real upstream on loopback."""
+real gateway (the proxy served by the node's HTTP server) in front of a real upstream on
+loopback."""
 
 from __future__ import annotations
 
@@ -15,8 +16,10 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 from opentelemetry.proto.resource.v1 import resource_pb2
+from opentelemetry.proto.trace.v1 import trace_pb2
 from redis.exceptions import RedisError
 
+from controlplane.otlp.convert import attributes_dict
 from dataplane.exchange import Exchange
 from dataplane.gateway_config import GatewayConfig, normalise_declarative
 from dataplane.headers import HeaderList
@@ -26,7 +29,7 @@ from dataplane.runtime import GatewayRuntime
 from dataplane.tracing.export import SpanExport
 from dataplane.tracing.recorder import RequestTrace
 from dataplane.tracing.sessions import SessionDefinition
-from dataplane.tracing.spans import Span, now_ns
+from dataplane.tracing.spans import Span, SpanEvent, now_ns
 from dataplane.tracing.tracer import Tracer
 from dataplane.transport import UpstreamTransport
 from tests.conftest import serve_asgi
@@ -252,8 +255,32 @@ class Gateway:
         )
 
     def traces(self) -> list[list[Span]]:
-        """The spans of each finished trace, oldest first."""
-        return [list(finished.spans) for finished in self.export.pending]
+        """The spans of each finished trace, oldest first, decoded from what the node encoded
+        (export keeps only the bytes)."""
+        return [_decoded(finished.encoded) for finished in self.export.pending]
+
+
+def _decoded(encoded: bytes) -> list[Span]:
+    spans = []
+    for message in trace_pb2.ScopeSpans.FromString(encoded).spans:
+        span = Span(
+            message.name,
+            message.parent_span_id,
+            message.start_time_unix_nano,
+            message.kind,
+            attributes_dict(message.attributes),
+        )
+        span.span_id = message.span_id
+        span.end_ns = message.end_time_unix_nano
+        span.status_code = message.status.code
+        span.status_message = message.status.message
+        if message.events:
+            span.events = [
+                SpanEvent(e.name, e.time_unix_nano, attributes_dict(e.attributes))
+                for e in message.events
+            ]
+        spans.append(span)
+    return spans
 
 
 @pytest.fixture
