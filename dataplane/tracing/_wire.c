@@ -7,11 +7,21 @@
  * the opentelemetry-proto message encoding. Values wire.py would treat specially (integers
  * outside 64 bits, non-str keys, IDs of the wrong length) raise TypeError, ValueError or
  * OverflowError here, and wire.py then encodes that trace itself.
+ *
+ * SpanBase: the fields of spans.Span as a C struct, so building a span on a traced request
+ * (its random ID, its start time, its end) costs no Python frames. spans.py subclasses it
+ * (adding set_error and record_exception) and keeps a pure-Python twin for builds without
+ * this module; tests run both.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
+#include <pthread.h>
+#include <sys/random.h>
+#include <unistd.h>
 
 typedef struct {
     char *data;
@@ -311,17 +321,260 @@ static int event(Buf *b, PyObject *ev) {
     return rc;
 }
 
+
+/* ---- SpanBase ---------------------------------------------------------------------------- */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *name;
+    PyObject *span_id;
+    PyObject *parent_id;
+    PyObject *attributes;
+    PyObject *events;
+    PyObject *status_message;
+    unsigned long long start_ns;
+    unsigned long long end_ns;
+    int kind;
+    int status_code;
+} SpanObject;
+
+static PyTypeObject SpanType;
+static long long clock_offset_ns = 0; /* unix ns minus CLOCK_MONOTONIC ns (spans.py sets it) */
+static uint64_t id_state = 0;
+
+static unsigned long long now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts); /* the clock of time.perf_counter_ns on Linux */
+    return (unsigned long long)((long long)ts.tv_sec * 1000000000LL + ts.tv_nsec +
+                                clock_offset_ns);
+}
+
+static void seed_ids(void) {
+    uint64_t seed = 0;
+    if (getrandom(&seed, sizeof seed, 0) != (ssize_t)sizeof seed) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        seed = ((uint64_t)ts.tv_nsec << 32) ^ (uint64_t)ts.tv_sec ^ ((uint64_t)getpid() << 16);
+    }
+    id_state = seed;
+}
+
+/* splitmix64: a bijection of its counter, so IDs from one seed never repeat (2^64 period). */
+static uint64_t next_id(void) {
+    uint64_t z;
+    do {
+        z = (id_state += 0x9E3779B97F4A7C15ULL);
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+        z ^= z >> 31;
+    } while (z == 0); /* an all-zero span ID is invalid */
+    return z;
+}
+
+static PyObject *span_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
+    static char *keywords[] = {"name", "parent_id", "start_ns", "kind", "attributes", NULL};
+    PyObject *name, *parent_id, *start = Py_None, *attributes = Py_None;
+    int kind = 1;
+    Py_ssize_t nargs = PyTuple_GET_SIZE(args);
+    if (kwds == NULL && nargs >= 2 && nargs <= 5) { /* the hot path: positional arguments */
+        name = PyTuple_GET_ITEM(args, 0);
+        parent_id = PyTuple_GET_ITEM(args, 1);
+        if (nargs > 2) {
+            start = PyTuple_GET_ITEM(args, 2);
+        }
+        if (nargs > 3) {
+            kind = PyLong_AsLong(PyTuple_GET_ITEM(args, 3));
+            if (kind == -1 && PyErr_Occurred()) {
+                return NULL;
+            }
+        }
+        if (nargs > 4) {
+            attributes = PyTuple_GET_ITEM(args, 4);
+        }
+    } else if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO|OiO:Span", keywords, &name,
+                                            &parent_id, &start, &kind, &attributes)) {
+        return NULL;
+    }
+    unsigned long long start_ns;
+    if (start == Py_None) {
+        start_ns = now_ns();
+    } else {
+        start_ns = PyLong_AsUnsignedLongLong(start);
+        if (start_ns == (unsigned long long)-1 && PyErr_Occurred()) {
+            return NULL;
+        }
+    }
+    SpanObject *self = (SpanObject *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    uint64_t id = next_id();
+    unsigned char raw[8];
+    for (int i = 7; i >= 0; i--) {
+        raw[i] = (unsigned char)(id & 0xFF);
+        id >>= 8;
+    }
+    self->span_id = PyBytes_FromStringAndSize((const char *)raw, 8);
+    self->attributes = attributes == Py_None ? PyDict_New() : Py_NewRef(attributes);
+    self->status_message = PyUnicode_FromStringAndSize(NULL, 0);
+    if (self->span_id == NULL || self->attributes == NULL || self->status_message == NULL) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    self->name = Py_NewRef(name);
+    self->parent_id = Py_NewRef(parent_id);
+    self->events = Py_NewRef(Py_None);
+    self->start_ns = start_ns;
+    self->end_ns = 0;
+    self->kind = kind;
+    self->status_code = 0;
+    return (PyObject *)self;
+}
+
+static int span_traverse(SpanObject *self, visitproc visit, void *arg) {
+    Py_VISIT(self->name);
+    Py_VISIT(self->span_id);
+    Py_VISIT(self->parent_id);
+    Py_VISIT(self->attributes);
+    Py_VISIT(self->events);
+    Py_VISIT(self->status_message);
+    return 0;
+}
+
+static int span_clear(SpanObject *self) {
+    Py_CLEAR(self->name);
+    Py_CLEAR(self->span_id);
+    Py_CLEAR(self->parent_id);
+    Py_CLEAR(self->attributes);
+    Py_CLEAR(self->events);
+    Py_CLEAR(self->status_message);
+    return 0;
+}
+
+/* A static type: for instances of a Python subclass, subtype_dealloc calls this and then
+ * releases the subclass itself. */
+static void span_dealloc(SpanObject *self) {
+    PyObject_GC_UnTrack(self);
+    span_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *span_end(SpanObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs > 1) {
+        PyErr_SetString(PyExc_TypeError, "end(end_ns=None)");
+        return NULL;
+    }
+    if (self->end_ns == 0) {
+        if (nargs == 1 && args[0] != Py_None) {
+            unsigned long long end = PyLong_AsUnsignedLongLong(args[0]);
+            if (end == (unsigned long long)-1 && PyErr_Occurred()) {
+                return NULL;
+            }
+            self->end_ns = end;
+        } else {
+            self->end_ns = now_ns();
+        }
+    }
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef span_methods[] = {
+    {"end", (PyCFunction)(void (*)(void))span_end, METH_FASTCALL,
+     "Close the span (now, or at end_ns); ending twice keeps the first end."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyMemberDef span_members[] = {
+    {"name", T_OBJECT_EX, offsetof(SpanObject, name), 0, NULL},
+    {"span_id", T_OBJECT_EX, offsetof(SpanObject, span_id), 0, NULL},
+    {"parent_id", T_OBJECT_EX, offsetof(SpanObject, parent_id), 0, NULL},
+    {"attributes", T_OBJECT_EX, offsetof(SpanObject, attributes), 0, NULL},
+    {"events", T_OBJECT, offsetof(SpanObject, events), 0, NULL},
+    {"status_message", T_OBJECT_EX, offsetof(SpanObject, status_message), 0, NULL},
+    {"start_ns", T_ULONGLONG, offsetof(SpanObject, start_ns), 0, NULL},
+    {"end_ns", T_ULONGLONG, offsetof(SpanObject, end_ns), 0, NULL},
+    {"kind", T_INT, offsetof(SpanObject, kind), 0, NULL},
+    {"status_code", T_INT, offsetof(SpanObject, status_code), 0, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyTypeObject SpanType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "dataplane.tracing._wire.SpanBase",
+    .tp_doc = "The fields of a span as a C struct (spans.Span subclasses it).",
+    .tp_basicsize = sizeof(SpanObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_new = span_new,
+    .tp_dealloc = (destructor)span_dealloc,
+    .tp_traverse = (traverseproc)span_traverse,
+    .tp_clear = (inquiry)span_clear,
+    .tp_methods = span_methods,
+    .tp_members = span_members,
+};
+
+static PyObject *set_clock_offset(PyObject *module, PyObject *offset) {
+    (void)module;
+    long long value = PyLong_AsLongLong(offset);
+    if (value == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    clock_offset_ns = value;
+    Py_RETURN_NONE;
+}
+
+static PyObject *clock_ns(PyObject *module, PyObject *unused) {
+    (void)module;
+    (void)unused;
+    return PyLong_FromUnsignedLongLong(now_ns());
+}
+
+/* The fields span_body reads, as new references: from the struct for SpanBase instances,
+ * by attribute for other span-like objects. */
+static int span_values(PyObject *span, PyObject **names, PyObject **values) {
+    if (PyObject_TypeCheck(span, &SpanType)) {
+        SpanObject *s = (SpanObject *)span;
+        PyObject *objects[] = {s->span_id, s->parent_id, s->name};
+        for (int i = 0; i < 3; i++) {
+            if (objects[i] == NULL) {
+                PyErr_SetString(PyExc_AttributeError, "span field deleted");
+                return -1;
+            }
+            values[i] = Py_NewRef(objects[i]);
+        }
+        values[3] = PyLong_FromLong(s->kind);
+        values[4] = PyLong_FromUnsignedLongLong(s->start_ns);
+        values[5] = PyLong_FromUnsignedLongLong(s->end_ns);
+        if (s->attributes == NULL || s->status_message == NULL) {
+            PyErr_SetString(PyExc_AttributeError, "span field deleted");
+            return -1;
+        }
+        values[6] = Py_NewRef(s->attributes);
+        values[7] = Py_NewRef(s->events ? s->events : Py_None);
+        values[8] = PyLong_FromLong(s->status_code);
+        values[9] = Py_NewRef(s->status_message);
+        for (int i = 0; i < 10; i++) {
+            if (values[i] == NULL) {
+                return -1;
+            }
+        }
+        return 0;
+    }
+    for (int i = 0; i < 10; i++) {
+        values[i] = PyObject_GetAttr(span, names[i]);
+        if (values[i] == NULL) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /* One span's fields (wire.py's _span, without the outer ScopeSpans.spans field). */
 static int span_body(Buf *b, const char *trace_field, PyObject *span) {
     PyObject *values[10] = {NULL};
     PyObject *names[10] = {s_span_id,    s_parent_id, s_name,   s_kind,        s_start_ns,
                            s_end_ns,     s_attributes, s_events, s_status_code, s_status_message};
     int rc = -1;
-    for (int i = 0; i < 10; i++) {
-        values[i] = PyObject_GetAttr(span, names[i]);
-        if (values[i] == NULL) {
-            goto done;
-        }
+    if (span_values(span, names, values) < 0) {
+        goto done;
     }
     PyObject *span_id = values[0], *parent = values[1], *name = values[2], *kind = values[3];
     PyObject *start = values[4], *end = values[5], *attrs = values[6], *events = values[7];
@@ -451,6 +704,9 @@ done:
 static PyMethodDef methods[] = {
     {"trace_spans", (PyCFunction)(void (*)(void))trace_spans, METH_FASTCALL,
      "trace_spans(trace_id, spans) -> bytes: the spans as ScopeSpans.spans fields."},
+    {"set_clock_offset", set_clock_offset, METH_O,
+     "set_clock_offset(ns): unix time minus CLOCK_MONOTONIC, for span times."},
+    {"now_ns", clock_ns, METH_NOARGS, "now_ns() -> unix nanoseconds on the span clock."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -484,5 +740,18 @@ PyMODINIT_FUNC PyInit__wire(void) {
             return NULL;
         }
     }
-    return PyModule_Create(&module);
+    seed_ids();
+    pthread_atfork(NULL, NULL, seed_ids); /* a forked child must not repeat its parent's IDs */
+    if (PyType_Ready(&SpanType) < 0) {
+        return NULL;
+    }
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL) {
+        return NULL;
+    }
+    if (PyModule_AddObjectRef(m, "SpanBase", (PyObject *)&SpanType) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
 }

@@ -1,5 +1,29 @@
 from collections.abc import Sequence
+from typing import Any
 
-from dataplane.tracing.spans import Span
+from dataplane.tracing.spans import Span, SpanEvent
 
 def trace_spans(trace_id: bytes, spans: Sequence[Span], /) -> bytes: ...
+def set_clock_offset(offset_ns: int, /) -> None: ...
+def now_ns() -> int: ...
+
+class SpanBase:
+    name: str
+    span_id: bytes
+    parent_id: bytes
+    attributes: dict[str, Any]
+    events: list[SpanEvent] | None
+    status_message: str
+    start_ns: int
+    end_ns: int
+    kind: int
+    status_code: int
+    def __init__(
+        self,
+        name: str,
+        parent_id: bytes,
+        start_ns: int | None = None,
+        kind: int = 1,
+        attributes: dict[str, Any] | None = None,
+    ) -> None: ...
+    def end(self, end_ns: int | None = None, /) -> None: ...

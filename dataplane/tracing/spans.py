@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 import time
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 __all__ = [
     "KIND_CLIENT",
@@ -17,6 +17,7 @@ __all__ = [
     "STATUS_ERROR",
     "STATUS_OK",
     "STATUS_UNSET",
+    "PySpanBase",
     "Span",
     "SpanEvent",
     "new_span_id",
@@ -63,8 +64,9 @@ class SpanEvent:
         self.attributes = attributes
 
 
-class Span:
-    """One operation of a traced request."""
+class PySpanBase:
+    """A span's fields and its end, in Python: what ``_wire.SpanBase`` does in C, used when
+    the extension is not built (and tested against it)."""
 
     __slots__ = (
         "attributes",
@@ -87,8 +89,7 @@ class Span:
         kind: int = KIND_INTERNAL,
         attributes: dict[str, Any] | None = None,
     ) -> None:
-        """A started span (``start_ns`` None: now). Hot on traced requests: the ID and the
-        clock are inlined rather than calls to :func:`new_span_id` and :func:`now_ns`."""
+        """A started span (``start_ns`` None: now)."""
         self.name = name
         self.kind = kind
         self.span_id = (_getrandbits(64) or 1).to_bytes(8, "big")
@@ -104,6 +105,28 @@ class Span:
         """Close the span (now, or at ``end_ns``); ending twice keeps the first end."""
         if not self.end_ns:
             self.end_ns = end_ns if end_ns is not None else _perf_counter_ns() + _OFFSET_NS
+
+
+if TYPE_CHECKING:
+    _SpanBase = PySpanBase
+else:
+    try:  # built by `pip install` (hatch_build.py); hot on traced requests: no Python frames
+        from dataplane.tracing._wire import SpanBase as _SpanBase
+        from dataplane.tracing._wire import set_clock_offset
+    except ImportError:
+        _SpanBase = PySpanBase
+    else:
+        set_clock_offset(_OFFSET_NS)  # C spans read CLOCK_MONOTONIC, as perf_counter_ns does
+
+
+class Span(_SpanBase):
+    """One operation of a traced request.
+
+    ``Span(name, parent_id, start_ns=None, kind=KIND_INTERNAL, attributes=None)``: a random
+    8-byte ``span_id``, started now unless ``start_ns`` is given; ``end()`` closes it.
+    """
+
+    __slots__ = ()
 
     def set_error(self, error_type: str, message: str = "") -> None:
         """Mark the span failed with an ``error.type``."""

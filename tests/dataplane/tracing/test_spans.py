@@ -1,0 +1,149 @@
+"""Span objects: the C struct (``_wire.SpanBase``) and its pure-Python twin behave the same."""
+
+from __future__ import annotations
+
+import gc
+import os
+import weakref
+from typing import Any
+
+import pytest
+
+from dataplane.tracing import wire
+from dataplane.tracing.spans import (
+    KIND_CLIENT,
+    KIND_INTERNAL,
+    STATUS_ERROR,
+    STATUS_UNSET,
+    PySpanBase,
+    Span,
+    now_ns,
+)
+
+
+class PySpan(PySpanBase):
+    """Span as built without the extension (same methods as Span)."""
+
+    __slots__ = ()
+    set_error = Span.set_error
+    record_exception = Span.record_exception
+
+
+@pytest.fixture(params=[Span, PySpan], ids=["c", "python"])
+def span_class(request: pytest.FixtureRequest) -> Any:
+    return request.param
+
+
+def test_the_c_struct_is_what_the_node_uses() -> None:
+    assert wire.ACCELERATED, "the C extension is not built (pip install -e . compiles it)"
+    from dataplane.tracing._wire import SpanBase
+
+    assert issubclass(Span, SpanBase)
+
+
+def test_defaults(span_class: Any) -> None:
+    before = now_ns()
+    span = span_class("gateway.router", b"\x01" * 8)
+    after = now_ns()
+    assert before <= span.start_ns <= after
+    assert span.name == "gateway.router"
+    assert span.parent_id == b"\x01" * 8
+    assert span.kind == KIND_INTERNAL
+    assert span.end_ns == 0
+    assert span.attributes == {}
+    assert span.events is None
+    assert span.status_code == STATUS_UNSET
+    assert span.status_message == ""
+    assert span_class("a", b"").attributes is not span_class("b", b"").attributes
+
+
+def test_arguments_by_position_and_by_keyword(span_class: Any) -> None:
+    attributes = {"k": "v"}
+    by_position = span_class("n", b"", 7, KIND_CLIENT, attributes)
+    by_keyword = span_class(
+        name="n", parent_id=b"", start_ns=7, kind=KIND_CLIENT, attributes=attributes
+    )
+    for span in (by_position, by_keyword):
+        assert (span.start_ns, span.kind) == (7, KIND_CLIENT)
+        assert span.attributes is attributes
+
+
+def test_ids_are_eight_random_bytes(span_class: Any) -> None:
+    ids = {span_class("s", b"").span_id for _ in range(20_000)}
+    assert len(ids) == 20_000
+    assert all(len(i) == 8 and i != bytes(8) for i in ids)
+
+
+def test_end_keeps_the_first_end(span_class: Any) -> None:
+    span = span_class("s", b"", 100)
+    span.end(250)
+    span.end(900)
+    span.end()
+    assert span.end_ns == 250
+    now = span_class("s", b"")
+    now.end()
+    assert now.start_ns <= now.end_ns <= now_ns()
+
+
+def test_fields_are_writable(span_class: Any) -> None:
+    span = span_class("HTTP", b"")
+    span.name = "GET /orders"
+    span.attributes = {"a": 1}
+    span.end_ns = 5
+    span.set_error("timeout", "upstream too slow")
+    span.record_exception(ValueError("boom"), time_ns=3)
+    assert span.name == "GET /orders"
+    assert span.attributes == {"a": 1, "error.type": "timeout"}
+    assert (span.status_code, span.status_message) == (STATUS_ERROR, "upstream too slow")
+    assert span.events is not None
+    assert [(e.name, e.time_ns) for e in span.events] == [("exception", 3)]
+    assert span.events[0].attributes["exception.type"] == "builtins.ValueError"
+
+
+def test_both_encode_to_the_same_bytes() -> None:
+    trace_id = b"\x0a" * 16
+    spans: list[Any] = []
+    classes: tuple[Any, ...] = (Span, PySpan)
+    for cls in classes:
+        span = cls("GET /", b"\x02" * 8, 1_000, KIND_CLIENT, {"http.route": "/", "n": 3})
+        span.span_id = b"\x03" * 8
+        span.set_error("500")
+        span.record_exception(RuntimeError("x"), time_ns=1_500)
+        span.end(2_000)
+        spans.append(span)
+    encoded = [wire.trace_spans(trace_id, [span]) for span in spans]
+    assert encoded[0] == encoded[1] == wire.python_trace_spans(trace_id, [spans[0]])
+
+
+def test_a_cycle_through_attributes_is_collected() -> None:
+    class Holder:
+        span: Any = None
+
+    holder = Holder()
+    span = Span("s", b"", attributes={"holder": holder})
+    holder.span = span
+    gone = weakref.ref(holder)
+    del holder, span
+    gc.collect()
+    assert gone() is None
+
+
+def test_bad_times_are_refused() -> None:
+    with pytest.raises(OverflowError):
+        Span("s", b"", -1)
+    with pytest.raises(TypeError):
+        Span("s", b"", "soon")  # type: ignore[arg-type]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_does_not_repeat_the_parents_ids() -> None:
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: send the next ID and leave without running pytest's teardown
+        os.write(write, Span("child", b"").span_id)
+        os._exit(0)
+    os.close(write)
+    child_id = os.read(read, 8)
+    os.close(read)
+    os.waitpid(pid, 0)
+    assert child_id != Span("parent", b"").span_id
