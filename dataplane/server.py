@@ -18,6 +18,10 @@ needs and no more:
   one step (one system call instead of two); otherwise it goes out on the next loop turn.
 - Idle keep-alive connections close after ``keep_alive_timeout``; a connection whose request
   head stays incomplete closes after ``header_timeout`` (nginx's client_header_timeout).
+- A client that sends nothing of a request body the app waits for during ``body_timeout`` gets
+  ``408`` and a close (nginx's client_body_timeout); one that takes nothing of a response
+  during ``send_timeout`` is disconnected (nginx's send_timeout). Both are checked by the
+  once-a-second sweep, so they cost requests nothing.
 - Shutdown stops accepting, closes idle connections and waits up to ``shutdown_timeout`` for
   requests in flight.
 
@@ -87,6 +91,7 @@ def _error_response(status: int, message: str) -> bytes:
 _BAD_REQUEST: Final = _error_response(400, "Bad request: the request is not valid HTTP/1.1")
 _TOO_LARGE: Final = _error_response(431, "Request header fields too large")
 _INTERNAL_ERROR: Final = _error_response(500, "An unexpected error occurred")
+_BODY_TIMEOUT: Final = _error_response(408, "Request timeout: the request body stopped arriving")
 
 
 class UnreadableBody(Exception):
@@ -129,6 +134,8 @@ class HttpServer:
         *,
         keep_alive_timeout: float = 5.0,
         header_timeout: float = 60.0,
+        body_timeout: float = 60.0,
+        send_timeout: float = 60.0,
         shutdown_timeout: float = 30.0,
         backlog: int = 2048,
     ) -> None:
@@ -137,6 +144,8 @@ class HttpServer:
         self.port = port
         self.keep_alive_timeout = keep_alive_timeout
         self.header_timeout = header_timeout
+        self.body_timeout = body_timeout
+        self.send_timeout = send_timeout
         self.shutdown_timeout = shutdown_timeout
         self.backlog = backlog
         self.connections: set[HttpConnection] = set()
@@ -200,18 +209,28 @@ class HttpServer:
             conn.transport.close()
 
     async def _sweep_idle(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Once a second: close connections idle past their timeout (no timer per request)."""
+        """Once a second: close connections idle or stalled past their timeout (no timer per
+        request)."""
         while True:
             await asyncio.sleep(1.0)
-            now = loop.time()
-            for conn in list(self.connections):
-                if conn.active is not None:
-                    continue
-                if conn.head_bytes:  # a head in progress: timed from its first byte (slowloris)
-                    if now - conn.head_started > self.header_timeout:
-                        conn.transport.close()
-                elif now - conn.last_active > self.keep_alive_timeout:
+            self.sweep(loop.time())
+
+    def sweep(self, now: float) -> None:
+        """Close the connections whose client stalled past a timeout at loop time ``now``."""
+        for conn in list(self.connections):
+            active = conn.active
+            if active is not None:
+                if conn.write_paused and now - conn.write_paused_at > self.send_timeout:
+                    log.info("client %s took no response data in time", conn.client)
+                    conn.transport.abort()  # its buffer is full: a close would wait on it
+                elif active.waiter is not None and now - conn.last_active > self.body_timeout:
+                    active.body_timed_out()
+                continue
+            if conn.head_bytes:  # a head in progress: timed from its first byte (slowloris)
+                if now - conn.head_started > self.header_timeout:
                     conn.transport.close()
+            elif now - conn.last_active > self.keep_alive_timeout:
+                conn.transport.close()
 
 
 class HttpConnection(asyncio.Protocol):
@@ -236,6 +255,7 @@ class HttpConnection(asyncio.Protocol):
         self.received_ns = 0
         self.read_paused = False
         self.write_paused = False
+        self.write_paused_at = 0.0  # loop time the client's buffer filled
         self.drain_waiter: asyncio.Future[None] | None = None
         self.closing = False
 
@@ -264,6 +284,7 @@ class HttpConnection(asyncio.Protocol):
     def pause_writing(self) -> None:
         """The client's socket buffer is full."""
         self.write_paused = True
+        self.write_paused_at = self.loop.time()
 
     def resume_writing(self) -> None:
         """The client's socket buffer drained."""
@@ -516,6 +537,17 @@ class Cycle:
         if not self.response_started and not self.disconnected:
             conn.transport.write(_INTERNAL_ERROR)
         self._flush_head()  # a started response keeps its head; the client sees it cut short
+        conn.transport.close()
+
+    def body_timed_out(self) -> None:
+        """The client sent none of the body the app waits for in time: 408 (if nothing was
+        answered yet) and close; the app's ``receive`` sees a disconnect."""
+        conn = self.conn
+        log.info("client %s sent no request body data in time", conn.client)
+        if not self.response_started and not conn.transport.is_closing():
+            conn.transport.write(_BODY_TIMEOUT)
+        self.disconnected = True
+        self.wake()
         conn.transport.close()
 
     async def receive(self) -> Message:

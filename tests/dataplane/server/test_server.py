@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from dataplane.server import MAX_HEAD_BYTES, RECEIVED_NS, ClientGone, HttpServer
+from dataplane.server import MAX_HEAD_BYTES, RECEIVED_NS, ClientGone, HttpConnection, HttpServer
 
 Scope = dict[str, Any]
 App = Callable[[Any, Any, Any], Awaitable[None]]
@@ -557,3 +557,63 @@ async def test_a_second_signal_cuts_the_shutdown_wait_short() -> None:
     finally:
         serving_task.cancel()
         sock.close()
+
+
+async def test_a_stalled_request_body_gets_408_and_a_close() -> None:
+    waiting = asyncio.Event()
+    seen: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+    async def reader(scope: Scope, receive: Any, send: Any) -> None:
+        message = await receive()
+        while message["type"] == "http.request" and message["more_body"]:
+            waiting.set()  # the next receive waits for bytes the client never sends
+            message = await receive()
+        seen.set_result(message["type"])
+
+    async with serving(reader) as (server, port), connect(port) as client:
+        await client.send(b"POST / HTTP/1.1\r\nhost: h\r\ncontent-length: 100\r\n\r\npart")
+        await waiting.wait()
+        now = asyncio.get_running_loop().time()
+        server.sweep(now + 30)  # within client_body_timeout (60 s): nothing happens
+        assert not seen.done()
+        assert len(server.connections) == 1
+        server.sweep(now + 61)
+        status, headers, body = await asyncio.wait_for(client.response(), timeout=10)
+        assert status == 408
+        assert headers["connection"] == "close"
+        assert "request body" in json.loads(body)["message"]
+        assert await client.closed()
+        assert await seen == "http.disconnect"
+
+
+async def test_a_client_that_takes_no_response_data_is_disconnected(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    full = asyncio.Event()
+    pause_writing = HttpConnection.pause_writing
+
+    def paused(conn: HttpConnection) -> None:  # observed, not replaced
+        pause_writing(conn)
+        full.set()
+
+    monkeypatch.setattr(HttpConnection, "pause_writing", paused)
+    outcome: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+    async def flood(scope: Scope, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        try:
+            while True:
+                await send({"type": "http.response.body", "body": b"x" * 65536, "more_body": True})
+        except ClientGone:
+            outcome.set_result("stopped")
+            raise
+
+    async with serving(flood) as (server, port), connect(port) as client:
+        await client.send(b"GET / HTTP/1.1\r\nhost: h\r\n\r\n")  # and then reads nothing
+        await asyncio.wait_for(full.wait(), timeout=10)  # the client's socket buffer filled
+        now = asyncio.get_running_loop().time()
+        server.sweep(now + 30)  # within send_timeout (60 s): the response waits
+        assert not outcome.done()
+        server.sweep(now + 61)
+        assert await asyncio.wait_for(outcome, timeout=10) == "stopped"
+        assert not server.connections
