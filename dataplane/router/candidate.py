@@ -11,7 +11,6 @@ import logging
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import Any
 
 from dataplane.gateway_config import Route, Service
@@ -64,7 +63,8 @@ class Candidate:
     protocols: frozenset[str]
     headers: tuple[HeaderRule, ...]
     key: tuple[int, ...]
-    # What a traced request's root span says about its route, assembled once per config.
+    # What a traced request's root span says about its route, assembled once per config
+    # (shared by every match: read only; a plain dict because dict.update is fastest from one).
     span_attributes: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     def accepts(self, request: RequestFacts) -> bool:
@@ -131,7 +131,7 @@ def candidates_for(route: Route, service: Service, order: int) -> Iterator[Candi
         "gateway.service.name": service.name,
     }
     for path in paths:
-        span_attributes = MappingProxyType({"http.route": path, **common} if path else common)
+        span_attributes = {"http.route": path, **common} if path else common
         regex: re.Pattern[str] | None = None
         if path is not None and path.startswith("~"):
             try:
