@@ -110,10 +110,14 @@ class SpanExport:
                 count += item.count
             self.pending_spans -= count
             batch_id = uuid.uuid4().hex
-            spans = wire.resource_spans_encoded(
-                self._resource, SCOPE_NAME, self.version, [item.encoded for item in group]
+            message = wire.node_span_batch(
+                batch_id,
+                first.session_ids,
+                self._resource,
+                SCOPE_NAME,
+                self.version,
+                [item.encoded for item in group],
             )
-            message = wire.node_span_batch(batch_id, first.session_ids, spans)
             self.unacked[batch_id] = (message, count)
             self.unacked_spans += count
             self._send(message)

@@ -253,15 +253,34 @@ _BATCH_SESSION_ID: Final = b"\x12"  # SpanBatch.session_ids = 2
 _BATCH_RESOURCE_SPANS: Final = b"\x1a"  # SpanBatch.resource_spans = 3
 
 
-def node_span_batch(batch_id: str, session_ids: Sequence[str], resource_spans: bytes) -> bytes:
-    """A serialized cluster ``NodeMessage`` carrying one ``SpanBatch``.
+def node_span_batch(
+    batch_id: str,
+    session_ids: Sequence[str],
+    resource: bytes,
+    scope_name: str,
+    scope_version: str,
+    encoded_traces: Sequence[bytes],
+) -> bytes:
+    """A serialized cluster ``NodeMessage`` carrying one ``SpanBatch`` whose ResourceSpans
+    (as :func:`resource_spans_encoded` builds it) holds ``encoded_traces``.
 
-    Sent as bytes: building the message objects would parse ``resource_spans`` and copy it
-    twice more (into the batch, into the message) before gRPC serialized it again, which
-    cost about half as much as encoding the spans in the first place.
+    Sent as bytes: building the message objects would parse the spans and copy them twice
+    more before gRPC serialized them again. The lengths of every nesting level are worked
+    out first, so the traces (a batch is ~0.5 MB) are copied once, into the message.
     """
-    body = _string(_BATCH_ID, batch_id)
+    scope = _string(_SCOPE_NAME, scope_name)
+    if scope_version:
+        scope += _string(_SCOPE_VERSION, scope_version)
+    scope_field = _field(_SS_SCOPE, scope)
+    scope_spans_size = len(scope_field) + sum(len(trace) for trace in encoded_traces)
+    resource_field = _field(_RS_RESOURCE, resource)
+    scope_spans_head = _RS_SCOPE_SPANS + _varint(scope_spans_size)
+    resource_spans_size = len(resource_field) + len(scope_spans_head) + scope_spans_size
+    head = _string(_BATCH_ID, batch_id)
     for session_id in session_ids:
-        body += _string(_BATCH_SESSION_ID, session_id)
-    body += _field(_BATCH_RESOURCE_SPANS, resource_spans)
-    return _field(_NODE_SPAN_BATCH, body)
+        head += _string(_BATCH_SESSION_ID, session_id)
+    head += _BATCH_RESOURCE_SPANS + _varint(resource_spans_size)
+    message_head = _NODE_SPAN_BATCH + _varint(len(head) + resource_spans_size)
+    return b"".join(
+        [message_head, head, resource_field, scope_spans_head, scope_field, *encoded_traces]
+    )

@@ -10,9 +10,12 @@ from dataplane.tracing.spans import Span
 from protos.activetrace.cluster.v1 import cluster_pb2 as pb
 
 
-def _export(**kwargs: int) -> tuple[SpanExport, list[pb.SpanBatch]]:
+def _export(
+    resource: resource_pb2.Resource | None = None, **kwargs: int
+) -> tuple[SpanExport, list[pb.SpanBatch]]:
     sent: list[pb.SpanBatch] = []
-    export = SpanExport(node_resource=resource_pb2.Resource(), version="t", **kwargs)
+    node_resource = resource if resource is not None else resource_pb2.Resource()
+    export = SpanExport(node_resource=node_resource, version="t", **kwargs)
 
     def sender(message: pb.NodeMessage | bytes) -> bool:
         # span batches go out serialized; parsing them checks the bytes are a NodeMessage
@@ -128,4 +131,24 @@ def test_batches_are_the_same_message_the_protobuf_classes_build() -> None:
     expected.resource_spans.append(
         encode_spans_messages(resource_pb2.Resource(), [(b"\x01" * 16, spans)], "t")
     )
+    assert batch == expected
+
+
+def test_a_large_batch_is_the_same_message_the_protobuf_classes_build() -> None:
+    # ~60 KB of spans: every nesting level's length takes a multi-byte varint
+    resource = resource_pb2.Resource()
+    resource.attributes.add(key="service.instance.id").value.string_value = "dp-1" * 50
+    export, sent = _export(resource, batch_spans=10_000)
+    traces = []
+    for index in range(200):
+        trace_id = index.to_bytes(16, "big")
+        spans = _spans(3)
+        spans[0].attributes["url.full"] = "http://example.com/" + "x" * 60
+        export.submit(("session-a",), trace_id, spans)
+        traces.append((trace_id, spans))
+    export.flush()
+    (batch,) = sent
+    assert _span_count(batch) == 600
+    expected = pb.SpanBatch(batch_id=batch.batch_id, session_ids=["session-a"])
+    expected.resource_spans.append(encode_spans_messages(resource, traces, "t"))
     assert batch == expected
