@@ -2,7 +2,7 @@
 
 Two paths, each measured from the first message sent to the last acknowledgement:
 - the cluster stream: several nodes (gRPC clients speaking the cluster protocol) send span
-  batches of 512 spans (the data plane's batch size) and wait for their BatchAcks;
+  batches of 512 spans (a node sends up to 2,048 per batch) and wait for their BatchAcks;
 - the OTLP receiver: ``TraceService/Export`` calls with spans of traced requests.
 
 Run: ``.venv/bin/python -m bench.ingest [--spans N] [--nodes K]``

@@ -19,8 +19,8 @@ needs and no more:
 - Idle keep-alive connections close after ``keep_alive_timeout``; a connection whose request
   head stays incomplete closes after ``header_timeout`` (nginx's client_header_timeout).
 - A client that sends nothing of a request body the app waits for during ``body_timeout`` gets
-  ``408`` and a close (nginx's client_body_timeout); one that takes nothing of a response
-  during ``send_timeout`` is disconnected (nginx's send_timeout). Both are checked by the
+  ``408`` and a close (nginx's client_body_timeout); one whose socket buffer stays full for
+  ``send_timeout`` is disconnected (nginx's send_timeout). Both are checked by the
   once-a-second sweep, so they cost requests nothing.
 - Shutdown stops accepting, closes idle connections and waits up to ``shutdown_timeout`` for
   requests in flight.
