@@ -137,3 +137,23 @@ def test_download_the_session_as_otlp_json(page: Page, viewer: Viewer, tmp_path:
         for span in scope["spans"]
     }
     assert trace_ids == {t.hex_id for t in traces}
+
+
+def test_a_filter_typed_just_before_leaving_does_not_rewrite_the_next_page(
+    page: Page, viewer: Viewer
+) -> None:
+    session = viewer.create_session(name="leaving", targets=["dp-1"], max_samples=10)
+    viewer.trace(session["id"], "dp-1", upstream_ms=10.0)
+    page.clock.install()  # the page's timers run when the test says (no waiting on them)
+    page.goto(f"/#/sessions/{session['id']}")
+    rows = page.locator("#traces-table tbody tr.trace-row")
+    expect(rows).to_have_count(1)
+    page.locator("#filter-path").fill("/demo")  # applied 300 ms after the last keystroke
+    rows.first.locator("a").first.click()  # ...but the user leaves first
+    expect(page.locator("h1")).to_contain_text("GET /demo/orders")
+    trace_url = page.url
+    page.clock.run_for(1_000)
+    assert page.url == trace_url
+    page.go_back()
+    expect(rows).to_have_count(1)
+    assert "path=" not in page.url

@@ -56,9 +56,24 @@ class PageContext {
 
   /** Keep the page's state in the URL (back/forward and links restore it), without reloading. */
   setParams(params) {
+    if (this.left) return; // a late callback of a page already left must not rewrite the URL
     const query = params.toString();
     this.params = params;
     history.replaceState(null, "", `#${this.path}${query ? `?${query}` : ""}`);
+  }
+
+  /** fn, called `wait` ms after the last of a burst of calls, unless the page was left. */
+  debounce(fn, wait) {
+    let timer = null;
+    return (...args) => {
+      clearTimeout(timer);
+      this.timers.delete(timer);
+      timer = setTimeout(() => {
+        this.timers.delete(timer);
+        if (!this.left) fn(...args);
+      }, wait);
+      this.timers.add(timer);
+    };
   }
 
   leave() {

@@ -64,7 +64,7 @@ export async function sessionPage(ctx, sessionId) {
   let limit = 100;
 
   const input = (id, props) =>
-    h("input", { id, value: params.get(id.replace("filter-", "")) ?? "", on: { input: debounce(applyFilters, 300) }, ...props });
+    h("input", { id, value: params.get(id.replace("filter-", "")) ?? "", on: { input: ctx.debounce(applyFilters, 300) }, ...props });
   const select = (id, label, options) =>
     h(
       "select",
@@ -267,12 +267,4 @@ export async function sessionPage(ctx, sessionId) {
       return LIVE.has(session.status); // the refresh that saw it end was the last
     });
   }
-}
-
-function debounce(fn, wait) {
-  let timer = null;
-  return (...args) => {
-    clearTimeout(timer);
-    timer = setTimeout(() => fn(...args), wait);
-  };
 }
