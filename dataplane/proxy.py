@@ -27,7 +27,7 @@ from dataplane.router import RouteMatch
 from dataplane.runtime import GatewayRuntime
 from dataplane.server import RECEIVED_NS, ClientGone
 from dataplane.tracing.context import CURRENT_TRACE
-from dataplane.tracing.recorder import RequestTrace, format_traceparent
+from dataplane.tracing.recorder import RequestTrace
 from dataplane.tracing.spans import (
     KIND_CLIENT,
     KIND_INTERNAL,
@@ -315,7 +315,9 @@ def _phase_span(exchange: Exchange, name: str) -> Span | None:
     trace = exchange.trace
     if trace is None:
         return None
-    return trace.span(name, trace.root)
+    span = Span(name, trace.root.span_id)
+    trace.spans.append(span)
+    return span
 
 
 def _plugin_span(
@@ -646,7 +648,7 @@ async def _balance_and_send(
             upstream_span = _upstream_span(
                 trace, balancer_span, exchange, service, host, port, raw_target, attempt
             )
-            traceparent = format_traceparent(trace.trace_id, upstream_span.span_id).encode()
+            traceparent = trace.traceparent(upstream_span.span_id)
             events = _TransportEvents(trace, upstream_span)
         headers = _upstream_headers(exchange, match, host, port, traceparent)
         try:
@@ -787,10 +789,11 @@ class _TransportEvents:
                         peer[0] if isinstance(peer, tuple) else peer
                     )
             return
-        name, span_name, stage = known
+        name, span_name, stage, kind = known
         if stage == "started":
-            kind = KIND_CLIENT if span_name == "gateway.dns" else KIND_INTERNAL
-            self._open[name] = self.trace.span(span_name, self.upstream, None, kind)
+            opened = Span(span_name, self.upstream.span_id, None, kind)
+            self.trace.spans.append(opened)
+            self._open[name] = opened
             return
         span = self._open.pop(name, None)
         if span is None:
@@ -814,7 +817,12 @@ _EVENT_SPANS: Final = {
 }
 # "<phase>.<stage>" -> (phase, span name, stage): one lookup per event on the traced path
 _EVENTS: Final = {
-    f"{name}.{stage}": (name, span_name, stage)
+    f"{name}.{stage}": (
+        name,
+        span_name,
+        stage,
+        KIND_CLIENT if span_name == "gateway.dns" else KIND_INTERNAL,
+    )
     for name, span_name in _EVENT_SPANS.items()
     for stage in ("started", "complete", "failed")
 }

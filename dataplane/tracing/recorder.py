@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from binascii import hexlify
 from typing import Any
 
 from dataplane.tracing.sessions import NodeSession
@@ -90,6 +91,11 @@ class RequestTrace:
         span = Span(name, parent.span_id, start_ns, kind, attributes)
         self.spans.append(span)
         return span
+
+    def traceparent(self, span_id: bytes) -> bytes:
+        """The ``traceparent`` header value naming ``span_id`` as the caller (see
+        :func:`format_traceparent`)."""
+        return b"00-%b-%b-01" % (hexlify(self.trace_id), hexlify(span_id))
 
     def sessions(self) -> list[NodeSession]:
         """Every session involved (kept or still deciding)."""
