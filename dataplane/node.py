@@ -153,7 +153,15 @@ class Node:
 async def serve(settings: DataPlaneSettings) -> None:
     """Run a node until SIGINT/SIGTERM."""
     node = Node(settings)
-    proxy_server = HttpServer(node.proxy, settings.proxy_host, settings.proxy_port)
+    proxy_server = HttpServer(
+        node.proxy,
+        settings.proxy_host,
+        settings.proxy_port,
+        keep_alive_timeout=settings.client_keepalive_timeout_secs,
+        header_timeout=settings.client_header_timeout_secs,
+        body_timeout=settings.client_body_timeout_secs,
+        send_timeout=settings.client_send_timeout_secs,
+    )
     status_server = EmbeddedServer(
         uvicorn.Config(
             status_app(node),

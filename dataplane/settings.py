@@ -42,6 +42,12 @@ class DataPlaneSettings(BaseSettings):
         default=True,
         description="False ignores every session (a baseline for measuring tracing's cost)",
     )
+    # Client connections (nginx's names): idle keep-alive, a request head from its first byte,
+    # a request body and a response between two moves of data.
+    client_keepalive_timeout_secs: float = Field(default=5.0, gt=0)
+    client_header_timeout_secs: float = Field(default=60.0, gt=0)
+    client_body_timeout_secs: float = Field(default=60.0, gt=0)
+    client_send_timeout_secs: float = Field(default=60.0, gt=0)
     log_level: str = "info"
     log_format: str = Field(default="json", pattern="^(json|text)$")
 

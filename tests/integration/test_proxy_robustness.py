@@ -174,3 +174,18 @@ def test_aborted_requests_leak_no_connections(node: tuple[Stack, NodeProcess]) -
     # Upstream connections of abandoned requests close once their response ends (≤ 200 ms).
     wait_for(lambda: descriptors() <= before + 10, f"descriptors back near {before}")
     assert free_port()  # the machine still has ports: nothing piled up in TIME_WAIT on our side
+
+
+def test_a_stalled_request_body_is_timed_out(node: tuple[Stack, NodeProcess]) -> None:
+    stack, _ = node
+    dp = stack.start_node("dp-timeouts", env={"ACTIVETRACE_CLIENT_BODY_TIMEOUT_SECS": "1"})
+    stack.wait_connected("dp-timeouts")
+    wait_for(lambda: _routed(dp.proxy + "/demo/hello"), "the demo route on dp-timeouts")
+    with socket.create_connection(("127.0.0.1", _port(dp)), timeout=15) as conn:
+        conn.sendall(b"POST /demo/hello HTTP/1.1\r\nhost: a\r\ncontent-length: 100\r\n\r\nfour")
+        answer = b""
+        while chunk := conn.recv(65536):  # the node answers within ~2 s, then closes
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 408 ")
+    assert b"request body" in answer
+    _healthy(dp)
