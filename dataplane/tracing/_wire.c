@@ -383,10 +383,15 @@ static PyObject *span_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
             start = PyTuple_GET_ITEM(args, 2);
         }
         if (nargs > 3) {
-            kind = PyLong_AsLong(PyTuple_GET_ITEM(args, 3));
-            if (kind == -1 && PyErr_Occurred()) {
+            long value = PyLong_AsLong(PyTuple_GET_ITEM(args, 3));
+            if (value == -1 && PyErr_Occurred()) {
                 return NULL;
             }
+            if (value > INT_MAX || value < INT_MIN) { /* as the "i" format of the slow path */
+                PyErr_SetString(PyExc_OverflowError, "span kind out of range");
+                return NULL;
+            }
+            kind = (int)value;
         }
         if (nargs > 4) {
             attributes = PyTuple_GET_ITEM(args, 4);
@@ -455,8 +460,10 @@ static int span_clear(SpanObject *self) {
  * releases the subclass itself. */
 static void span_dealloc(SpanObject *self) {
     PyObject_GC_UnTrack(self);
+    Py_TRASHCAN_BEGIN(self, span_dealloc) /* a long chain of spans must not overflow the stack */
     span_clear(self);
     Py_TYPE(self)->tp_free((PyObject *)self);
+    Py_TRASHCAN_END
 }
 
 static PyObject *span_end(SpanObject *self, PyObject *const *args, Py_ssize_t nargs) {

@@ -74,8 +74,10 @@ _PAIRS: dict[tuple[str, str], bytes] = {}
 
 
 def _varint(value: int) -> bytes:
-    if value < 128:
+    if 0 <= value < 128:
         return _VARINTS[value]
+    if value < 0:  # protobuf writes a negative int32/int64/enum as its 64-bit two's complement
+        value += 1 << 64
     out = bytearray()
     while value > 127:
         out.append((value & 0x7F) | 0x80)

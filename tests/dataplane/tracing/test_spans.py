@@ -128,7 +128,7 @@ def test_a_cycle_through_attributes_is_collected() -> None:
     assert gone() is None
 
 
-def test_bad_times_are_refused() -> None:
+def test_the_c_struct_refuses_bad_times() -> None:  # (PySpanBase stores what it gets)
     with pytest.raises(OverflowError):
         Span("s", b"", -1)
     with pytest.raises(TypeError):

@@ -106,3 +106,30 @@ def test_a_value_changing_its_list_while_encoded_is_safe() -> None:
     items.extend([Shrinking(), *(object() for _ in range(1000))])
     span = Span("s", b"", 1, 1, {"x": items})
     assert c_trace_spans(b"\x01" * 16, [span])  # encodes its own copy; no crash
+
+
+@pytest.mark.parametrize("field", ["kind", "status_code"])
+def test_negative_enums_are_written_as_protobuf_writes_them(field: str) -> None:
+    span = Span("s", b"", 1, 1)
+    setattr(span, field, -1)  # the C encoder leaves it to wire.py, which must not wrap it
+    span.end(2)
+    trace_id = b"\x01" * 16
+    node: dict[str, Any] = {"service.name": "activetrace-dataplane"}
+    reference = encode_spans_messages(resource(node), [(trace_id, [span])], "0.1.0")
+    assert encode_spans(resource(node), [(trace_id, [span])], "0.1.0") == reference
+
+
+def test_a_kind_beyond_int_is_refused_by_position_and_by_keyword() -> None:
+    with pytest.raises(OverflowError):
+        Span("s", b"", None, 2**32 + 2)
+    with pytest.raises(OverflowError):
+        Span("s", b"", kind=2**32 + 2)
+
+
+def test_a_long_chain_of_spans_is_freed_without_overflowing_the_stack() -> None:
+    from dataplane.tracing._wire import SpanBase
+
+    chain = SpanBase("n", b"")
+    for _ in range(200_000):
+        chain = SpanBase("n", chain)  # type: ignore[arg-type]  # any object as parent here
+    del chain  # a dealloc without the trashcan recursed once per link (a segfault)
