@@ -779,8 +779,15 @@ class _TransportEvents:
         self._open: dict[str, Span] = {}
 
     def __call__(self, event: str, info: dict[str, Any]) -> None:
-        known = _EVENTS.get(event)
-        if known is None:
+        started = _STARTS.get(event)
+        if started is not None:
+            name, span_name, kind = started
+            span = Span(span_name, self.upstream.span_id, None, kind)
+            self.trace.spans.append(span)
+            self._open[name] = span
+            return
+        ended = _ENDS.get(event)
+        if ended is None:
             if event == "connection.reused":
                 self.upstream.attributes["gateway.connection.reused"] = True
                 peer = info.get("peer")
@@ -789,22 +796,17 @@ class _TransportEvents:
                         peer[0] if isinstance(peer, tuple) else peer
                     )
             return
-        name, span_name, stage, kind = known
-        if stage == "started":
-            opened = Span(span_name, self.upstream.span_id, None, kind)
-            self.trace.spans.append(opened)
-            self._open[name] = opened
-            return
-        span = self._open.pop(name, None)
-        if span is None:
+        name, failed = ended
+        opened = self._open.pop(name, None)
+        if opened is None:
             return
         if info:
-            _annotate(span, name, info)
-        if stage == "failed":
-            span.set_error(
+            _annotate(opened, name, info)
+        if failed:
+            opened.set_error(
                 _span_error(str(info.get("error_type", "error"))), str(info.get("error", ""))
             )
-        span.end()
+        opened.end()
 
 
 _EVENT_SPANS: Final = {
@@ -815,16 +817,16 @@ _EVENT_SPANS: Final = {
     "http11.receive_response_headers": "gateway.upstream.ttfb",
     "http11.receive_response_body": "gateway.upstream.read_response",
 }
-# "<phase>.<stage>" -> (phase, span name, stage): one lookup per event on the traced path
-_EVENTS: Final = {
-    f"{name}.{stage}": (
-        name,
-        span_name,
-        stage,
-        KIND_CLIENT if span_name == "gateway.dns" else KIND_INTERNAL,
-    )
+# One lookup per transport event on the traced path: "<phase>.started" -> (phase, span name,
+# kind); "<phase>.complete" / "<phase>.failed" -> (phase, failed).
+_STARTS: Final = {
+    f"{name}.started": (name, span_name, KIND_CLIENT if name == "dns.resolve" else KIND_INTERNAL)
     for name, span_name in _EVENT_SPANS.items()
-    for stage in ("started", "complete", "failed")
+}
+_ENDS: Final = {
+    f"{name}.{stage}": (name, stage == "failed")
+    for name in _EVENT_SPANS
+    for stage in ("complete", "failed")
 }
 
 

@@ -8,7 +8,7 @@ import httpx
 
 from dataplane.transport.connection import ResponseReader
 from dataplane.transport.errors import error_type
-from dataplane.transport.events import BODY, Trace
+from dataplane.transport.events import BODY, BODY_COMPLETE, Trace
 from dataplane.transport.upload import Upload
 
 __all__ = ["ResponseStream"]
@@ -107,4 +107,4 @@ class ResponseStream(httpx.AsyncByteStream):
             }
             trace(BODY + ".failed", info)
         else:
-            trace(BODY + ".complete", {"bytes": size})
+            trace(BODY_COMPLETE, {"bytes": size})

@@ -10,7 +10,22 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Final, TypeAlias
 
-__all__ = ["BODY", "CONNECT_TCP", "DNS", "HEAD", "REUSED", "SEND", "START_TLS", "Trace"]
+__all__ = [
+    "BODY",
+    "BODY_COMPLETE",
+    "BODY_STARTED",
+    "CONNECT_TCP",
+    "DNS",
+    "HEAD",
+    "HEAD_COMPLETE",
+    "HEAD_STARTED",
+    "REUSED",
+    "SEND",
+    "SEND_COMPLETE",
+    "SEND_STARTED",
+    "START_TLS",
+    "Trace",
+]
 
 Trace: TypeAlias = Callable[[str, dict[str, Any]], object]
 """Called as ``trace(event_name, info)``."""
@@ -25,3 +40,11 @@ HEAD: Final = "http11.receive_response_headers"
 """From the request sent until the response head is parsed (time to first byte)."""
 BODY: Final = "http11.receive_response_body"
 """From the response head until the end of the body (info: ``bytes``)."""
+
+# The events of every traced exchange, spelled once (not concatenated per request).
+SEND_STARTED: Final = SEND + ".started"
+SEND_COMPLETE: Final = SEND + ".complete"
+HEAD_STARTED: Final = HEAD + ".started"
+HEAD_COMPLETE: Final = HEAD + ".complete"
+BODY_STARTED: Final = BODY + ".started"
+BODY_COMPLETE: Final = BODY + ".complete"

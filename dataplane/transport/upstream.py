@@ -19,12 +19,16 @@ from dataplane.transport.errors import (
     error_type,
 )
 from dataplane.transport.events import (
-    BODY,
+    BODY_STARTED,
     CONNECT_TCP,
     DNS,
     HEAD,
+    HEAD_COMPLETE,
+    HEAD_STARTED,
     REUSED,
     SEND,
+    SEND_COMPLETE,
+    SEND_STARTED,
     START_TLS,
     Trace,
 )
@@ -222,13 +226,13 @@ class UpstreamTransport(httpx.AsyncBaseTransport):
         phase = SEND
         try:
             if trace is not None:
-                trace(SEND + ".started", {})
+                trace(SEND_STARTED, {})
             if head.body is not None:
                 await self._send(conn, reader, head, timeouts.get("write"))
                 phase = HEAD
                 if trace is not None:
-                    trace(SEND + ".complete", {})
-                    trace(HEAD + ".started", {})
+                    trace(SEND_COMPLETE, {})
+                    trace(HEAD_STARTED, {})
             else:
                 conn.write(head.data)
                 upload = Upload(
@@ -252,8 +256,8 @@ class UpstreamTransport(httpx.AsyncBaseTransport):
                 trace(failed + ".failed", {"error_type": error_type(error), "error": str(error)})
             raise
         if trace is not None:
-            trace(HEAD + ".complete", {"status_code": reader.status})
-            trace(BODY + ".started", {})
+            trace(HEAD_COMPLETE, {"status_code": reader.status})
+            trace(BODY_STARTED, {})
         return UpstreamResponse(
             reader.status,
             reader.headers,
@@ -293,7 +297,7 @@ class UpstreamTransport(httpx.AsyncBaseTransport):
                     raise upload.error
                 waiting = True
                 if trace is not None:
-                    trace(HEAD + ".started", {})
+                    trace(HEAD_STARTED, {})
             error = reader.error
             if error is not None:
                 if conn.reused and not reader.received and error.kind in _STALE_KINDS:
@@ -303,7 +307,7 @@ class UpstreamTransport(httpx.AsyncBaseTransport):
             if not await reader.wait(seconds if waiting else None):
                 raise httpx.ReadTimeout(f"no response from upstream within {seconds}s")
         if not waiting and trace is not None:
-            trace(HEAD + ".started", {})  # answered before the upload ended
+            trace(HEAD_STARTED, {})  # answered before the upload ended
 
     async def _connect(
         self,
