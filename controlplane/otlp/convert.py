@@ -7,6 +7,7 @@ fill the trace list, are also decoded into a dict.
 
 from __future__ import annotations
 
+import json
 import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -74,6 +75,11 @@ def any_value(value: common_pb2.AnyValue) -> Any:
 def attributes_dict(attributes: Iterable[common_pb2.KeyValue]) -> dict[str, Any]:
     """OTLP attributes as a dict."""
     return {kv.key: any_value(kv.value) for kv in attributes}
+
+
+# Same text as attributes_json for a dict from attributes_dict (compact, not ASCII-escaped;
+# non-finite floats are already None there).
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 
 
 def _text(value: str) -> str:
@@ -174,6 +180,17 @@ def span_rows(resource_spans: Iterable[trace_pb2.ResourceSpans]) -> SpanRows:
                     continue
                 trace_id = raw_trace.hex()
                 status = span.status
+                root: dict[str, Any] | None = None
+                if gateway and span.kind == _SERVER:
+                    # A request root's attributes are needed as a dict for its trace row; its
+                    # JSON text then comes from the dict (json's C encoder) rather than a second
+                    # pass over the protobuf, whose field access dominates conversion.
+                    root = attributes_dict(span.attributes)
+                    attributes_text = _dumps(root)
+                    if "\\u0000" in attributes_text:  # PostgreSQL refuses it: the NUL-safe path
+                        attributes_text = attributes_json(span.attributes)
+                else:
+                    attributes_text = attributes_json(span.attributes)
                 rows.append(
                     (
                         trace_id,
@@ -187,15 +204,15 @@ def span_rows(resource_spans: Iterable[trace_pb2.ResourceSpans]) -> SpanRows:
                         status.message,
                         service_name,
                         node_id,
-                        attributes_json(span.attributes),
+                        attributes_text,
                         _events_json(span.events),
                         resource_json,
                         scope_json,
                     )
                 )
                 per_trace[trace_id] += 1
-                if gateway and span.kind == _SERVER:
-                    attributes = attributes_dict(span.attributes)
+                if root is not None:
+                    attributes = root
                     out.roots.append(
                         RequestRoot(
                             trace_id=trace_id,
