@@ -10,7 +10,6 @@ import contextlib
 import os
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -22,7 +21,7 @@ from typing import Any
 
 import httpx
 
-from controlplane.launcher import Supervised, start, stop_all, wait_until
+from controlplane.launcher import Supervised, free_port, start, stop_all, wait_until
 
 __all__ = [
     "Gateway",
@@ -35,14 +34,6 @@ __all__ = [
     "print_table",
     "wrk",
 ]
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def ensure_tools() -> None:

@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -21,6 +22,7 @@ import httpx
 __all__ = [
     "ProcessFailed",
     "Supervised",
+    "free_port",
     "http_json",
     "start",
     "stop_all",
@@ -30,6 +32,22 @@ __all__ = [
 
 class ProcessFailed(RuntimeError):
     """A supervised process exited or never became ready."""
+
+
+_HANDED_OUT: set[int] = set()
+
+
+def free_port() -> int:
+    """A loopback TCP port nobody listens on right now (the OS picks it), never one this
+    process handed out before: callers often pick several ports before the processes that
+    use them bind any, and the OS may offer a port again once its probe socket is closed."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port: int = sock.getsockname()[1]
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 @dataclass

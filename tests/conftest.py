@@ -24,20 +24,13 @@ from cryptography.x509.oid import NameOID
 
 from controlplane.db.engine import Database
 from controlplane.db.migrate import upgrade
+from controlplane.launcher import free_port as free_port  # re-exported for the tests
 from dataplane.server import HttpServer
 from dataplane.serving import EmbeddedServer
 
 POSTGRES_ADMIN_DSN = os.environ.get(
     "ACTIVETRACE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now (the OS picks it)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 async def _postgres_reachable() -> str | None:
