@@ -27,7 +27,7 @@ from dataplane.router import RouteMatch
 from dataplane.runtime import GatewayRuntime
 from dataplane.server import RECEIVED_NS, ClientGone
 from dataplane.tracing.context import CURRENT_TRACE
-from dataplane.tracing.recorder import RequestTrace
+from dataplane.tracing.recorder import RequestTrace, format_traceparent
 from dataplane.tracing.spans import (
     KIND_CLIENT,
     KIND_INTERNAL,
@@ -315,9 +315,7 @@ def _phase_span(exchange: Exchange, name: str) -> Span | None:
     trace = exchange.trace
     if trace is None:
         return None
-    span = Span(name, trace.root.span_id)
-    trace.spans.append(span)
-    return span
+    return trace.span(name, trace.root)
 
 
 def _plugin_span(
@@ -658,7 +656,7 @@ async def _balance_and_send(
             upstream_span = _upstream_span(
                 trace, balancer_span, exchange, service, host, port, raw_target, attempt
             )
-            traceparent = trace.traceparent(upstream_span.span_id)
+            traceparent = format_traceparent(trace.trace_id, upstream_span.span_id).encode()
             events = _TransportEvents(trace, upstream_span)
         headers = _upstream_headers(exchange, match, host, port, traceparent)
         try:
@@ -792,9 +790,7 @@ class _TransportEvents:
         started = _STARTS.get(event)
         if started is not None:
             name, span_name, kind = started
-            span = Span(span_name, self.upstream.span_id, None, kind)
-            self.trace.spans.append(span)
-            self._open[name] = span
+            self._open[name] = self.trace.span(span_name, self.upstream, None, kind)
             return
         ended = _ENDS.get(event)
         if ended is None:

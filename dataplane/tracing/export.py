@@ -81,8 +81,7 @@ class SpanExport:
         """Queue a finished trace (or late spans of one) for the sessions that kept it."""
         self.pending.append(_Finished(session_ids, trace_id, spans))
         self.pending_spans += len(spans)
-        if self.pending_spans + self.unacked_spans > self.max_spans:
-            self._enforce_bound()
+        self._enforce_bound()
         if self.pending_spans >= self.batch_spans:
             self._wakeup.set()
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from binascii import hexlify
 from typing import Any
 
 from dataplane.tracing.sessions import NodeSession
@@ -65,19 +64,17 @@ class RequestTrace:
         self.root = Span("HTTP", parent[1] if parent is not None else b"", start_ns, KIND_SERVER)
         self.spans: list[Span] = [self.root]
         self.logs: list[tuple[int, str, str, str]] = []  # (time, level, logger, message)
-        if len(head) == 1 and not tail:  # the usual case, without a generator per flag
-            only = head[0]
-            self.capture_headers = only.capture_headers
-            self.capture_body = only.capture_body
-            self.body_max_bytes = only.body_max_bytes
-            only.in_flight += 1
-            return
-        sessions = head + tail
-        self.capture_headers = any(s.capture_headers for s in sessions)
-        self.capture_body = any(s.capture_body for s in sessions)
-        self.body_max_bytes = max((s.body_max_bytes for s in sessions), default=0)
-        for session in sessions:
+        capture_headers = capture_body = False
+        body_max_bytes = 0
+        for session in head + tail:  # one pass (a request usually has one session)
+            capture_headers = capture_headers or session.capture_headers
+            capture_body = capture_body or session.capture_body
+            if session.body_max_bytes > body_max_bytes:
+                body_max_bytes = session.body_max_bytes
             session.in_flight += 1
+        self.capture_headers = capture_headers
+        self.capture_body = capture_body
+        self.body_max_bytes = body_max_bytes
 
     def span(
         self,
@@ -91,11 +88,6 @@ class RequestTrace:
         span = Span(name, parent.span_id, start_ns, kind, attributes)
         self.spans.append(span)
         return span
-
-    def traceparent(self, span_id: bytes) -> bytes:
-        """The ``traceparent`` header value naming ``span_id`` as the caller (see
-        :func:`format_traceparent`)."""
-        return b"00-%b-%b-01" % (hexlify(self.trace_id), hexlify(span_id))
 
     def sessions(self) -> list[NodeSession]:
         """Every session involved (kept or still deciding)."""

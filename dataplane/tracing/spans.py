@@ -92,9 +92,9 @@ class PySpanBase:
         """A started span (``start_ns`` None: now)."""
         self.name = name
         self.kind = kind
-        self.span_id = (_getrandbits(64) or 1).to_bytes(8, "big")
+        self.span_id = new_span_id()
         self.parent_id = parent_id
-        self.start_ns = start_ns if start_ns is not None else _perf_counter_ns() + _OFFSET_NS
+        self.start_ns = start_ns if start_ns is not None else now_ns()
         self.end_ns = 0
         self.attributes: dict[str, Any] = attributes if attributes is not None else {}
         self.events: list[SpanEvent] | None = None
@@ -104,7 +104,7 @@ class PySpanBase:
     def end(self, end_ns: int | None = None) -> None:
         """Close the span (now, or at ``end_ns``); ending twice keeps the first end."""
         if not self.end_ns:
-            self.end_ns = end_ns if end_ns is not None else _perf_counter_ns() + _OFFSET_NS
+            self.end_ns = end_ns if end_ns is not None else now_ns()
 
 
 if TYPE_CHECKING:

@@ -102,14 +102,14 @@ class Tracer:
                     self.dirty.add(session.id)
                     if session.full:
                         self.sessions.finish(session, "completed")
-        session_ids = (kept[0].id,) if len(kept) == 1 else tuple(s.id for s in kept)
+        session_ids = tuple([s.id for s in kept])
         if session_ids:
             trace.root.attributes["gateway.session.id"] = session_ids[0]
             if len(session_ids) > 1:
                 trace.root.attributes["gateway.session.ids"] = list(session_ids)
             self.export.submit(session_ids, trace.trace_id, trace.spans)
             self.traced += 1
-        for session in trace.sessions() if trace.tail else trace.head:
+        for session in trace.sessions():
             session.in_flight -= 1
             if session.in_flight == 0 and session.state in ENDED_STATES:
                 self.dirty.add(session.id)

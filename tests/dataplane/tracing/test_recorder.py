@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dataplane.tracing.recorder import RequestTrace, format_traceparent, parse_traceparent
+from dataplane.tracing.recorder import format_traceparent, parse_traceparent
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 SPAN = "00f067aa0ba902b7"
@@ -41,9 +41,3 @@ def test_format_round_trips() -> None:
     value = format_traceparent(bytes.fromhex(TRACE), bytes.fromhex(SPAN))
     assert value == f"00-{TRACE}-{SPAN}-01"
     assert parse_traceparent(value) == (bytes.fromhex(TRACE), bytes.fromhex(SPAN))
-
-
-def test_a_traces_own_traceparent_names_its_trace_and_the_given_span() -> None:
-    trace = RequestTrace(head=[], tail=[], start_ns=1, parent=(bytes.fromhex(TRACE), b"\x01" * 8))
-    value = trace.traceparent(bytes.fromhex(SPAN))
-    assert value == format_traceparent(bytes.fromhex(TRACE), bytes.fromhex(SPAN)).encode()
