@@ -86,10 +86,6 @@ def _varint(value: int) -> bytes:
     return bytes(out)
 
 
-def _int64(value: int) -> bytes:
-    return _varint(value if value >= 0 else value + (1 << 64))
-
-
 def _field(tag: bytes, payload: bytes) -> bytes:
     return tag + _varint(len(payload)) + payload
 
@@ -104,7 +100,7 @@ def _any(value: Any) -> bytes:
     if isinstance(value, bool):
         return _ANY_BOOL + (b"\x01" if value else b"\x00")
     if isinstance(value, int):
-        return _ANY_INT + _int64(value)
+        return _ANY_INT + _varint(value)
     if isinstance(value, float):
         return _ANY_DOUBLE + _pack_double(value)
     if isinstance(value, list | tuple):
@@ -137,7 +133,7 @@ def _attributes(tag: bytes, attributes: Mapping[str, Any]) -> list[bytes]:
                 _ANY_STRING + varints[size] + text if size < 128 else _field(_ANY_STRING, text)
             )
         elif kind is int:
-            any_value = _ANY_INT + (varints[value] if 0 <= value < 128 else _int64(value))
+            any_value = _ANY_INT + (varints[value] if 0 <= value < 128 else _varint(value))
         elif kind is float:
             any_value = _ANY_DOUBLE + _pack_double(value)
         elif kind is bool:
@@ -227,14 +223,19 @@ def python_trace_spans(trace_id: bytes, spans: Sequence[Span]) -> bytes:
     return b"".join([_span(trace_field, span) for span in spans])
 
 
+def _scope_field(scope_name: str, scope_version: str) -> bytes:
+    """The ``ScopeSpans.scope`` field (an InstrumentationScope)."""
+    scope = _string(_SCOPE_NAME, scope_name)
+    if scope_version:
+        scope += _string(_SCOPE_VERSION, scope_version)
+    return _field(_SS_SCOPE, scope)
+
+
 def resource_spans_encoded(
     resource: bytes, scope_name: str, scope_version: str, encoded_traces: Iterable[bytes]
 ) -> bytes:
     """A serialized ``ResourceSpans`` around traces encoded by :func:`trace_spans`."""
-    scope = _string(_SCOPE_NAME, scope_name)
-    if scope_version:
-        scope += _string(_SCOPE_VERSION, scope_version)
-    scope_spans = _field(_SS_SCOPE, scope) + b"".join(encoded_traces)
+    scope_spans = _scope_field(scope_name, scope_version) + b"".join(encoded_traces)
     return _field(_RS_RESOURCE, resource) + _field(_RS_SCOPE_SPANS, scope_spans)
 
 
@@ -270,10 +271,7 @@ def node_span_batch(
     more before gRPC serialized them again. The lengths of every nesting level are worked
     out first, so the traces (a batch is ~0.5 MB) are copied once, into the message.
     """
-    scope = _string(_SCOPE_NAME, scope_name)
-    if scope_version:
-        scope += _string(_SCOPE_VERSION, scope_version)
-    scope_field = _field(_SS_SCOPE, scope)
+    scope_field = _scope_field(scope_name, scope_version)
     scope_spans_size = len(scope_field) + sum(len(trace) for trace in encoded_traces)
     resource_field = _field(_RS_RESOURCE, resource)
     scope_spans_head = _RS_SCOPE_SPANS + _varint(scope_spans_size)
