@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from dataplane.gateway_config import Consumer, Route, Service
     from dataplane.tracing.recorder import RequestTrace
 
-__all__ = ["REDACTED", "Exchange"]
+__all__ = ["REDACTED", "Exchange", "add_value", "form_pairs"]
 
 
 class Exchange:
@@ -119,9 +119,7 @@ class Exchange:
 
     def query_args(self) -> list[tuple[str, str]]:
         """The query string as decoded ``(name, value)`` pairs, in order."""
-        if not self.query_string:
-            return []
-        return parse_qsl(self.query_string.decode("latin-1"), keep_blank_values=True)
+        return form_pairs(self.query_string)
 
     def set_query_args(self, args: list[tuple[str, str]]) -> None:
         """Replace the query string sent upstream."""
@@ -151,18 +149,27 @@ class Exchange:
         out: dict[str, str | list[str]] = {}
         for name, value in headers.items():
             hidden = name in ALWAYS_REDACTED or name in self.redact
-            _collect(out, name, REDACTED if hidden else value)
+            add_value(out, name, REDACTED if hidden else value)
         return out
 
     def query_map(self) -> dict[str, str | list[str]]:
         """The query arguments in the same shape, names in ``redact`` hidden."""
         out: dict[str, str | list[str]] = {}
         for name, value in self.query_args():
-            _collect(out, name, REDACTED if name in self.redact else value)
+            add_value(out, name, REDACTED if name in self.redact else value)
         return out
 
 
-def _collect(into: dict[str, str | list[str]], name: str, value: str) -> None:
+def form_pairs(data: bytes) -> list[tuple[str, str]]:
+    """A query string or form body as decoded ``(name, value)`` pairs, in order (blank values
+    kept)."""
+    if not data:
+        return []
+    return parse_qsl(data.decode("latin-1"), keep_blank_values=True)
+
+
+def add_value(into: dict[str, Any], name: str, value: Any) -> None:
+    """Kong's multi-valued shape: a name's second value turns it into a list of its values."""
     current = into.get(name)
     if current is None:
         into[name] = value

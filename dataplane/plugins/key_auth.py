@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 import logging
 from typing import TYPE_CHECKING, Annotated, Self
-from urllib.parse import parse_qsl
 
 from pydantic import Field, model_validator
 
+from dataplane.exchange import form_pairs
 from dataplane.plugins.base import GatewayPlugin, LocalReply, PluginConfig
 
 if TYPE_CHECKING:
@@ -182,7 +182,7 @@ def _body_fields(exchange: Exchange) -> dict[str, list[str]]:
                 elif isinstance(value, list):
                     fields[name] = [str(v) for v in value]
     elif "application/x-www-form-urlencoded" in content_type:
-        for name, value in parse_qsl(body.decode("latin-1"), keep_blank_values=True):
+        for name, value in form_pairs(body):
             fields.setdefault(name, []).append(value)
     return fields
 

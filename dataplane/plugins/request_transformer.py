@@ -17,10 +17,11 @@ import json
 import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Annotated, Final
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import urlencode
 
 from pydantic import AfterValidator, Field
 
+from dataplane.exchange import add_value, form_pairs
 from dataplane.plugins.base import (
     GatewayPlugin,
     LocalReply,
@@ -175,7 +176,7 @@ class RequestTransformerPlugin(GatewayPlugin[RequestTransformerConfig]):
             return  # not a body this plugin can change (see the module docstring)
         body = body or b""
         if kind == "form":
-            args = parse_qsl(body.decode("latin-1"), keep_blank_values=True) if body else []
+            args = form_pairs(body)
             if not body:  # like Kong: remove, rename and replace need a body to act on
                 rules = ((), (), (), rules[3], rules[4])
             changed = urlencode(_transform_pairs(args, *rules)).encode("latin-1")
@@ -222,7 +223,7 @@ def _form_into_query(exchange: Exchange) -> None:
     body = exchange.request_body
     if not body or _body_kind(exchange.request_headers.get("content-type")) != "form":
         return
-    params = parse_qsl(body.decode("latin-1"), keep_blank_values=True)
+    params = form_pairs(body)
     if params:
         exchange.set_query_args(exchange.query_args() + params)
 
@@ -292,13 +293,7 @@ def _transform_json(
         if name not in document:
             document[name] = value
     for name, value in map(split_pair, append):
-        current = document.get(name)
-        if current is None:
-            document[name] = value
-        elif isinstance(current, list):
-            current.append(value)
-        else:
-            document[name] = [current, value]
+        add_value(document, name, value)
     if original is not None and document == original:
         return None
     return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
