@@ -1,10 +1,11 @@
-"""Hatch build hook: compiles the C span encoder (``dataplane/tracing/_wire.c``).
+"""Hatch build hook: compiles the C span objects and encoder (``dataplane/tracing/_wire.c``).
 
 Runs for wheels (``pip install .``, the Docker image) and editable installs (``pip install
 -e .``, ``scripts/bootstrap``). The extension is built in place next to its source, so an
 editable install imports it from the tree, and a wheel carries it as an artifact. Without a
 C compiler the build fails loudly unless ``ACTIVETRACE_PURE_PYTHON=1`` is set: the node then
-encodes spans in Python (``dataplane/tracing/wire.py``), about 4x slower per traced request.
+builds spans in Python (``spans.PySpanBase``, about 3x slower) and encodes them in Python
+(``dataplane/tracing/wire.py``, about 4x slower).
 """
 
 from __future__ import annotations

@@ -212,7 +212,6 @@ def span_rows(resource_spans: Iterable[trace_pb2.ResourceSpans]) -> SpanRows:
                 )
                 per_trace[trace_id] += 1
                 if root is not None:
-                    attributes = root
                     out.roots.append(
                         RequestRoot(
                             trace_id=trace_id,
@@ -220,8 +219,8 @@ def span_rows(resource_spans: Iterable[trace_pb2.ResourceSpans]) -> SpanRows:
                             start_time_ns=span.start_time_unix_nano,
                             end_time_ns=span.end_time_unix_nano,
                             error=status.code == trace_pb2.Status.STATUS_CODE_ERROR
-                            or "error.type" in attributes,
-                            attributes=attributes,
+                            or "error.type" in root,
+                            attributes=root,
                         )
                     )
     return out

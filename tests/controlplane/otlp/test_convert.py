@@ -9,6 +9,7 @@ from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.resource.v1 import resource_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
+from controlplane.otlp.codec import to_any_value
 from controlplane.otlp.convert import (
     GATEWAY_SERVICE_NAME,
     SPAN_COLUMNS,
@@ -20,26 +21,15 @@ from controlplane.otlp.convert import (
 ATTRIBUTES = SPAN_COLUMNS.index("attributes")
 
 
-def _value(value: Any) -> common_pb2.AnyValue:
-    if isinstance(value, bool):
-        return common_pb2.AnyValue(bool_value=value)
-    if isinstance(value, int):
-        return common_pb2.AnyValue(int_value=value)
-    if isinstance(value, float):
-        return common_pb2.AnyValue(double_value=value)
-    if isinstance(value, bytes):
-        return common_pb2.AnyValue(bytes_value=value)
-    if isinstance(value, list):
-        return common_pb2.AnyValue(
-            array_value=common_pb2.ArrayValue(values=[_value(v) for v in value])
-        )
-    if isinstance(value, dict):
-        return common_pb2.AnyValue(kvlist_value=common_pb2.KeyValueList(values=_kvs(value)))
-    return common_pb2.AnyValue(string_value=value)
-
-
 def _kvs(attributes: dict[str, Any]) -> list[common_pb2.KeyValue]:
-    return [common_pb2.KeyValue(key=k, value=_value(v)) for k, v in attributes.items()]
+    """Attributes as OTLP KeyValues; bytes (not a stored JSON value) as ``bytes_value``."""
+    return [
+        common_pb2.KeyValue(
+            key=k,
+            value=common_pb2.AnyValue(bytes_value=v) if isinstance(v, bytes) else to_any_value(v),
+        )
+        for k, v in attributes.items()
+    ]
 
 
 def _rows(service: str, attributes: dict[str, Any]) -> tuple[str, trace_pb2.Span, int]:
