@@ -8,7 +8,7 @@ from collections import deque
 
 import httpx
 
-from dataplane.transport.connection import Connection, Origin, wait_until_woken
+from dataplane.transport.connection import Connection, Deadlines, Origin, wait_until_woken
 
 __all__ = ["ConnectionPool"]
 
@@ -82,7 +82,7 @@ class ConnectionPool:
             waiters.append(waiter)
             try:
                 remaining = None if deadline is None else max(0.0, deadline - loop.time())
-                if not await wait_until_woken(loop, waiter, remaining):
+                if not await wait_until_woken(Deadlines.of(loop), waiter, remaining):
                     raise httpx.PoolTimeout(f"no free connection to {origin[1]}:{origin[2]}")
             finally:
                 if waiter in waiters:
