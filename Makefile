@@ -24,4 +24,4 @@ $(STAMP): pyproject.toml
 	scripts/bootstrap --python-only
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build dataplane/tracing/_wire.*.so
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build dataplane/tracing/_wire.*.so dataplane/_http1.*.so

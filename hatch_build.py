@@ -1,11 +1,13 @@
-"""Hatch build hook: compiles the C span objects and encoder (``dataplane/tracing/_wire.c``).
+"""Hatch build hook: compiles the C extensions: the span objects and encoder
+(``dataplane/tracing/_wire.c``) and HTTP/1.1 header serialisation (``dataplane/_http1.c``).
 
 Runs for wheels (``pip install .``, the Docker image) and editable installs (``pip install
--e .``, ``scripts/bootstrap``). The extension is built in place next to its source, so an
-editable install imports it from the tree, and a wheel carries it as an artifact. Without a
+-e .``, ``scripts/bootstrap``). The extensions are built in place next to their sources, so an
+editable install imports them from the tree, and a wheel carries them as artifacts. Without a
 C compiler the build fails loudly unless ``ACTIVETRACE_PURE_PYTHON=1`` is set: the node then
-builds spans in Python (``spans.PySpanBase``, about 3x slower) and encodes them in Python
-(``dataplane/tracing/wire.py``, about 4x slower).
+builds spans in Python (``spans.PySpanBase``, about 3x slower), encodes them in Python
+(``dataplane/tracing/wire.py``, about 4x slower) and writes header blocks in Python
+(``dataplane/http1.py``, about 5x slower).
 """
 
 from __future__ import annotations
@@ -18,16 +20,19 @@ from typing import Any
 from hatchling.builders.config import BuilderConfig
 from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 
-SOURCE = Path("dataplane/tracing/_wire.c")
+EXTENSIONS = {
+    "dataplane.tracing._wire": Path("dataplane/tracing/_wire.c"),
+    "dataplane._http1": Path("dataplane/_http1.c"),
+}
 
 
-class WireExtensionHook(BuildHookInterface[BuilderConfig]):
-    """Builds ``dataplane.tracing._wire`` with setuptools' ``build_ext``."""
+class ExtensionsHook(BuildHookInterface[BuilderConfig]):
+    """Builds the extensions with setuptools' ``build_ext``."""
 
     PLUGIN_NAME = "custom"
 
     def initialize(self, version: str, build_data: dict[str, Any]) -> None:
-        """Compile the extension in place and declare it (and a platform tag) to hatch."""
+        """Compile the extensions in place and declare them (and a platform tag) to hatch."""
         if self.target_name != "wheel":
             return
         if os.environ.get("ACTIVETRACE_PURE_PYTHON") == "1":
@@ -36,12 +41,11 @@ class WireExtensionHook(BuildHookInterface[BuilderConfig]):
         from setuptools.command.build_ext import build_ext  # type: ignore[import-untyped]
 
         root = Path(self.root)
-        extension = Extension(
-            "dataplane.tracing._wire",
-            [str(SOURCE)],
-            extra_compile_args=["-O2"],
-        )
-        distribution = Distribution({"name": "activetrace-wire", "ext_modules": [extension]})
+        extensions = [
+            Extension(name, [str(source)], extra_compile_args=["-O2"])
+            for name, source in EXTENSIONS.items()
+        ]
+        distribution = Distribution({"name": "activetrace-ext", "ext_modules": extensions})
         command = build_ext(distribution)
         command.inplace = True
         command.build_temp = str(root / "build" / "temp")
@@ -52,7 +56,8 @@ class WireExtensionHook(BuildHookInterface[BuilderConfig]):
             command.run()
         finally:
             os.chdir(cwd)
-        built = SOURCE.with_name("_wire" + str(sysconfig.get_config_var("EXT_SUFFIX")))
+        suffix = str(sysconfig.get_config_var("EXT_SUFFIX"))
         build_data["pure_python"] = False
         build_data["infer_tag"] = True
-        build_data["artifacts"].append(str(built))
+        for source in EXTENSIONS.values():
+            build_data["artifacts"].append(str(source.with_name(source.stem + suffix)))

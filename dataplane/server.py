@@ -45,6 +45,7 @@ from urllib.parse import unquote
 import httptools
 
 from dataplane.headers import raw_header
+from dataplane.http1 import header_block
 
 __all__ = ["MAX_HEAD_BYTES", "RECEIVED_NS", "ClientGone", "HttpServer"]
 
@@ -619,21 +620,14 @@ class Cycle:
 
     def _start_response(self, status: int, headers: Any) -> None:
         self.response_started = True
-        parts = [_STATUS_LINES.get(status) or b"HTTP/1.1 %d Unknown\r\n" % status]
-        lines = 2  # the status line and the blank line
-        expected: int | None = None
-        chunked = False
-        close = False
-        for name, value in headers:
-            lower = name.lower()
-            if lower == b"content-length":
-                expected = int(value)
-            elif lower == b"transfer-encoding":
-                chunked = b"chunked" in value.lower()
-            elif lower == b"connection":
-                close = b"close" in value.lower()
-            parts += (name, b": ", value, b"\r\n")
-            lines += 1
+        try:
+            block, length, chunked, close = header_block(
+                _STATUS_LINES.get(status) or b"HTTP/1.1 %d Unknown\r\n" % status, headers
+            )
+        except ValueError:  # a CR or LF inside a name or value would split the response
+            self.response_started = False
+            raise RuntimeError("a response header name or value contains CR or LF") from None
+        expected = int(length) if length is not None else None
         if close or self.conn.server.should_exit:
             self.keep_alive = False
         no_body = self.head_method or status in _NO_BODY_STATUS or status < 200
@@ -650,17 +644,10 @@ class Cycle:
                 self.keep_alive = False  # HTTP/1.0 has no chunked coding: the close ends it
             else:
                 chunked = True
-                parts.append(_CHUNKED_HEADER)
-                lines += 1
+                block += _CHUNKED_HEADER
         if not self.keep_alive and not close:
-            parts.append(_CLOSE_HEADER)
-            lines += 1
-        parts.append(b"\r\n")
-        head = b"".join(parts)
-        # A CR or LF inside a name or value would split the response (header injection).
-        if head.count(b"\n") != lines or head.count(b"\r") != lines:
-            self.response_started = False
-            raise RuntimeError("a response header name or value contains CR or LF")
+            block += _CLOSE_HEADER
+        head = block + b"\r\n"
         self.chunked = chunked and not no_body
         self.no_body = no_body
         self.expected = None if chunked or no_body else expected

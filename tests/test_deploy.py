@@ -138,8 +138,9 @@ def test_wheel_carries_the_migrations(tmp_path: Path) -> None:
     assert "controlplane/migrations/env.py" in names
     assert any(n.startswith("controlplane/migrations/versions/0001") for n in names)
     assert "protos/activetrace/cluster/v1/cluster_pb2.py" in names
-    # the C span encoder is compiled into the wheel (the image's build stage has gcc)
+    # the C extensions are compiled into the wheel (the image's build stage has gcc)
     assert any(n.startswith("dataplane/tracing/_wire.") and n.endswith(".so") for n in names)
+    assert any(n.startswith("dataplane/_http1.") and n.endswith(".so") for n in names)
     assert not wheel.name.endswith("-none-any.whl")  # a platform wheel, since it carries C
 
 

@@ -7,6 +7,8 @@ from typing import Final, NamedTuple
 
 import httpx
 
+from dataplane.http1 import header_block
+
 __all__ = ["RequestHead", "chunk", "encode_head", "request_head"]
 
 _METHODS: Final = {
@@ -49,28 +51,20 @@ def encode_head(
     (a streamed body without a length). Raises ``httpx.LocalProtocolError`` for a header that
     would split the head (CR or LF inside a name or value).
     """
-    lines = [_METHODS.get(method) or method.encode("ascii"), b" ", target]
-    lines.append(b" HTTP/1.1\r\n")
-    has_length = chunked = False
-    for name, value in headers:
-        lines.append(b"%b: %b\r\n" % (name, value))
-        if len(name) in (14, 17):
-            lowered = name.lower()
-            if lowered == b"content-length":
-                has_length = True
-            elif lowered == b"transfer-encoding" and b"chunked" in value.lower():
-                chunked = True
-    if not chunked and not has_length:
+    first = b"%b %b HTTP/1.1\r\n" % (_METHODS.get(method) or method.encode("ascii"), target)
+    try:
+        block, length, chunked, _ = header_block(first, headers)
+    except ValueError:
+        raise httpx.LocalProtocolError(
+            "CR or LF in a request header or the request target"
+        ) from None
+    if not chunked and length is None:
         if body is None:
-            lines.append(b"Transfer-Encoding: chunked\r\n")
+            block += b"Transfer-Encoding: chunked\r\n"
             chunked = True
         elif body:
-            lines.append(b"Content-Length: %d\r\n" % len(body))
-    lines.append(b"\r\n")
-    data = b"".join(lines)
-    lines_expected = len(lines) - 3  # one LF per header line, the request line and the end
-    if data.count(b"\n") != lines_expected or data.count(b"\r") != lines_expected:
-        raise httpx.LocalProtocolError("CR or LF in a request header or the request target")
+            block += b"Content-Length: %d\r\n" % len(body)
+    data = block + b"\r\n"
     if chunked and body is not None:
         body = (chunk(body) if body else b"") + _LAST_CHUNK
     return RequestHead(data, body, chunked, method == "HEAD")
