@@ -25,7 +25,7 @@ from dataplane.plugins.base import LocalReply
 from dataplane.plugins.runtime import EMPTY_CHAIN, PluginChain
 from dataplane.router import RouteMatch
 from dataplane.runtime import GatewayRuntime
-from dataplane.server import RECEIVED_NS, ClientGone
+from dataplane.server import RECEIVED_NS, RESPOND, ClientGone, Respond
 from dataplane.tracing.context import CURRENT_TRACE
 from dataplane.tracing.recorder import RequestTrace, format_traceparent
 from dataplane.tracing.spans import (
@@ -158,16 +158,19 @@ class Proxy:
                 _router_span(exchange.trace, match, cache_hit, started, routed)
                 CURRENT_TRACE.set(exchange.trace)
         chain = EMPTY_CHAIN
+        respond: Respond | None = scope.get(RESPOND)  # our server's one-call response
         try:
             if match is None:
                 await _respond(
                     exchange,
                     send,
                     gateway_error(404, "no Route matched with those values", exchange.request_id),
+                    EMPTY_CHAIN,
+                    respond,
                 )
                 return
             chain = runtime.chains.get(match.route.id, EMPTY_CHAIN)
-            await self._proxy(exchange, match, chain, runtime, receive, send)
+            await self._proxy(exchange, match, chain, runtime, receive, send, respond)
         except (ClientDisconnected, ClientGone):
             _aborted(exchange, "client_disconnected")  # nobody to answer
         except asyncio.CancelledError:
@@ -197,6 +200,7 @@ class Proxy:
         runtime: GatewayRuntime,
         receive: Receive,
         send: Send,
+        respond: Respond | None,
     ) -> None:
         exchange.route = match.route
         exchange.service = match.service
@@ -204,7 +208,7 @@ class Proxy:
         body = await _read_body(exchange, receive)
         reply = await _access(exchange, chain)
         if reply is not None:
-            await _respond(exchange, send, reply, chain)
+            await _respond(exchange, send, reply, chain, respond)
             return
         if isinstance(body, bytes):
             body = _changed_body(exchange, body)
@@ -214,7 +218,7 @@ class Proxy:
             )
         except RequestBodyTooLarge:
             reply = gateway_error(413, "Request size limit exceeded", exchange.request_id)
-            await _respond(exchange, send, reply, chain)
+            await _respond(exchange, send, reply, chain, respond)
             return
         except UpstreamFailure as failure:
             log.warning(
@@ -231,11 +235,12 @@ class Proxy:
                 send,
                 gateway_error(failure.status, failure.message, exchange.request_id),
                 chain,
+                respond,
             )
             return
         exchange.response_source = "upstream"
         await _filter_headers(exchange, chain, response)
-        await _stream_body(exchange, chain, response, send)
+        await _stream_body(exchange, chain, response, send, respond)
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:
@@ -899,7 +904,11 @@ async def _header_filter_phase(exchange: Exchange, chain: PluginChain) -> None:
 
 
 async def _stream_body(
-    exchange: Exchange, chain: PluginChain, response: UpstreamResponse, send: Send
+    exchange: Exchange,
+    chain: PluginChain,
+    response: UpstreamResponse,
+    send: Send,
+    respond: Respond | None,
 ) -> None:
     """Send the response, streaming the body through body_filter plugins."""
     headers = exchange.response_headers
@@ -911,17 +920,10 @@ async def _stream_body(
     whole = None if filters else response.stream.read_buffered()
     if whole is not None:  # the whole body is here already: one send, no stream to iterate
         _end_upstream(exchange)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": exchange.response_status,
-                "headers": headers.raw,
-            }
-        )
+        await _send_whole(send, respond, exchange.response_status, headers.raw, whole)
         exchange.response_body_size = len(whole)
         if whole and trace is not None and trace.capture_body:
             _capture(exchange, "gateway.response.body", whole)
-        await send({"type": "http.response.body", "body": whole, "more_body": False})
         exchange.total_ms = (_perf() - exchange.started_ns) / 1e6
         if write_span is not None:
             write_span.end()
@@ -1042,8 +1044,25 @@ def _end_upstream(exchange: Exchange) -> None:
             span.end()
 
 
+async def _send_whole(
+    send: Send,
+    respond: Respond | None,
+    status: int,
+    headers: list[tuple[bytes, bytes]],
+    body: bytes,
+) -> None:
+    """A response whose body is all here: one call to the server when it can take it."""
+    if respond is None or not respond(status, headers, body):
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
 async def _respond(
-    exchange: Exchange, send: Send, reply: LocalReply, chain: PluginChain = EMPTY_CHAIN
+    exchange: Exchange,
+    send: Send,
+    reply: LocalReply,
+    chain: PluginChain,
+    respond: Respond | None,
 ) -> None:
     """Send a response the gateway produced itself (header_filter plugins still run)."""
     exchange.response_status = reply.status
@@ -1054,10 +1073,7 @@ async def _respond(
     headers = exchange.response_headers
     headers.set("content-length", str(len(reply.body)))
     span = _phase_span(exchange, "gateway.response.write")
-    await send(
-        {"type": "http.response.start", "status": exchange.response_status, "headers": headers.raw}
-    )
-    await send({"type": "http.response.body", "body": reply.body, "more_body": False})
+    await _send_whole(send, respond, exchange.response_status, headers.raw, reply.body)
     exchange.response_body_size = len(reply.body)
     exchange.total_ms = (_perf() - exchange.started_ns) / 1e6
     if exchange.trace is not None and exchange.trace.capture_body and reply.body:

@@ -38,7 +38,7 @@ import logging
 import socket
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any, Final
 from urllib.parse import unquote
 
@@ -47,7 +47,7 @@ import httptools
 from dataplane.headers import raw_header
 from dataplane.http1 import header_block
 
-__all__ = ["MAX_HEAD_BYTES", "RECEIVED_NS", "ClientGone", "HttpServer"]
+__all__ = ["MAX_HEAD_BYTES", "RECEIVED_NS", "RESPOND", "ClientGone", "HttpServer", "Respond"]
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,11 @@ Send = Callable[[Message], Awaitable[None]]
 App = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 RECEIVED_NS: Final = "activetrace.received_ns"
+RESPOND: Final = "activetrace.respond"
+"""Scope key of the request's :meth:`Cycle.respond`: a whole response in one call, for an app
+that has all of it (the proxy's buffered upstream responses and its own answers)."""
+
+Respond = Callable[[int, Iterable[tuple[bytes, bytes]], bytes], bool]
 # Request line and headers together (Envoy's default is 60 KiB; nginx's 4 x 8 KiB buffers).
 MAX_HEAD_BYTES: Final = 64 * 1024
 # Unread request body kept per connection before reading pauses.
@@ -503,6 +508,7 @@ class Cycle:
         self.expected: int | None = None  # content-length bytes still to send
         self.head: bytes | None = None  # written with the first body bytes
         self.task: asyncio.Task[None] | None = None
+        scope[RESPOND] = self.respond
 
     def wake(self) -> None:
         """Body bytes arrived, the body ended, or the client went away."""
@@ -587,13 +593,26 @@ class Cycle:
             if kind != "http.response.start":
                 raise RuntimeError(f"expected http.response.start, got {kind!r}")
             self._start_response(message["status"], message.get("headers") or ())
+            self.conn.loop.call_soon(self._flush_head)
             return
         if kind != "http.response.body":
             raise RuntimeError(f"expected http.response.body, got {kind!r}")
         if self.response_complete:
             raise RuntimeError("response already complete")
-        body: bytes = message.get("body", b"")
-        more = message.get("more_body", False)
+        self._write_body(message.get("body", b""), message.get("more_body", False))
+
+    def respond(self, status: int, headers: Iterable[tuple[bytes, bytes]], body: bytes) -> bool:
+        """The whole response (head and body) in one write, without ASGI messages: what the
+        ``send`` of a start and of its one body would do. False, with nothing done, when the
+        client is not taking data or is gone, or a response has started: ``send`` then."""
+        if self.response_started or self.disconnected or self.conn.write_paused:
+            return False
+        self._start_response(status, headers)
+        self._write_body(body, False)
+        return True
+
+    def _write_body(self, body: bytes, more: bool) -> None:
+        conn = self.conn
         if self.no_body:
             data = b""
         elif self.chunked:
@@ -618,7 +637,8 @@ class Cycle:
             self.response_complete = True
             conn.response_complete(self)
 
-    def _start_response(self, status: int, headers: Any) -> None:
+    def _start_response(self, status: int, headers: Iterable[tuple[bytes, bytes]]) -> None:
+        """Build the head (written with the first body bytes, or by :meth:`_flush_head`)."""
         self.response_started = True
         try:
             block, length, chunked, close = header_block(
@@ -652,7 +672,6 @@ class Cycle:
         self.no_body = no_body
         self.expected = None if chunked or no_body else expected
         self.head = head
-        self.conn.loop.call_soon(self._flush_head)
 
     def _flush_head(self) -> None:
         """The app did not send body bytes in the same step: the head goes out alone."""

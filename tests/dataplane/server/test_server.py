@@ -12,7 +12,14 @@ from typing import Any
 
 import pytest
 
-from dataplane.server import MAX_HEAD_BYTES, RECEIVED_NS, ClientGone, HttpConnection, HttpServer
+from dataplane.server import (
+    MAX_HEAD_BYTES,
+    RECEIVED_NS,
+    RESPOND,
+    ClientGone,
+    HttpConnection,
+    HttpServer,
+)
 
 Scope = dict[str, Any]
 App = Callable[[Any, Any, Any], Awaitable[None]]
@@ -617,3 +624,86 @@ async def test_a_client_that_takes_no_response_data_is_disconnected(
         server.sweep(now + 61)
         assert await asyncio.wait_for(outcome, timeout=10) == "stopped"
         assert not server.connections
+
+
+def whole(body: bytes, headers: list[tuple[bytes, bytes]]) -> App:
+    """An app answering with ``respond`` (the one-call response), noting what it returned."""
+
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        await read_body(receive)
+        answered = scope[RESPOND](200, headers, body)
+        assert answered is True
+
+    return app
+
+
+async def test_respond_writes_a_whole_response_and_keeps_the_connection() -> None:
+    app = whole(b"hello", [(b"content-length", b"5"), (b"x-a", b"1")])
+    async with serving(app) as (_, port), connect(port) as client:
+        for _ in range(2):
+            await client.send(b"GET / HTTP/1.1\r\nhost: h\r\n\r\n")
+            status, headers, body = await client.response()
+            assert (status, headers["x-a"], body) == (200, "1", b"hello")
+        await client.send(b"HEAD / HTTP/1.1\r\nhost: h\r\n\r\n")
+        status, headers = await client.head()
+        assert (status, headers["content-length"]) == (200, "5")  # and no body follows
+        await client.send(b"GET / HTTP/1.1\r\nhost: h\r\n\r\n")
+        assert (await client.response())[2] == b"hello"
+
+
+async def test_respond_without_a_length_frames_the_body_as_chunks() -> None:
+    async with serving(whole(b"abc", [])) as (_, port), connect(port) as client:
+        await client.send(b"GET / HTTP/1.1\r\nhost: h\r\n\r\n")
+        status, headers, body = await client.response()
+        assert (status, headers["transfer-encoding"], body) == (200, "chunked", b"abc")
+        await client.send(b"GET / HTTP/1.0\r\nhost: h\r\n\r\n")  # no chunks in HTTP/1.0
+        status, headers = await client.head()
+        assert "transfer-encoding" not in headers
+        assert await client.reader.read() == b"abc"  # the close ends the body
+
+
+async def test_respond_leaves_a_started_response_to_send() -> None:
+    answers: list[bool] = []
+
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 201, "headers": []})
+        answers.append(scope[RESPOND](200, [], b"ignored"))
+        await send({"type": "http.response.body", "body": b"sent"})
+
+    async with serving(app) as (_, port), connect(port) as client:
+        await client.send(b"GET / HTTP/1.1\r\nhost: h\r\n\r\n")
+        status, _, body = await client.response()
+        assert (status, body, answers) == (201, b"sent", [False])
+
+
+async def test_respond_refuses_a_body_that_contradicts_its_length() -> None:
+    failed: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        try:
+            scope[RESPOND](200, [(b"content-length", b"10")], b"short")
+        except RuntimeError as exc:
+            failed.set_result(str(exc))
+            raise
+
+    async with serving(app) as (_, port), connect(port) as client:
+        await client.send(b"GET / HTTP/1.1\r\nhost: h\r\n\r\n")
+        assert "shorter than its content-length" in await asyncio.wait_for(failed, 10)
+        # What there is goes out, then the close: the client can tell the body is incomplete.
+        rest = await asyncio.wait_for(client.reader.read(), 10)  # returns at end of stream
+        assert rest.startswith(b"HTTP/1.1 200 OK\r\n")
+        assert rest.endswith(b"\r\n\r\nshort")
+
+
+async def test_respond_refuses_cr_or_lf_in_a_header() -> None:
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        with pytest.raises(RuntimeError, match="CR or LF"):
+            scope[RESPOND](200, [(b"x-a", b"1\r\nx-injected: 1")], b"")
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async with serving(app) as (_, port), connect(port) as client:
+        await client.send(b"GET / HTTP/1.1\r\nhost: h\r\n\r\n")
+        status, headers = await client.head()
+        assert status == 204
+        assert "x-injected" not in headers
