@@ -534,6 +534,9 @@ class Cycle:
                     log.error("app returned before its response was complete")
                 self._abort()
         finally:
+            # The scope refers back to this cycle (its respond): unlinked here, the request's
+            # objects go with their last reference instead of waiting for the cycle collector.
+            del self.scope[RESPOND]
             if self.task is not None:
                 self.conn.server.tasks.discard(self.task)
 

@@ -279,6 +279,10 @@ class Connection(asyncio.Protocol):
 
     def _exchange_done(self, reader: ResponseReader) -> None:
         self.reader = None
+        # The parser holds the reader's callbacks and the reader the parser: unlinked now (no
+        # more bytes reach this reader), both go with their last reference instead of waiting
+        # for the cycle collector.
+        reader.parser = None
         if reader.error is not None:
             self.abort()
         elif reader.keep_alive and reader.request_sent and not self.closed:
@@ -316,7 +320,7 @@ class ResponseReader:
     def __init__(self, conn: Connection, head_only: bool) -> None:
         self.conn = conn
         self.head_only = head_only
-        self.parser = httptools.HttpResponseParser(self)
+        self.parser: httptools.HttpResponseParser | None = httptools.HttpResponseParser(self)
         self.status = 0
         self.reason = b""
         self.headers: list[tuple[bytes, bytes]] = []
@@ -337,9 +341,12 @@ class ResponseReader:
 
     def feed(self, data: bytes) -> None:
         """Parse bytes from the socket."""
+        parser = self.parser
+        if parser is None:  # the response already ended
+            return
         self.received += len(data)
         try:
-            self.parser.feed_data(data)
+            parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             # 101 Switching Protocols: the response ends with its head; no more HTTP here
             self.keep_alive = False
@@ -396,6 +403,7 @@ class ResponseReader:
     def on_headers_complete(self) -> None:
         """The head is parsed: wake the caller (time to first byte)."""
         parser = self.parser
+        assert parser is not None  # called by it
         status = parser.get_status_code()
         if status < 200 and status != 101:  # interim (100 Continue, 103 Early Hints): skip
             self._informational = True
@@ -426,6 +434,7 @@ class ResponseReader:
             self._informational = False
             return
         if not self.complete:
+            assert self.parser is not None  # called by it
             self.keep_alive = self.parser.should_keep_alive()
             self.complete = True
 
