@@ -123,13 +123,12 @@ class Proxy:
         self.metrics = RequestMetrics()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            await self.handle(scope, receive, send)
-        elif scope["type"] == "lifespan":
-            await _lifespan(receive, send)
-
-    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Serve one request."""
+        """Serve one request (and the lifespan protocol). One coroutine frame: every frame
+        between the server and the upstream wait is resumed at each wake-up."""
+        if scope["type"] != "http":
+            if scope["type"] == "lifespan":
+                await _lifespan(receive, send)
+            return
         started = scope.get(RECEIVED_NS) or _perf()
         self.requests += 1
         runtime = self.runtime
