@@ -50,11 +50,26 @@ static int reserve(Buf *b, Py_ssize_t extra) {
     return 0;
 }
 
-static int put(Buf *b, const void *src, Py_ssize_t n) {
+/* The writers below reserve once and then write in place: an attribute is a handful of
+ * bytes, so a call (and a capacity check) per byte cost more than the bytes. */
+static inline int room(Buf *b, Py_ssize_t n) {
+    return b->len + n <= b->cap ? 0 : reserve(b, n);
+}
+
+static inline char *write_varint(char *p, uint64_t v) {
+    while (v > 127) {
+        *p++ = (char)((v & 0x7F) | 0x80);
+        v >>= 7;
+    }
+    *p++ = (char)v;
+    return p;
+}
+
+static inline int put(Buf *b, const void *src, Py_ssize_t n) {
     if (n == 0) {
         return 0; /* src may be NULL (an empty temporary buffer) */
     }
-    if (reserve(b, n) < 0) {
+    if (room(b, n) < 0) {
         return -1;
     }
     memcpy(b->data + b->len, src, (size_t)n);
@@ -62,33 +77,50 @@ static int put(Buf *b, const void *src, Py_ssize_t n) {
     return 0;
 }
 
-static int put_byte(Buf *b, unsigned char c) { return put(b, &c, 1); }
-
-static int put_varint(Buf *b, uint64_t v) {
-    unsigned char tmp[10];
-    int n = 0;
-    while (v > 127) {
-        tmp[n++] = (unsigned char)((v & 0x7F) | 0x80);
-        v >>= 7;
+static inline int put_byte(Buf *b, unsigned char c) {
+    if (room(b, 1) < 0) {
+        return -1;
     }
-    tmp[n++] = (unsigned char)v;
-    return put(b, tmp, n);
+    b->data[b->len++] = (char)c;
+    return 0;
 }
 
-static int put_fixed64(Buf *b, uint64_t v) {
-    unsigned char tmp[8];
-    for (int i = 0; i < 8; i++) {
-        tmp[i] = (unsigned char)(v >> (8 * i));
+static inline int put_varint(Buf *b, uint64_t v) {
+    if (room(b, 10) < 0) {
+        return -1;
     }
-    return put(b, tmp, 8);
+    b->len = write_varint(b->data + b->len, v) - b->data;
+    return 0;
+}
+
+static inline char *write_fixed64(char *p, uint64_t v) {
+    for (int i = 0; i < 8; i++) {
+        *p++ = (char)(v >> (8 * i));
+    }
+    return p;
+}
+
+static inline int put_fixed64(Buf *b, uint64_t v) {
+    if (room(b, 8) < 0) {
+        return -1;
+    }
+    b->len = write_fixed64(b->data + b->len, v) - b->data;
+    return 0;
 }
 
 /* tag + length + payload */
-static int put_field(Buf *b, unsigned char tag, const char *payload, Py_ssize_t n) {
-    if (put_byte(b, tag) < 0 || put_varint(b, (uint64_t)n) < 0) {
+static inline int put_field(Buf *b, unsigned char tag, const char *payload, Py_ssize_t n) {
+    if (room(b, 11 + n) < 0) {
         return -1;
     }
-    return put(b, payload, n);
+    char *p = b->data + b->len;
+    *p++ = (char)tag;
+    p = write_varint(p, (uint64_t)n);
+    if (n) {
+        memcpy(p, payload, (size_t)n);
+    }
+    b->len = (p + n) - b->data;
+    return 0;
 }
 
 static int put_text(Buf *b, unsigned char tag, PyObject *text) {
@@ -253,6 +285,73 @@ static int any_value(Buf *b, PyObject *value) {
     return rc;
 }
 
+/* A KeyValue field `tag` whose value is a str, bool, int or float, written in place (its size
+ * is known up front). Returns 1 when written, 0 for other values (nothing written), -1 on an
+ * error. */
+static int scalar_kv(Buf *b, unsigned char tag, PyObject *key, PyObject *value) {
+    const char *text = NULL;
+    Py_ssize_t text_len = 0;
+    uint64_t number = 0;
+    uint64_t payload; /* the AnyValue's size */
+    if (PyUnicode_Check(value)) {
+        text = PyUnicode_AsUTF8AndSize(value, &text_len);
+        if (text == NULL) {
+            return -1;
+        }
+        payload = 1 + (uint64_t)varint_len((uint64_t)text_len) + (uint64_t)text_len;
+    } else if (PyBool_Check(value)) {
+        payload = 2;
+    } else if (PyLong_Check(value)) {
+        if (int64_value(value, &number) < 0) {
+            return -1;
+        }
+        payload = 1 + (uint64_t)varint_len(number);
+    } else if (PyFloat_Check(value)) {
+        payload = 9;
+    } else {
+        return 0;
+    }
+    Py_ssize_t key_len;
+    const char *key_text = PyUnicode_AsUTF8AndSize(key, &key_len);
+    if (key_text == NULL) {
+        return -1;
+    }
+    uint64_t size = 1 + (uint64_t)varint_len((uint64_t)key_len) + (uint64_t)key_len + 1 +
+                    (uint64_t)varint_len(payload) + payload;
+    if (room(b, 11 + (Py_ssize_t)size) < 0) {
+        return -1;
+    }
+    char *p = b->data + b->len;
+    *p++ = (char)tag;
+    p = write_varint(p, size);
+    *p++ = 0x0A; /* KeyValue.key */
+    p = write_varint(p, (uint64_t)key_len);
+    memcpy(p, key_text, (size_t)key_len);
+    p += key_len;
+    *p++ = 0x12; /* KeyValue.value */
+    p = write_varint(p, payload);
+    if (text != NULL) {
+        *p++ = 0x0A; /* string_value */
+        p = write_varint(p, (uint64_t)text_len);
+        memcpy(p, text, (size_t)text_len);
+        p += text_len;
+    } else if (PyBool_Check(value)) {
+        *p++ = 0x10; /* bool_value */
+        *p++ = value == Py_True ? 1 : 0;
+    } else if (PyLong_Check(value)) {
+        *p++ = 0x18; /* int_value */
+        p = write_varint(p, number);
+    } else {
+        *p++ = 0x21; /* double_value */
+        if (PyFloat_Pack8(PyFloat_AS_DOUBLE(value), p, 1) < 0) {
+            return -1;
+        }
+        p += 8;
+    }
+    b->len = p - b->data;
+    return 1;
+}
+
 /* Each attribute as a KeyValue field `tag` (wire.py's _attributes). */
 static int attributes(Buf *b, unsigned char tag, PyObject *mapping) {
     if (mapping == Py_None) {
@@ -271,6 +370,11 @@ static int attributes(Buf *b, unsigned char tag, PyObject *mapping) {
             PyErr_SetString(PyExc_TypeError, "attribute keys must be str");
             rc = -1;
             break;
+        }
+        int written = scalar_kv(b, tag, key, value); /* nearly every attribute */
+        if (written != 0) {
+            rc = written < 0 ? -1 : 0;
+            continue;
         }
         /* Owned while in use: encoding a value may run its __str__. */
         Py_INCREF(key);
@@ -534,96 +638,120 @@ static PyObject *clock_ns(PyObject *module, PyObject *unused) {
     return PyLong_FromUnsignedLongLong(now_ns());
 }
 
-/* The fields span_body reads, as new references: from the struct for SpanBase instances,
- * by attribute for other span-like objects. */
-static int span_values(PyObject *span, PyObject **names, PyObject **values) {
+/* What span_body writes of one span. The objects are new references. */
+typedef struct {
+    PyObject *span_id, *parent, *name, *attributes, *events, *message;
+    uint64_t kind, start, end, code;
+} Fields;
+
+static void fields_clear(Fields *f) {
+    Py_XDECREF(f->span_id);
+    Py_XDECREF(f->parent);
+    Py_XDECREF(f->name);
+    Py_XDECREF(f->attributes);
+    Py_XDECREF(f->events);
+    Py_XDECREF(f->message);
+}
+
+/* From the struct for SpanBase instances (no int objects made and read back), by attribute
+ * for other span-like objects. An end of 0 (never ended) becomes the start. */
+static int span_fields(PyObject *span, Fields *f) {
     if (PyObject_TypeCheck(span, &SpanType)) {
         SpanObject *s = (SpanObject *)span;
-        PyObject *objects[] = {s->span_id, s->parent_id, s->name};
-        for (int i = 0; i < 3; i++) {
-            if (objects[i] == NULL) {
-                PyErr_SetString(PyExc_AttributeError, "span field deleted");
-                return -1;
-            }
-            values[i] = Py_NewRef(objects[i]);
-        }
-        values[3] = PyLong_FromLong(s->kind);
-        values[4] = PyLong_FromUnsignedLongLong(s->start_ns);
-        values[5] = PyLong_FromUnsignedLongLong(s->end_ns);
-        if (s->attributes == NULL || s->status_message == NULL) {
+        if (s->span_id == NULL || s->parent_id == NULL || s->name == NULL ||
+            s->attributes == NULL || s->status_message == NULL) {
             PyErr_SetString(PyExc_AttributeError, "span field deleted");
             return -1;
         }
-        values[6] = Py_NewRef(s->attributes);
-        values[7] = Py_NewRef(s->events ? s->events : Py_None);
-        values[8] = PyLong_FromLong(s->status_code);
-        values[9] = Py_NewRef(s->status_message);
-        for (int i = 0; i < 10; i++) {
-            if (values[i] == NULL) {
-                return -1;
-            }
+        if (s->kind < 0 || s->status_code < 0) {
+            /* wire.py writes these as protobuf does (10-byte two's complement) */
+            PyErr_SetString(PyExc_OverflowError, "negative kind or status code");
+            return -1;
         }
+        f->span_id = Py_NewRef(s->span_id);
+        f->parent = Py_NewRef(s->parent_id);
+        f->name = Py_NewRef(s->name);
+        f->attributes = Py_NewRef(s->attributes);
+        f->events = Py_NewRef(s->events ? s->events : Py_None);
+        f->message = Py_NewRef(s->status_message);
+        f->kind = (uint64_t)s->kind;
+        f->start = (uint64_t)s->start_ns;
+        f->end = s->end_ns ? (uint64_t)s->end_ns : f->start;
+        f->code = (uint64_t)s->status_code;
         return 0;
     }
-    for (int i = 0; i < 10; i++) {
-        values[i] = PyObject_GetAttr(span, names[i]);
-        if (values[i] == NULL) {
+    PyObject *names[] = {s_span_id, s_parent_id, s_name, s_attributes, s_events, s_status_message};
+    PyObject **slots[] = {&f->span_id, &f->parent, &f->name, &f->attributes, &f->events, &f->message};
+    for (int i = 0; i < 6; i++) {
+        *slots[i] = PyObject_GetAttr(span, names[i]);
+        if (*slots[i] == NULL) {
             return -1;
         }
     }
-    return 0;
+    PyObject *numbers[4] = {NULL};
+    PyObject *number_names[] = {s_kind, s_start_ns, s_end_ns, s_status_code};
+    int rc = -1;
+    for (int i = 0; i < 4; i++) {
+        numbers[i] = PyObject_GetAttr(span, number_names[i]);
+        if (numbers[i] == NULL) {
+            goto done;
+        }
+    }
+    int ended = PyObject_IsTrue(numbers[2]);
+    if (ended < 0 || unsigned_value(numbers[0], &f->kind) < 0 ||
+        unsigned_value(numbers[1], &f->start) < 0 ||
+        unsigned_value(numbers[3], &f->code) < 0) {
+        goto done;
+    }
+    f->end = f->start;
+    if (ended && unsigned_value(numbers[2], &f->end) < 0) {
+        goto done;
+    }
+    rc = 0;
+done:
+    for (int i = 0; i < 4; i++) {
+        Py_XDECREF(numbers[i]);
+    }
+    return rc;
 }
 
 /* One span's fields (wire.py's _span, without the outer ScopeSpans.spans field). */
 static int span_body(Buf *b, const char *trace_field, PyObject *span) {
-    PyObject *values[10] = {NULL};
-    PyObject *names[10] = {s_span_id,    s_parent_id, s_name,   s_kind,        s_start_ns,
-                           s_end_ns,     s_attributes, s_events, s_status_code, s_status_message};
+    Fields f = {NULL};
     int rc = -1;
-    if (span_values(span, names, values) < 0) {
+    if (span_fields(span, &f) < 0) {
         goto done;
     }
-    PyObject *span_id = values[0], *parent = values[1], *name = values[2], *kind = values[3];
-    PyObject *start = values[4], *end = values[5], *attrs = values[6], *events = values[7];
-    PyObject *code = values[8], *message = values[9];
-    uint64_t kind_value, start_ns, end_ns, code_value;
-
-    if (put(b, trace_field, 18) < 0 || id_field(b, 0x12, span_id) < 0) {
+    if (put(b, trace_field, 18) < 0 || id_field(b, 0x12, f.span_id) < 0) {
         goto done;
     }
-    int has_parent = PyObject_IsTrue(parent);
-    if (has_parent < 0 || (has_parent && id_field(b, 0x22, parent) < 0)) {
+    int has_parent = PyBytes_CheckExact(f.parent) ? PyBytes_GET_SIZE(f.parent) > 0
+                                                  : PyObject_IsTrue(f.parent);
+    if (has_parent < 0 || (has_parent && id_field(b, 0x22, f.parent) < 0)) {
         goto done;
     }
-    if (put_text(b, 0x2A, name) < 0 || unsigned_value(kind, &kind_value) < 0 ||
-        put_byte(b, 0x30) < 0 || put_varint(b, kind_value) < 0) {
+    if (put_text(b, 0x2A, f.name) < 0 || room(b, 1 + 10 + 2 * 9) < 0) {
         goto done;
     }
-    if (unsigned_value(start, &start_ns) < 0) {
+    char *p = b->data + b->len;
+    *p++ = 0x30;
+    p = write_varint(p, f.kind);
+    *p++ = 0x39;
+    p = write_fixed64(p, f.start);
+    *p++ = 0x41;
+    p = write_fixed64(p, f.end);
+    b->len = p - b->data;
+    int has_attributes = PyDict_CheckExact(f.attributes) ? PyDict_GET_SIZE(f.attributes) > 0
+                                                         : PyObject_IsTrue(f.attributes);
+    if (has_attributes < 0 || (has_attributes && attributes(b, 0x4A, f.attributes) < 0)) {
         goto done;
     }
-    int ended = PyObject_IsTrue(end);
-    if (ended < 0) {
-        goto done;
-    }
-    end_ns = start_ns;
-    if (ended && unsigned_value(end, &end_ns) < 0) {
-        goto done;
-    }
-    if (put_byte(b, 0x39) < 0 || put_fixed64(b, start_ns) < 0 || put_byte(b, 0x41) < 0 ||
-        put_fixed64(b, end_ns) < 0) {
-        goto done;
-    }
-    int has_attributes = PyObject_IsTrue(attrs);
-    if (has_attributes < 0 || (has_attributes && attributes(b, 0x4A, attrs) < 0)) {
-        goto done;
-    }
-    int has_events = PyObject_IsTrue(events);
+    int has_events = PyObject_IsTrue(f.events);
     if (has_events < 0) {
         goto done;
     }
     if (has_events) {
-        PyObject *list = PySequence_Fast(events, "span events must be a sequence");
+        PyObject *list = PySequence_Fast(f.events, "span events must be a sequence");
         if (list == NULL) {
             goto done;
         }
@@ -641,17 +769,12 @@ static int span_body(Buf *b, const char *trace_field, PyObject *span) {
             goto done;
         }
     }
-    int has_status = PyObject_IsTrue(code);
-    if (has_status < 0) {
-        goto done;
-    }
-    if (has_status) {
+    if (f.code) {
         Buf status = {NULL, 0, 0};
         int ok = 0;
-        int has_message = PyObject_IsTrue(message);
-        if (has_message >= 0 && (!has_message || put_text(&status, 0x12, message) == 0) &&
-            unsigned_value(code, &code_value) == 0 && put_byte(&status, 0x18) == 0 &&
-            put_varint(&status, code_value) == 0) {
+        int has_message = PyObject_IsTrue(f.message);
+        if (has_message >= 0 && (!has_message || put_text(&status, 0x12, f.message) == 0) &&
+            put_byte(&status, 0x18) == 0 && put_varint(&status, f.code) == 0) {
             ok = put_field(b, 0x7A, status.data, status.len) == 0;
         }
         PyMem_Free(status.data);
@@ -661,9 +784,7 @@ static int span_body(Buf *b, const char *trace_field, PyObject *span) {
     }
     rc = 0;
 done:
-    for (int i = 0; i < 10; i++) {
-        Py_XDECREF(values[i]);
-    }
+    fields_clear(&f);
     return rc;
 }
 
