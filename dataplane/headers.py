@@ -65,7 +65,10 @@ class HeaderList:
 
     def set_many(self, items: Iterable[tuple[str, str]]) -> None:
         """:meth:`set` for several names in one pass over the list."""
-        pairs = [(_key(name), value.encode("latin-1")) for name, value in items]
+        self.set_raw([(_key(name), value.encode("latin-1")) for name, value in items])
+
+    def set_raw(self, pairs: list[tuple[bytes, bytes]]) -> None:
+        """:meth:`set_many` for pairs already as stored (lower-case names, byte values)."""
         self._drop({key for key, _ in pairs})
         self.raw += pairs
 
@@ -80,6 +83,10 @@ class HeaderList:
     def remove_many(self, names: Iterable[str]) -> None:
         """Remove every value of each of ``names``, in one pass."""
         self._drop({_key(name) for name in names})
+
+    def remove_raw(self, keys: Collection[bytes]) -> None:
+        """:meth:`remove_many` for names already as stored (lower-case bytes)."""
+        self._drop(keys)
 
     def _drop(self, keys: Collection[bytes]) -> None:
         raw = self.raw

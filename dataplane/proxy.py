@@ -77,6 +77,15 @@ HOP_BY_HOP: Final = frozenset(
 _NOT_FORWARDED: Final = HOP_BY_HOP | {b"proxy-authorization", b"x-real-ip"}
 _NOT_FORWARDED_TRACED: Final = _NOT_FORWARDED | {b"traceparent"}  # ours replaces the client's
 _BODY_METHODS: Final = frozenset({"POST", "PUT", "PATCH"})
+# Client headers the forwarding pass looks at (one lookup per header, then the common case).
+_FORWARDED_FOR, _VIA, _LENGTH, _TRANSFER_ENCODING, _REQUEST_ID = range(5)
+_NOTED: Final = {
+    b"x-forwarded-for": _FORWARDED_FOR,
+    b"via": _VIA,
+    b"content-length": _LENGTH,
+    b"transfer-encoding": _TRANSFER_ENCODING,
+    b"x-request-id": _REQUEST_ID,
+}
 # Request bodies up to this size are read before proxying (retries can resend them);
 # larger or chunked bodies stream through.
 BUFFER_LIMIT: Final = 1 << 20
@@ -569,19 +578,23 @@ def _upstream_headers(
     has_length = has_transfer_encoding = has_request_id = False
     for item in raw:
         name = item[0]
-        if name == b"x-forwarded-for":  # re-added below, all values and then the client
-            forwarded_for = item[1] if forwarded_for is None else forwarded_for + b", " + item[1]
-            continue
-        if name == b"via":  # re-added below, with this gateway appended
-            if via is None:
-                via = item[1]
-            continue
-        if name == b"content-length":
-            has_length = True
-        elif name == b"transfer-encoding":
-            has_transfer_encoding = True
-        elif name == b"x-request-id":
-            has_request_id = True
+        noted = _NOTED.get(name)
+        if noted is not None:
+            if noted == _FORWARDED_FOR:  # re-added below, all values and then the client
+                forwarded_for = (
+                    item[1] if forwarded_for is None else forwarded_for + b", " + item[1]
+                )
+                continue
+            if noted == _VIA:  # re-added below, with this gateway appended
+                if via is None:
+                    via = item[1]
+                continue
+            if noted == _LENGTH:
+                has_length = True
+            elif noted == _TRANSFER_ENCODING:
+                has_transfer_encoding = True
+            else:
+                has_request_id = True
         if name in drop or name == b"host" or name.startswith(b"x-forwarded-"):
             continue
         headers.append(item)

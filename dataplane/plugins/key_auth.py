@@ -33,6 +33,7 @@ CONSUMER_HEADERS = (
     "x-credential-identifier",
     "x-anonymous-consumer",
 )
+_CONSUMER_KEYS = frozenset(name.encode() for name in CONSUMER_HEADERS)
 
 
 class KeyAuthConfig(PluginConfig):
@@ -152,15 +153,16 @@ def _set_consumer(exchange: Exchange, consumer: Consumer, credential_id: str | N
     exchange.consumer = consumer
     exchange.credential_id = credential_id
     headers = exchange.request_headers
-    headers.remove_many(CONSUMER_HEADERS)
-    headers.add("x-consumer-id", consumer.id)
+    headers.remove_raw(_CONSUMER_KEYS)
+    raw = headers.raw
+    raw.append((b"x-consumer-id", consumer.id.encode("latin-1")))
     if consumer.custom_id is not None:
-        headers.add("x-consumer-custom-id", consumer.custom_id)
-    headers.add("x-consumer-username", consumer.username)
+        raw.append((b"x-consumer-custom-id", consumer.custom_id.encode("latin-1")))
+    raw.append((b"x-consumer-username", consumer.username.encode("latin-1")))
     if credential_id is not None:
-        headers.add("x-credential-identifier", credential_id)
+        raw.append((b"x-credential-identifier", credential_id.encode("latin-1")))
     else:
-        headers.add("x-anonymous-consumer", "true")
+        raw.append((b"x-anonymous-consumer", b"true"))
 
 
 def _body_fields(exchange: Exchange) -> dict[str, list[str]]:

@@ -140,8 +140,9 @@ def _window_bounds(period: Period, now: float) -> tuple[int, int]:
     return int(begin.timestamp()), int(after.timestamp())
 
 
-_LIMIT_HEADERS: Final = {p: f"x-ratelimit-limit-{p}" for p in PERIODS}
-_REMAINING_HEADERS: Final = {p: f"x-ratelimit-remaining-{p}" for p in PERIODS}
+# Header names as stored in a HeaderList (lower-case bytes): the headers are built per request.
+_LIMIT_HEADERS: Final = {p: f"x-ratelimit-limit-{p}".encode() for p in PERIODS}
+_REMAINING_HEADERS: Final = {p: f"x-ratelimit-remaining-{p}".encode() for p in PERIODS}
 
 
 def windows(limits: Sequence[tuple[Period, int]], now: float) -> list[Window]:
@@ -195,7 +196,10 @@ class RateLimitingPlugin(GatewayPlugin[RateLimitingConfig]):
         if stop is not None:
             body = {"message": self.config.error_message, "request_id": exchange.request_id}
             return LocalReply.json(
-                self.config.error_code, body, tuple(headers), reason=f"limit per {stop.period}"
+                self.config.error_code,
+                body,
+                tuple((name.decode(), value.decode()) for name, value in headers),
+                reason=f"limit per {stop.period}",
             )
         if headers:
             exchange.plugin_data[_HEADERS] = headers
@@ -204,7 +208,7 @@ class RateLimitingPlugin(GatewayPlugin[RateLimitingConfig]):
     async def header_filter(self, exchange: Exchange) -> None:
         headers = exchange.plugin_data.get(_HEADERS)
         if headers:
-            exchange.response_headers.set_many(headers)
+            exchange.response_headers.set_raw(headers)
 
     def _identifier(self, exchange: Exchange) -> str:
         """What the counters are kept for (the client IP when the configured one is missing)."""
@@ -258,9 +262,10 @@ class RateLimitingPlugin(GatewayPlugin[RateLimitingConfig]):
 
 def _headers(
     current: list[Window], counts: list[int], stop: Window | None, now: float
-) -> list[tuple[str, str]]:
-    """Kong's headers: per period, then ``RateLimit-*`` for the most constraining window."""
-    headers: list[tuple[str, str]] = []
+) -> list[tuple[bytes, bytes]]:
+    """Kong's headers: per period, then ``RateLimit-*`` for the most constraining window (as
+    a HeaderList stores them)."""
+    headers: list[tuple[bytes, bytes]] = []
     best: tuple[int, int, Window] | None = None  # (remaining, -length, window)
     for window, count in zip(current, counts, strict=True):
         remaining = window.limit - (count - 1)  # usage before this request
@@ -270,18 +275,18 @@ def _headers(
         rank = (remaining, -(window.end - window.start), window)
         if best is None or rank[:2] < best[:2]:
             best = rank
-        headers.append((_LIMIT_HEADERS[window.period], str(window.limit)))
-        headers.append((_REMAINING_HEADERS[window.period], str(remaining)))
+        headers.append((_LIMIT_HEADERS[window.period], b"%d" % window.limit))
+        headers.append((_REMAINING_HEADERS[window.period], b"%d" % remaining))
     assert best is not None
     remaining, _, window = best
-    reset = str(max(1, math.ceil(window.end - now)))
+    reset = b"%d" % max(1, math.ceil(window.end - now))
     headers += [
-        ("ratelimit-limit", str(window.limit)),
-        ("ratelimit-remaining", str(remaining)),
-        ("ratelimit-reset", reset),
+        (b"ratelimit-limit", b"%d" % window.limit),
+        (b"ratelimit-remaining", b"%d" % remaining),
+        (b"ratelimit-reset", reset),
     ]
     if stop is not None:
-        headers.append(("retry-after", reset))
+        headers.append((b"retry-after", reset))
     return headers
 
 
