@@ -78,8 +78,9 @@ _NOT_FORWARDED: Final = HOP_BY_HOP | {b"proxy-authorization", b"x-real-ip"}
 _NOT_FORWARDED_TRACED: Final = _NOT_FORWARDED | {b"traceparent"}  # ours replaces the client's
 _BODY_METHODS: Final = frozenset({"POST", "PUT", "PATCH"})
 # Client headers the forwarding pass looks at (one lookup per header, then the common case).
-_FORWARDED_FOR, _VIA, _LENGTH, _TRANSFER_ENCODING, _REQUEST_ID = range(5)
+_FORWARDED_FOR, _VIA, _LENGTH, _TRANSFER_ENCODING, _REQUEST_ID, _CONNECTION = range(6)
 _NOTED: Final = {
+    b"connection": _CONNECTION,
     b"x-forwarded-for": _FORWARDED_FOR,
     b"via": _VIA,
     b"content-length": _LENGTH,
@@ -569,9 +570,7 @@ def _upstream_headers(
     """
     raw = exchange.request_headers.raw
     drop = _NOT_FORWARDED if traceparent is None else _NOT_FORWARDED_TRACED
-    connection = [value for name, value in raw if name == b"connection"]
-    if connection:  # the names every Connection header lists are hop-by-hop too
-        drop = drop | {t.strip().lower() for v in connection for t in v.split(b",")}
+    connection: list[bytes] = []
     headers = []
     forwarded_for: bytes | None = None
     via: bytes | None = None
@@ -589,7 +588,9 @@ def _upstream_headers(
                 if via is None:
                     via = item[1]
                 continue
-            if noted == _LENGTH:
+            if noted == _CONNECTION:  # hop-by-hop (in drop), and so is every name it lists
+                connection.append(item[1])
+            elif noted == _LENGTH:
                 has_length = True
             elif noted == _TRANSFER_ENCODING:
                 has_transfer_encoding = True
@@ -598,6 +599,10 @@ def _upstream_headers(
         if name in drop or name == b"host" or name.startswith(b"x-forwarded-"):
             continue
         headers.append(item)
+    if connection:
+        listed = {t.strip().lower() for v in connection for t in v.split(b",")} - drop
+        if listed:
+            headers = [item for item in headers if item[0] not in listed]
     client = exchange.client_ip.encode()
     host = match.upstream_host
     if host is None:

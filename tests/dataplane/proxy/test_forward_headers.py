@@ -1,0 +1,80 @@
+"""The request headers as the proxy sends them upstream (one pass over the client's)."""
+
+from __future__ import annotations
+
+from dataplane.gateway_config import GatewayConfig, normalise_declarative
+from dataplane.headers import HeaderList
+from dataplane.plugins.host import PluginHost
+from dataplane.proxy import _new_exchange, _upstream_headers
+from dataplane.router import RouteMatch
+from dataplane.runtime import GatewayRuntime
+
+
+def forwarded(
+    raw: list[tuple[bytes, bytes]], traceparent: bytes | None = None
+) -> list[tuple[bytes, bytes]]:
+    document = {
+        "services": [
+            {"name": "s", "url": "http://127.0.0.1:9000", "routes": [{"name": "r", "paths": ["/"]}]}
+        ]
+    }
+    runtime = GatewayRuntime.build(
+        GatewayConfig.load(normalise_declarative(document)), PluginHost(node_id="dp-test")
+    )
+    match, _ = runtime.router.match("GET", "gw.example:8000", "/", raw, "http")
+    assert isinstance(match, RouteMatch)
+    scope = {
+        "method": "GET",
+        "scheme": "http",
+        "client": ("10.0.0.7", 5000),
+        "server": ("127.0.0.1", 8000),
+        "query_string": b"",
+    }
+    exchange = _new_exchange(scope, "gw.example:8000", "/", raw, 0)
+    exchange.request_headers = HeaderList(raw)
+    return _upstream_headers(exchange, match, "127.0.0.1", 9000, traceparent)
+
+
+def test_names_a_connection_header_lists_are_dropped_before_or_after_it() -> None:
+    sent = forwarded(
+        [
+            (b"host", b"gw.example:8000"),
+            (b"x-before", b"1"),
+            (b"connection", b"keep-alive, X-Before"),
+            (b"x-kept", b"2"),
+            (b"connection", b"x-after"),
+            (b"x-after", b"3"),
+            (b"keep-alive", b"timeout=5"),
+        ]
+    )
+    names = [name for name, _ in sent]
+    assert b"x-before" not in names
+    assert b"x-after" not in names
+    assert b"connection" not in names
+    assert b"keep-alive" not in names
+    assert (b"x-kept", b"2") in sent
+
+
+def test_forwarding_headers_are_the_gateways_and_the_clients_ids_are_kept() -> None:
+    sent = dict(
+        forwarded(
+            [
+                (b"host", b"gw.example:8000"),
+                (b"x-forwarded-for", b"203.0.113.9"),
+                (b"x-forwarded-for", b"198.51.100.2"),
+                (b"x-forwarded-host", b"spoofed"),
+                (b"via", b"1.0 corp"),
+                (b"x-request-id", b"mine"),
+                (b"x-real-ip", b"spoofed"),
+                (b"traceparent", b"00-" + b"1" * 32 + b"-" + b"2" * 16 + b"-01"),
+            ],
+            traceparent=b"00-" + b"a" * 32 + b"-" + b"b" * 16 + b"-01",
+        )
+    )
+    assert sent[b"x-forwarded-for"] == b"203.0.113.9, 198.51.100.2, 10.0.0.7"
+    assert sent[b"x-forwarded-host"] == b"gw.example"
+    assert sent[b"x-real-ip"] == b"10.0.0.7"
+    assert sent[b"via"].startswith(b"1.0 corp, ")
+    assert sent[b"x-request-id"] == b"mine"
+    assert sent[b"host"] == b"127.0.0.1:9000"
+    assert sent[b"traceparent"].startswith(b"00-" + b"a" * 32)  # ours, not the client's
