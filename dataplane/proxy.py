@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
@@ -34,6 +33,7 @@ from dataplane.tracing.spans import (
     STATUS_ERROR,
     Span,
     SpanEvent,
+    new_trace_id,
     now_ns,
 )
 from dataplane.tracing.tracer import Tracer, capture_headers
@@ -92,7 +92,8 @@ _NOTED: Final = {
 BUFFER_LIMIT: Final = 1 << 20
 _OFFSET_NS: Final = time.time_ns() - time.perf_counter_ns()
 _perf = time.perf_counter_ns
-_getrandbits = random.getrandbits  # request IDs: unique, not secret (no syscall per request)
+# Request IDs: 128 random bits as hex; unique, not secret (the span IDs' generator: no syscall).
+_random_128 = new_trace_id
 
 
 class UpstreamFailure(Exception):
@@ -269,7 +270,7 @@ def _new_exchange(
     server = scope.get("server") or ("", 0)
     request_id = raw_header(raw_headers, b"x-request-id")
     return Exchange(
-        request_id=request_id.decode("latin-1") if request_id else f"{_getrandbits(128):032x}",
+        request_id=request_id.decode("latin-1") if request_id else _random_128().hex(),
         method=scope["method"],
         scheme=scope["scheme"],
         host=host,

@@ -475,6 +475,20 @@ static uint64_t next_id(void) {
     return z;
 }
 
+/* 16 random bytes (two span IDs, so never all zero): a trace ID, or any 128-bit ID. */
+static PyObject *trace_id(PyObject *module, PyObject *unused) {
+    (void)module;
+    (void)unused;
+    unsigned char bytes[16];
+    uint64_t halves[2] = {next_id(), next_id()};
+    for (int h = 0; h < 2; h++) {
+        for (int i = 0; i < 8; i++) {
+            bytes[h * 8 + i] = (unsigned char)(halves[h] >> (56 - 8 * i));
+        }
+    }
+    return PyBytes_FromStringAndSize((const char *)bytes, 16);
+}
+
 static PyObject *span_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
     static char *keywords[] = {"name", "parent_id", "start_ns", "kind", "attributes", NULL};
     PyObject *name, *parent_id, *start = Py_None, *attributes = Py_None;
@@ -835,6 +849,7 @@ static PyMethodDef methods[] = {
     {"set_clock_offset", set_clock_offset, METH_O,
      "set_clock_offset(ns): unix time minus CLOCK_MONOTONIC, for span times."},
     {"now_ns", clock_ns, METH_NOARGS, "now_ns() -> unix nanoseconds on the span clock."},
+    {"trace_id", trace_id, METH_NOARGS, "trace_id() -> 16 random bytes, never all zero."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -48,6 +48,9 @@ def new_trace_id() -> bytes:
     return (_getrandbits(128) or 1).to_bytes(16, "big")
 
 
+_python_new_trace_id = new_trace_id  # replaced below by the C generator when it is built
+
+
 def new_span_id() -> bytes:
     """8 random bytes, never all zero."""
     return (_getrandbits(64) or 1).to_bytes(8, "big")
@@ -113,6 +116,7 @@ else:
     try:  # built by `pip install` (hatch_build.py); hot on traced requests: no Python frames
         from dataplane.tracing._wire import SpanBase as _SpanBase
         from dataplane.tracing._wire import set_clock_offset
+        from dataplane.tracing._wire import trace_id as new_trace_id  # the span IDs' generator
     except ImportError:
         _SpanBase = PySpanBase
     else:

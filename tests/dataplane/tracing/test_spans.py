@@ -147,3 +147,13 @@ def test_a_forked_child_does_not_repeat_the_parents_ids() -> None:
     os.close(read)
     os.waitpid(pid, 0)
     assert child_id != Span("parent", b"").span_id
+
+
+def test_trace_ids_are_sixteen_random_bytes_from_the_c_generator() -> None:
+    from dataplane.tracing import _wire, spans
+
+    assert spans.new_trace_id is _wire.trace_id
+    ids = {spans.new_trace_id() for _ in range(10_000)}
+    assert len(ids) == 10_000
+    assert all(len(i) == 16 and i != bytes(16) for i in ids)
+    assert len(spans._python_new_trace_id()) == 16  # the fallback without the extension
