@@ -114,13 +114,15 @@ class KeyAuthPlugin(GatewayPlugin[KeyAuthConfig]):
     def _find_key(self, exchange: Exchange) -> str | None:
         """The first key in header, query, then body, per name in order (Kong's search)."""
         config = self.config
-        query = exchange.query_args() if config.key_in_query else []
+        query: list[tuple[str, str]] | None = None  # parsed when first needed
         body: dict[str, list[str]] | None = None
         for name in config.key_names:
             values: list[str] = []
             if config.key_in_header:
                 values = exchange.request_headers.get_all(name)
             if not values and config.key_in_query:
+                if query is None:
+                    query = exchange.query_args()
                 values = [value for arg, value in query if arg == name]
             if not values and config.key_in_body:
                 if body is None:
@@ -131,8 +133,11 @@ class KeyAuthPlugin(GatewayPlugin[KeyAuthConfig]):
             if values:
                 if config.hide_credentials:
                     exchange.request_headers.remove(name)
-                    if any(arg == name for arg, _ in query):
-                        exchange.set_query_args([(a, v) for a, v in query if a != name])
+                    if config.key_in_query:
+                        if query is None:
+                            query = exchange.query_args()
+                        if any(arg == name for arg, _ in query):
+                            exchange.set_query_args([(a, v) for a, v in query if a != name])
                 return values[0]
         return None
 
