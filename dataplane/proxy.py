@@ -401,9 +401,9 @@ def _finish_root(exchange: Exchange, match: RouteMatch | None) -> None:
         attributes["http.response.status_code"] = status
     if query:
         attributes["url.query"] = query
-    user_agent = exchange.request_headers.get("user-agent")
+    user_agent = raw_header(exchange.request_headers.raw, b"user-agent")
     if user_agent is not None:
-        attributes["user_agent.original"] = user_agent
+        attributes["user_agent.original"] = user_agent.decode("latin-1")
     if exchange.consumer is not None:
         attributes["gateway.consumer.id"] = exchange.consumer.id
     if status >= 500:
@@ -680,7 +680,7 @@ async def _balance_and_send(
                 trace, balancer_span, exchange, service, host, port, raw_target, attempt
             )
             traceparent = format_traceparent(trace.trace_id, upstream_span.span_id).encode()
-            events = _TransportEvents(trace, upstream_span)
+            events = _TransportEvents(trace, upstream_span).on_event
         headers = _upstream_headers(exchange, match, host, port, traceparent)
         try:
             response = await transport.send(
@@ -801,7 +801,11 @@ def _redacted_target(exchange: Exchange, raw_target: bytes) -> str:
 
 
 class _TransportEvents:
-    """Turns the transport's trace events into the upstream phase spans."""
+    """Turns the transport's trace events into the upstream phase spans.
+
+    The transport is given the bound method :meth:`on_event` (calling a bound method is
+    cheaper than an instance's ``__call__``, and a traced exchange makes seven such calls).
+    """
 
     __slots__ = ("_open", "trace", "upstream")
 
@@ -810,14 +814,10 @@ class _TransportEvents:
         self.upstream = upstream
         self._open: dict[str, Span] = {}
 
-    def __call__(self, event: str, info: dict[str, Any]) -> None:
-        started = _STARTS.get(event)
-        if started is not None:
-            name, span_name, kind = started
-            self._open[name] = self.trace.span(span_name, self.upstream, None, kind)
-            return
-        ended = _ENDS.get(event)
-        if ended is None:
+    def on_event(self, event: str, info: dict[str, Any]) -> None:
+        """One transport event: a phase started, ended or failed, or the connection was reused."""
+        action = _EVENT_ACTIONS.get(event)
+        if action is None:
             if event == "connection.reused":
                 self.upstream.attributes["gateway.connection.reused"] = True
                 peer = info.get("peer")
@@ -826,11 +826,14 @@ class _TransportEvents:
                         peer[0] if isinstance(peer, tuple) else peer
                     )
             return
-        name, failed = ended
+        name, span_name, kind, failed = action
+        if span_name:  # "<phase>.started"
+            self._open[name] = self.trace.span(span_name, self.upstream, None, kind)
+            return
         opened = self._open.pop(name, None)
         if opened is None:
             return
-        if info:
+        if info and name in _ANNOTATED:
             _annotate(opened, name, info)
         if failed:
             opened.set_error(
@@ -847,17 +850,27 @@ _EVENT_SPANS: Final = {
     "http11.receive_response_headers": "gateway.upstream.ttfb",
     "http11.receive_response_body": "gateway.upstream.read_response",
 }
-# One lookup per transport event on the traced path: "<phase>.started" -> (phase, span name,
-# kind); "<phase>.complete" / "<phase>.failed" -> (phase, failed).
-_STARTS: Final = {
-    f"{name}.started": (name, span_name, KIND_CLIENT if name == "dns.resolve" else KIND_INTERNAL)
+# One lookup per transport event on the traced path: (phase, span name to start or "", kind,
+# failed) for "<phase>.started", "<phase>.complete" and "<phase>.failed".
+_EVENT_ACTIONS: Final = {
+    f"{name}.{stage}": (
+        name,
+        span_name if stage == "started" else "",
+        KIND_CLIENT if name == "dns.resolve" else KIND_INTERNAL,
+        stage == "failed",
+    )
     for name, span_name in _EVENT_SPANS.items()
+    for stage in ("started", "complete", "failed")
 }
-_ENDS: Final = {
-    f"{name}.{stage}": (name, stage == "failed")
-    for name in _EVENT_SPANS
-    for stage in ("complete", "failed")
-}
+# The phases whose end carries attributes (_annotate); the others' info is not read.
+_ANNOTATED: Final = frozenset(
+    {
+        "dns.resolve",
+        "connection.connect_tcp",
+        "connection.start_tls",
+        "http11.receive_response_body",
+    }
+)
 
 
 def _annotate(span: Span, name: str, info: dict[str, Any]) -> None:
