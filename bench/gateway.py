@@ -36,9 +36,10 @@ __all__ = [
 ]
 
 
-def ensure_tools() -> None:
-    """Install Debian's nginx and wrk when they are missing."""
-    missing = [p for p, b in (("nginx-light", "nginx"), ("wrk", "wrk")) if not _which(b)]
+def ensure_tools(extra: Sequence[tuple[str, str]] = ()) -> None:
+    """Install Debian's nginx and wrk (and ``extra`` (package, binary) pairs) when missing."""
+    wanted = (("nginx-light", "nginx"), ("wrk", "wrk"), *extra)
+    missing = [package for package, binary in wanted if not _which(binary)]
     if not missing:
         return
     sudo = [] if os.geteuid() == 0 else ["sudo"]

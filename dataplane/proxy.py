@@ -160,9 +160,11 @@ class Proxy:
         if candidates is not None:
             exchange.trace = self.tracer.begin(
                 candidates,
-                lambda: _request_facts(exchange, scope),
                 started + _OFFSET_NS,
                 raw_header(raw_headers, b"traceparent"),
+                _request_facts,
+                exchange,
+                scope,
             )
             if exchange.trace is not None:
                 _router_span(exchange.trace, match, cache_hit, started, routed)
@@ -200,7 +202,7 @@ class Proxy:
             if trace is not None:
                 CURRENT_TRACE.set(None)
                 _finish_root(exchange, match)
-                self.tracer.finish(trace, lambda: _response_facts(exchange, scope))
+                self.tracer.finish(trace, _response_facts, exchange, scope)
 
     async def _proxy(
         self,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 from dataplane.expr import RequestFacts
 from dataplane.tracing.export import SpanExport
@@ -26,7 +27,9 @@ _STATES = {
     "failed": pb.SESSION_STATE_FAILED,
 }
 
-FactsFactory = Callable[[], RequestFacts]
+FactsFactory = Callable[..., RequestFacts]
+"""Builds a request's facts from the arguments given with it (only when a rule needs them; no
+closure per request: a lambda would make the proxy's locals cells on every request)."""
 
 
 def capture_headers(
@@ -57,9 +60,10 @@ class Tracer:
     def begin(
         self,
         candidates: tuple[NodeSession, ...],
-        facts: FactsFactory,
         start_ns: int,
         traceparent: bytes | None,
+        facts: FactsFactory,
+        *facts_args: Any,
     ) -> RequestTrace | None:
         """Decide, when the request arrives, which sessions trace it (None: not traced)."""
         head: list[NodeSession] = []
@@ -71,7 +75,7 @@ class Tracer:
                 continue
             if session.rule is not None:
                 if request_facts is None:
-                    request_facts = facts()
+                    request_facts = facts(*facts_args)
                 if not session.rule.matches(request_facts):
                     continue
             if session.take():
@@ -84,12 +88,14 @@ class Tracer:
         parent = parse_traceparent(traceparent.decode("latin-1")) if traceparent else None
         return RequestTrace(head=head, tail=tail, start_ns=start_ns, parent=parent)
 
-    def finish(self, trace: RequestTrace, facts: FactsFactory | None) -> tuple[str, ...]:
+    def finish(
+        self, trace: RequestTrace, facts: FactsFactory | None = None, *facts_args: Any
+    ) -> tuple[str, ...]:
         """At the log phase: tail decisions, then export; returns the sessions that kept it."""
         kept = trace.head
         if trace.tail:
             kept = list(kept)
-            response_facts = facts() if facts is not None else None
+            response_facts = facts(*facts_args) if facts is not None else None
             for session in trace.tail:
                 rule = session.rule
                 if (

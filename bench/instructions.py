@@ -1,0 +1,261 @@
+"""Instructions per proxied request (callgrind): a node's work, counted instead of timed.
+
+Wall-clock benchmarks on this VM move by ±10 % between runs, more than most single changes
+are worth. valgrind's callgrind counts the instructions the node executes, which repeat to
+within ~0.3 % for the same build and load. This runs a node under callgrind in front of nginx,
+switches counting on after a warm-up, sends a fixed number of requests (8 keep-alive
+connections) and divides. Modes: no plugins; key-auth + rate-limiting (local) +
+correlation-id; a session whose rule matches nothing; a session tracing every request.
+
+``--against REF`` also builds the tree at git ``REF`` (a worktree, its C extensions compiled)
+and prints both side by side with their ratio. System calls and the kernel's work are not
+counted: instructions track the node's own CPU (user time), not its system time.
+
+Run: ``.venv/bin/python -m bench.instructions [--against HEAD~3] [--requests 2000]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import re
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.gateway import UPSTREAM_SERVER, ensure_tools, nginx, service_config, temporary_dir
+from bench.proxy import PLUGINS
+from controlplane.launcher import free_port, start, stop_all, wait_until
+
+ROOT = Path(__file__).resolve().parent.parent
+MODES = ("no plugins", "3 plugins", "session matching nothing", "tracing every request")
+NOTHING = 'http.path ^= "/nothing-here"'
+
+
+async def _load(port: int, requests: int, connections: int, headers: bytes) -> None:
+    """``requests`` GETs over ``connections`` keep-alive connections; every answer is a 200."""
+    request = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n%b\r\n" % headers
+
+    async def one(count: int) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            for _ in range(count):
+                writer.write(request)
+                head = await reader.readuntil(b"\r\n\r\n")
+                assert head.startswith(b"HTTP/1.1 200 "), head[:200]
+                length = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
+                assert length is not None, head[:200]
+                await reader.readexactly(int(length.group(1)))
+        finally:
+            writer.close()
+
+    await asyncio.gather(*(one(requests // connections) for _ in range(connections)))
+
+
+def _compile_extensions(tree: Path) -> None:
+    """Build a worktree's C extensions in place (what hatch_build.py does on install)."""
+    suffix = str(sysconfig.get_config_var("EXT_SUFFIX"))
+    include = sysconfig.get_paths()["include"]
+    for source in [*tree.glob("dataplane/*.c"), *tree.glob("dataplane/tracing/*.c")]:
+        target = source.with_name(source.stem + suffix)
+        subprocess.run(
+            ["gcc", "-O2", "-shared", "-fPIC", f"-I{include}", str(source), "-o", str(target)],
+            check=True,
+        )
+
+
+@contextlib.contextmanager
+def _worktree(ref: str) -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="activetrace-ref-") as tmp:
+        tree = Path(tmp) / "tree"
+        subprocess.run(
+            ["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q", str(tree), ref],
+            check=True,
+        )
+        try:
+            _compile_extensions(tree)
+            yield tree
+        finally:
+            subprocess.run(
+                ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], check=True
+            )
+
+
+class Bench:
+    """A control plane and an nginx upstream; nodes run one at a time under callgrind."""
+
+    def __init__(self, workdir: Path, api: str, cluster_port: int, upstream: int) -> None:
+        self.workdir = workdir
+        self.api = api
+        self.cluster_port = cluster_port
+        self.upstream = upstream
+        self.runs = 0
+
+    def call(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = httpx.request(method, self.api + path, timeout=30, **kwargs)
+        assert response.status_code < 300, response.text
+        return response.json() if response.content else None
+
+    def measure(self, tree: Path, mode: str, requests: int) -> float:
+        """Instructions per request of a node built from ``tree`` in ``mode``."""
+        self.runs += 1
+        node_id = f"node-{self.runs}"
+        config = service_config(self.upstream, PLUGINS if mode == "3 plugins" else None)
+        headers = b""
+        if mode == "3 plugins":
+            config["consumers"] = [{"username": "bench", "keyauth_credentials": [{"key": "k"}]}]
+            headers = b"apikey: k\r\n"
+        self.call("PUT", "/api/v1/config", json=config)
+        port = free_port()
+        out = self.workdir / f"callgrind-{self.runs}.out"
+        log = self.workdir / f"{node_id}.log"
+        command = [
+            "valgrind",
+            "--tool=callgrind",
+            "--instr-atstart=no",
+            f"--callgrind-out-file={out}",
+            sys.executable,
+            "-m",
+            "controlplane.cli",
+            "dataplane",
+            "--node-id",
+            node_id,
+            "--control-plane",
+            f"127.0.0.1:{self.cluster_port}",
+            "--proxy-host",
+            "127.0.0.1",
+            "--proxy-port",
+            str(port),
+            "--status-port",
+            str(free_port()),
+            "--cache-dir",
+            str(self.workdir / f"cache-{self.runs}"),
+        ]
+        env = {**os.environ, "PYTHONPATH": str(tree), "ACTIVETRACE_LOG_LEVEL": "warning"}
+        with log.open("wb") as output:
+            node = subprocess.Popen(command, env=env, cwd=tree, stdout=output, stderr=output)
+        try:
+            self._wait_serving(node, port, headers, log)
+            if mode != "no plugins" and mode != "3 plugins":
+                body: dict[str, Any] = {"targets": [node_id], "max_samples": 10_000}
+                if mode == "session matching nothing":
+                    body["sampling_rule"] = NOTHING
+                session = self.call("POST", "/api/v1/tracing-sessions", json=body)["id"]
+                wait_until(
+                    lambda: (
+                        self.call("GET", f"/api/v1/tracing-sessions/{session}")["targets"][0][
+                            "state"
+                        ]
+                        == "active"
+                    ),
+                    what="the session to be active",
+                    timeout=60,
+                )
+            asyncio.run(_load(port, 400, 8, headers))  # warm-up, not counted
+            control = ["callgrind_control"]
+            subprocess.run([*control, "-i", "on", str(node.pid)], check=True, capture_output=True)
+            asyncio.run(_load(port, requests, 8, headers))
+            subprocess.run([*control, "-d", str(node.pid)], check=True, capture_output=True)
+            subprocess.run([*control, "-i", "off", str(node.pid)], check=True, capture_output=True)
+        finally:
+            node.terminate()
+            node.wait(60)
+        counted = 0
+        # The dump asked for (out.1); the one valgrind writes at exit counts nothing useful.
+        for dump in self.workdir.glob(out.name + ".*"):
+            found = re.search(r"^summary:\s+(\d+)", dump.read_text(errors="replace"), re.M)
+            if found:
+                counted = max(counted, int(found.group(1)))
+        assert counted, f"no callgrind dump in {self.workdir}"
+        return counted / requests
+
+    @staticmethod
+    def _wait_serving(node: subprocess.Popen[bytes], port: int, headers: bytes, log: Path) -> None:
+        extra = dict(line.split(": ", 1) for line in headers.decode().splitlines() if line)
+        deadline = time.monotonic() + 300  # a node starts ~30x slower under valgrind
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                url = f"http://127.0.0.1:{port}/"
+                if httpx.get(url, headers=extra, timeout=10).status_code == 200:
+                    return
+            if node.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the node did not serve:\n{log.read_text()[-3000:]}")
+            time.sleep(0.5)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--against", help="a git ref to compare with (built in a worktree)")
+    parser.add_argument("--requests", type=int, default=2000, help="counted requests per mode")
+    parser.add_argument("--mode", action="append", choices=MODES, help="only these modes")
+    args = parser.parse_args()
+    ensure_tools(extra=(("valgrind", "valgrind"),))
+    modes = args.mode or list(MODES)
+    with temporary_dir() as tmp, contextlib.ExitStack() as stack:
+        workdir = Path(tmp)
+        trees = [("this tree", ROOT)]
+        if args.against:
+            trees.append((args.against, stack.enter_context(_worktree(args.against))))
+        upstream, api_port, cluster_port = free_port(), free_port(), free_port()
+        stack.enter_context(nginx("upstream", UPSTREAM_SERVER.format(port=upstream), workdir))
+        control_plane = start(
+            "controlplane",
+            [
+                "controlplane.cli",
+                "controlplane",
+                "--database-url",
+                f"sqlite+aiosqlite:///{workdir / 'cp.db'}",
+                "--api-port",
+                str(api_port),
+                "--cluster-port",
+                str(cluster_port),
+                "--otlp-grpc-port",
+                str(free_port()),
+                "--host",
+                "127.0.0.1",
+            ],
+            env={"ACTIVETRACE_LOG_LEVEL": "warning", "ACTIVETRACE_HEARTBEAT_INTERVAL_SECS": "1"},
+            log=workdir / "controlplane.log",
+        )
+        stack.callback(stop_all, [control_plane])
+        api = f"http://127.0.0.1:{api_port}"
+        wait_until(
+            lambda: httpx.get(api + "/healthz", timeout=2).status_code == 200,
+            what="the control plane",
+            processes=[control_plane],
+        )
+        bench = Bench(workdir, api, cluster_port, upstream)
+        results = {
+            (name, mode): bench.measure(tree, mode, args.requests)
+            for mode in modes
+            for name, tree in trees
+        }
+    print(f"\nInstructions per request (callgrind, {args.requests} requests, 8 connections)")
+    header = f"{'':28}" + "".join(f"{name:>16}" for name, _ in trees)
+    print(header + ("       ratio" if args.against else ""))
+    for mode in modes:
+        row = [results[(name, mode)] for name, _ in trees]
+        line = f"{mode:28}" + "".join(f"{value:16,.0f}" for value in row)
+        if args.against:
+            line += f"{row[0] / row[1]:11.3f}x"
+        print(line)
+    base = results.get(("this tree", "no plugins"))
+    if base:
+        print("\nthis tree vs no plugins:")
+        for mode in modes[1:]:
+            value = results.get(("this tree", mode))
+            if value:
+                print(f"  {mode:28} {value - base:+10,.0f} ({value / base:.2f}x)")
+
+
+if __name__ == "__main__":
+    main()
