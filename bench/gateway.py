@@ -168,6 +168,15 @@ class Gateway:
     api: str
     proxy: str
     processes: list[Supervised]
+    status: str = ""
+    """The node's status listener (``/status``, ``/metrics``)."""
+
+    def traced_requests(self) -> int:
+        """The node's count of requests a session kept (its Prometheus counter)."""
+        text = httpx.get(self.status + "/metrics", timeout=10).text
+        found = re.search(r"^activetrace_dp_traced_requests(?:_total)? (\S+)$", text, re.M)
+        assert found is not None, "the node's metrics have no traced-requests counter"
+        return int(float(found.group(1)))
 
     def call(self, method: str, path: str, **kwargs: Any) -> Any:
         response = httpx.request(method, self.api + path, timeout=10, **kwargs)
@@ -236,7 +245,12 @@ def gateway(workdir: Path, *, node_env: dict[str, str] | None = None) -> Iterato
             log=workdir / "controlplane.log",
         )
     ]
-    bench = Gateway(f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{proxy_port}", processes)
+    bench = Gateway(
+        f"http://127.0.0.1:{api_port}",
+        f"http://127.0.0.1:{proxy_port}",
+        processes,
+        f"http://127.0.0.1:{status_port}",
+    )
     try:
         wait_until(
             lambda: httpx.get(bench.api + "/healthz", timeout=1).status_code == 200,
