@@ -100,7 +100,13 @@ static PyObject *header_block(PyObject *module, PyObject *const *args, Py_ssize_
             Py_DECREF(headers);
             return NULL;
         }
-        total += PyBytes_GET_SIZE(name) + PyBytes_GET_SIZE(value) + 4;
+        Py_ssize_t nlen = PyBytes_GET_SIZE(name), vlen = PyBytes_GET_SIZE(value);
+        if (nlen > PY_SSIZE_T_MAX - 4 - total || vlen > PY_SSIZE_T_MAX - 4 - total - nlen) {
+            PyErr_SetString(PyExc_OverflowError, "header block too large");
+            Py_DECREF(headers);
+            return NULL;
+        }
+        total += nlen + vlen + 4;
     }
     PyObject *block = PyBytes_FromStringAndSize(NULL, total);
     if (block == NULL) {

@@ -34,6 +34,8 @@ def header_block(first_line: bytes, headers: Iterable[tuple[bytes, bytes]]) -> H
     the message).
     """
     if _c_header_block is not None:
+        if not isinstance(headers, list | tuple):
+            headers = list(headers)  # the C pass uses up an iterator; a fallback needs it too
         try:
             return _c_header_block(first_line, headers)
         except TypeError:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
@@ -33,7 +34,6 @@ from dataplane.tracing.spans import (
     STATUS_ERROR,
     Span,
     SpanEvent,
-    new_trace_id,
     now_ns,
 )
 from dataplane.tracing.tracer import Tracer, capture_headers
@@ -92,8 +92,9 @@ _NOTED: Final = {
 BUFFER_LIMIT: Final = 1 << 20
 _OFFSET_NS: Final = time.time_ns() - time.perf_counter_ns()
 _perf = time.perf_counter_ns
-# Request IDs: 128 random bits as hex; unique, not secret (the span IDs' generator: no syscall).
-_random_128 = new_trace_id
+# Request IDs: 128 random bits as hex, unique; Python's generator, not the span IDs' (splitmix64
+# can be run backwards, and clients see request IDs: one would give away the next trace IDs).
+_getrandbits = random.getrandbits
 
 
 class UpstreamFailure(Exception):
@@ -272,7 +273,7 @@ def _new_exchange(
     server = scope.get("server") or ("", 0)
     request_id = raw_header(raw_headers, b"x-request-id")
     return Exchange(
-        request_id=request_id.decode("latin-1") if request_id else _random_128().hex(),
+        request_id=request_id.decode("latin-1") if request_id else f"{_getrandbits(128):032x}",
         method=scope["method"],
         scheme=scope["scheme"],
         host=host,

@@ -98,6 +98,10 @@ def test_pairs_that_are_not_bytes_are_left_to_the_reference() -> None:
     assert untyped(b"GET / HTTP/1.1\r\n", [(b"x-a", bytearray(b"b"))])[0] == (
         b"GET / HTTP/1.1\r\nx-a: b\r\n"
     )
+    # an iterator the C pass used up is still whole for the fallback
+    assert untyped(b"GET / HTTP/1.1\r\n", iter([(b"x-a", bytearray(b"b"))]))[0] == (
+        b"GET / HTTP/1.1\r\nx-a: b\r\n"
+    )
     assert untyped(b"GET / HTTP/1.1\r\n", iter([[b"x-a", b"b"]]))[0] == (
         b"GET / HTTP/1.1\r\nx-a: b\r\n"
     )
