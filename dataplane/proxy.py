@@ -273,7 +273,11 @@ def _new_exchange(
     server = scope.get("server") or ("", 0)
     request_id = raw_header(raw_headers, b"x-request-id")
     return Exchange(
-        request_id=request_id.decode("latin-1") if request_id else f"{_getrandbits(128):032x}",
+        request_id=(
+            request_id.decode("latin-1")
+            if request_id
+            else _getrandbits(128).to_bytes(16, "big").hex()  # what :032x writes, at half its cost
+        ),
         method=scope["method"],
         scheme=scope["scheme"],
         host=host,
