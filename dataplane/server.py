@@ -536,7 +536,7 @@ class Cycle:
         finally:
             # The scope refers back to this cycle (its respond): unlinked here, the request's
             # objects go with their last reference instead of waiting for the cycle collector.
-            del self.scope[RESPOND]
+            self.scope.pop(RESPOND, None)
             if self.task is not None:
                 self.conn.server.tasks.discard(self.task)
 
