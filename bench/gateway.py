@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import httpx
 
@@ -161,6 +161,58 @@ def wrk(
     return WrkResult(rps, p50, p99, errors)
 
 
+BENCH_ENV: Final = {"ACTIVETRACE_LOG_LEVEL": "warning", "ACTIVETRACE_HEARTBEAT_INTERVAL_SECS": "1"}
+
+
+def control_plane_args(
+    workdir: Path, api_port: int, cluster_port: int, otlp_port: int
+) -> list[str]:
+    """``python -m`` arguments of a bench control plane on SQLite in ``workdir``, on loopback."""
+    return [
+        "controlplane.cli",
+        "controlplane",
+        "--database-url",
+        f"sqlite+aiosqlite:///{workdir / 'cp.db'}",
+        "--api-port",
+        str(api_port),
+        "--cluster-port",
+        str(cluster_port),
+        "--otlp-grpc-port",
+        str(otlp_port),
+        "--host",
+        "127.0.0.1",
+    ]
+
+
+def node_args(
+    node_id: str, cluster_port: int, proxy_port: int, status_port: int, cache_dir: Path
+) -> list[str]:
+    """``python -m`` arguments of a bench data plane node, on loopback."""
+    return [
+        "controlplane.cli",
+        "dataplane",
+        "--node-id",
+        node_id,
+        "--control-plane",
+        f"127.0.0.1:{cluster_port}",
+        "--proxy-host",
+        "127.0.0.1",
+        "--proxy-port",
+        str(proxy_port),
+        "--status-port",
+        str(status_port),
+        "--cache-dir",
+        str(cache_dir),
+    ]
+
+
+def api_call(api: str, method: str, path: str, *, timeout: float = 10, **kwargs: Any) -> Any:
+    """A control plane API call that must succeed; its JSON answer (None when empty)."""
+    response = httpx.request(method, api + path, timeout=timeout, **kwargs)
+    assert response.status_code < 300, response.text
+    return response.json() if response.content else None
+
+
 @dataclass
 class Gateway:
     """A control plane (SQLite) and one data plane node, driven over the admin API."""
@@ -179,9 +231,7 @@ class Gateway:
         return int(float(found.group(1)))
 
     def call(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = httpx.request(method, self.api + path, timeout=10, **kwargs)
-        assert response.status_code < 300, response.text
-        return response.json() if response.content else None
+        return api_call(self.api, method, path, **kwargs)
 
     def apply(self, config: dict[str, Any]) -> None:
         """Replace the config and wait until the node serves it."""
@@ -223,24 +273,11 @@ def gateway(workdir: Path, *, node_env: dict[str, str] | None = None) -> Iterato
     """Start a control plane and a node called ``bench`` (one process each, uvloop)."""
     workdir.mkdir(parents=True, exist_ok=True)
     api_port, cluster_port, otlp_port, proxy_port, status_port = (free_port() for _ in range(5))
-    env = {"ACTIVETRACE_LOG_LEVEL": "warning", "ACTIVETRACE_HEARTBEAT_INTERVAL_SECS": "1"}
+    env = BENCH_ENV
     processes = [
         start(
             "controlplane",
-            [
-                "controlplane.cli",
-                "controlplane",
-                "--database-url",
-                f"sqlite+aiosqlite:///{workdir / 'cp.db'}",
-                "--api-port",
-                str(api_port),
-                "--cluster-port",
-                str(cluster_port),
-                "--otlp-grpc-port",
-                str(otlp_port),
-                "--host",
-                "127.0.0.1",
-            ],
+            control_plane_args(workdir, api_port, cluster_port, otlp_port),
             env=env,
             log=workdir / "controlplane.log",
         )
@@ -260,22 +297,7 @@ def gateway(workdir: Path, *, node_env: dict[str, str] | None = None) -> Iterato
         processes.append(
             start(
                 "bench",
-                [
-                    "controlplane.cli",
-                    "dataplane",
-                    "--node-id",
-                    "bench",
-                    "--control-plane",
-                    f"127.0.0.1:{cluster_port}",
-                    "--proxy-host",
-                    "127.0.0.1",
-                    "--proxy-port",
-                    str(proxy_port),
-                    "--status-port",
-                    str(status_port),
-                    "--cache-dir",
-                    str(workdir / "cache"),
-                ],
+                node_args("bench", cluster_port, proxy_port, status_port, workdir / "cache"),
                 env={**env, **(node_env or {})},
                 log=workdir / "bench-node.log",
             )

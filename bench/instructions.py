@@ -32,7 +32,17 @@ from typing import Any
 
 import httpx
 
-from bench.gateway import UPSTREAM_SERVER, ensure_tools, nginx, service_config, temporary_dir
+from bench.gateway import (
+    BENCH_ENV,
+    UPSTREAM_SERVER,
+    api_call,
+    control_plane_args,
+    ensure_tools,
+    nginx,
+    node_args,
+    service_config,
+    temporary_dir,
+)
 from bench.proxy import PLUGINS
 from controlplane.launcher import free_port, start, stop_all, wait_until
 
@@ -101,9 +111,7 @@ class Bench:
         self.runs = 0
 
     def call(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = httpx.request(method, self.api + path, timeout=30, **kwargs)
-        assert response.status_code < 300, response.text
-        return response.json() if response.content else None
+        return api_call(self.api, method, path, timeout=30, **kwargs)
 
     def measure(self, tree: Path, mode: str, requests: int) -> float:
         """Instructions per request of a node built from ``tree`` in ``mode``."""
@@ -125,20 +133,9 @@ class Bench:
             f"--callgrind-out-file={out}",
             sys.executable,
             "-m",
-            "controlplane.cli",
-            "dataplane",
-            "--node-id",
-            node_id,
-            "--control-plane",
-            f"127.0.0.1:{self.cluster_port}",
-            "--proxy-host",
-            "127.0.0.1",
-            "--proxy-port",
-            str(port),
-            "--status-port",
-            str(free_port()),
-            "--cache-dir",
-            str(self.workdir / f"cache-{self.runs}"),
+            *node_args(
+                node_id, self.cluster_port, port, free_port(), self.workdir / f"cache-{self.runs}"
+            ),
         ]
         env = {**os.environ, "PYTHONPATH": str(tree), "ACTIVETRACE_LOG_LEVEL": "warning"}
         with log.open("wb") as output:
@@ -209,21 +206,8 @@ def main() -> None:
         stack.enter_context(nginx("upstream", UPSTREAM_SERVER.format(port=upstream), workdir))
         control_plane = start(
             "controlplane",
-            [
-                "controlplane.cli",
-                "controlplane",
-                "--database-url",
-                f"sqlite+aiosqlite:///{workdir / 'cp.db'}",
-                "--api-port",
-                str(api_port),
-                "--cluster-port",
-                str(cluster_port),
-                "--otlp-grpc-port",
-                str(free_port()),
-                "--host",
-                "127.0.0.1",
-            ],
-            env={"ACTIVETRACE_LOG_LEVEL": "warning", "ACTIVETRACE_HEARTBEAT_INTERVAL_SECS": "1"},
+            control_plane_args(workdir, api_port, cluster_port, free_port()),
+            env=BENCH_ENV,
             log=workdir / "controlplane.log",
         )
         stack.callback(stop_all, [control_plane])
