@@ -361,7 +361,13 @@ def _tree(pid: int) -> list[int]:
     return threads
 
 
-def isolate(measured: Sequence[int], others: Sequence[int], *, nice: Sequence[int] = ()) -> str:
+def isolate(
+    measured: Sequence[int],
+    others: Sequence[int],
+    *,
+    nice: Sequence[int] = (),
+    what: str = "node",
+) -> str:
     """Give the ``measured`` processes the last CPU to themselves and move ``others`` (and this
     process, so the wrk it starts) to the remaining ones; ``nice`` processes get a lower
     priority there. Returns a description for the report ("" with fewer than two CPUs).
@@ -383,7 +389,7 @@ def isolate(measured: Sequence[int], others: Sequence[int], *, nice: Sequence[in
             with contextlib.suppress(OSError):
                 os.setpriority(os.PRIO_PROCESS, thread, 10)
     os.sched_setaffinity(0, rest)
-    return f"node on CPU {cpus[-1]}; wrk, upstream and control plane on CPU {min(rest)}" + (
+    return f"{what} on CPU {cpus[-1]}; wrk, upstream and control plane on CPU {min(rest)}" + (
         f"-{max(rest)}" if len(rest) > 1 else ""
     )
 

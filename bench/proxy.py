@@ -5,6 +5,11 @@ small JSON body; wrk (one thread, 32 connections) drives each in turn, in one ru
 5): node RPS >= 0.30x nginx without plugins and >= 0.25x with key-auth + rate-limiting (local) +
 correlation-id; node p99 <= 3x nginx's.
 
+The proxies measured (nginx's proxy worker and the node) get the last CPU to themselves, one at
+a time as wrk drives them; wrk, the upstream and the control plane (niced) share the others, so
+the proxy under test does not queue behind its own load generator (``--shared-cpus`` turns this
+off, as earlier runs measured).
+
 Run: ``.venv/bin/python -m bench.proxy [--seconds 8]``
 """
 
@@ -20,6 +25,7 @@ from bench.gateway import (
     ensure_tools,
     free_port,
     gateway,
+    isolate,
     nginx,
     print_table,
     service_config,
@@ -39,6 +45,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=8.0, help="wrk duration per run")
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument(
+        "--shared-cpus",
+        action="store_true",
+        help="let every process use every CPU (wrk then competes with the proxy it measures)",
+    )
     args = parser.parse_args()
     ensure_tools()
     with temporary_dir() as tmp:
@@ -46,16 +57,29 @@ def main() -> None:
         upstream_port, nginx_port = free_port(), free_port()
         rows: list[tuple[str, WrkResult]] = []
         with (
-            nginx("upstream", UPSTREAM_SERVER.format(port=upstream_port), workdir),
+            nginx("upstream", UPSTREAM_SERVER.format(port=upstream_port), workdir) as upstream,
             nginx(
                 "proxy",
                 PROXY_SERVER.format(port=nginx_port, upstream=upstream_port),
                 workdir,
-            ),
+            ) as proxy,
             gateway(workdir) as gw,
         ):
             url = f"http://127.0.0.1:{upstream_port}/"
             wrk(url, seconds=1)  # warm up
+            wrk(f"http://127.0.0.1:{nginx_port}/", seconds=0.5)  # its worker is up
+            layout = "every process on every CPU"
+            if not args.shared_cpus:
+                control_plane = gw.processes[0].popen.pid
+                layout = (
+                    isolate(
+                        [proxy.pid, gw.processes[-1].popen.pid],
+                        [upstream.pid, control_plane],
+                        nice=[control_plane],
+                        what="nginx proxy and node",
+                    )
+                    or layout
+                )
             rows.append(
                 ("upstream direct", wrk(url, seconds=args.seconds, connections=args.connections))
             )
@@ -89,7 +113,8 @@ def main() -> None:
                 )
             )
         print_table(
-            f"Proxy throughput, wrk -t1 -c{args.connections}, {args.seconds:.0f}s per run",
+            f"Proxy throughput, wrk -t1 -c{args.connections}, {args.seconds:.0f}s per run; "
+            + layout,
             rows,
             baseline="nginx proxy_pass",
         )
