@@ -67,9 +67,12 @@ class HeaderList:
         """:meth:`set` for several names in one pass over the list."""
         self.set_raw([(_key(name), value.encode("latin-1")) for name, value in items])
 
-    def set_raw(self, pairs: list[tuple[bytes, bytes]]) -> None:
-        """:meth:`set_many` for pairs already as stored (lower-case names, byte values)."""
-        self._drop({key for key, _ in pairs})
+    def set_raw(
+        self, pairs: list[tuple[bytes, bytes]], names: Collection[bytes] | None = None
+    ) -> None:
+        """:meth:`set_many` for pairs already as stored (lower-case names, byte values);
+        ``names``, if the caller has it at hand, is the set of the pairs' names."""
+        self._drop({key for key, _ in pairs} if names is None else names)
         self.raw += pairs
 
     def add(self, name: str, value: str) -> None:

@@ -97,7 +97,8 @@ class GatewayPlugin(Generic[ConfigT]):
     async def close(self) -> None:
         """The config that created this instance was replaced: release resources."""
 
-    @classmethod
-    def runs_in(cls, phase: str) -> bool:
-        """Whether the plugin overrides ``phase``."""
-        return getattr(cls, phase) is not getattr(GatewayPlugin, phase)
+    def runs_in(self, phase: str) -> bool:
+        """Whether this instance runs in ``phase``: by default, whether its class overrides
+        it. A plugin whose handler does nothing under its config says so here, and the chain
+        leaves it out of that phase (no call per request)."""
+        return getattr(type(self), phase) is not getattr(GatewayPlugin, phase)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
-from dataplane.headers import host_without_port
+from dataplane.headers import host_without_port, raw_header
 from dataplane.plugins.base import GatewayPlugin, LocalReply, PluginConfig
 
 if TYPE_CHECKING:
@@ -53,19 +53,33 @@ class CorrelationIdPlugin(GatewayPlugin[CorrelationIdConfig]):
         self._counter: itertools.count[int] = state["counter"]
         generators: dict[str, Callable[[Exchange], str]] = {
             "uuid": lambda _: str(uuid.uuid4()),
-            "uuid#counter": lambda _: f"{self._prefix}#{next(self._counter)}",
+            "uuid#counter": self._uuid_counter,
             "tracker": _tracker,
         }
         self._generate = generators[config.generator]
+        self._key = config.header_name.lower().encode("latin-1")  # as a HeaderList stores it
+
+    def _uuid_counter(self, _: Exchange) -> str:
+        return f"{self._prefix}#{next(self._counter)}"
 
     async def access(self, exchange: Exchange) -> LocalReply | None:
-        header = self.config.header_name
-        value = exchange.request_headers.get(header)
-        if not value:
+        headers = exchange.request_headers
+        found = raw_header(headers.raw, self._key)
+        if found:
+            value = found.decode("latin-1")
+        else:
             value = self._generate(exchange)
-            exchange.request_headers.set(header, value)
+            if found is None:
+                headers.raw.append((self._key, value.encode("latin-1")))
+            else:  # present but empty: replaced
+                headers.set_raw([(self._key, value.encode("latin-1"))])
         exchange.plugin_data[DATA_KEY] = value
         return None
+
+    def runs_in(self, phase: str) -> bool:
+        if phase == "header_filter":
+            return self.config.echo_downstream
+        return super().runs_in(phase)
 
     async def header_filter(self, exchange: Exchange) -> None:
         if not self.config.echo_downstream:

@@ -125,6 +125,27 @@ class Window:
     end: int
 
 
+class _Second:
+    """The current windows during one whole second, and what their headers need that does
+    not change within it (computed once per second, not per request)."""
+
+    __slots__ = ("limit_headers", "names", "remaining_names", "resets", "second", "windows")
+
+    def __init__(self, limits: Sequence[tuple[Period, int]], second: int) -> None:
+        self.second = second
+        self.windows = windows(limits, second)
+        self.limit_headers = [(_LIMIT_HEADERS[w.period], b"%d" % w.limit) for w in self.windows]
+        self.remaining_names = [_REMAINING_HEADERS[w.period] for w in self.windows]
+        # RateLimit-Reset: ceil(end - now) is end - second for any now within this second.
+        self.resets = [b"%d" % max(1, w.end - second) for w in self.windows]
+        # Every name the headers of a request let through can have.
+        self.names = frozenset(
+            [name for name, _ in self.limit_headers]
+            + self.remaining_names
+            + [b"ratelimit-limit", b"ratelimit-remaining", b"ratelimit-reset"]
+        )
+
+
 def _window_bounds(period: Period, now: float) -> tuple[int, int]:
     fixed = _FIXED_SECONDS.get(period)
     if fixed is not None:
@@ -166,17 +187,19 @@ class RateLimitingPlugin(GatewayPlugin[RateLimitingConfig]):
             "counters", {}
         )
         # The current windows depend only on the whole second: computed once per second.
-        self._current: tuple[int, list[Window]] = (-1, [])
+        self._current = _Second(self._limits, -1)
+        self._redis = config.policy == "redis"
 
     async def access(self, exchange: Exchange) -> LocalReply | None:
         now = time.time()
         second = int(now)
-        if self._current[0] != second:
-            self._current = (second, windows(self._limits, second))
-        current = self._current[1]
+        this = self._current
+        if this.second != second:
+            this = self._current = _Second(self._limits, second)
+        current = this.windows
         identifier = self._identifier(exchange)
         try:
-            if self.config.policy == "redis":
+            if self._redis:
                 counts = await self._count_redis(exchange, identifier, current, now)
             else:
                 counts = self._count_local(identifier, current)
@@ -190,9 +213,11 @@ class RateLimitingPlugin(GatewayPlugin[RateLimitingConfig]):
                 return LocalReply.json(500, body, reason="redis_error")
             log.error("rate-limiting: failed to count, request let through: %s", exc)
             return None
-        stopped = [w for w, count in zip(current, counts, strict=True) if count > w.limit]
-        stop = stopped[-1] if stopped else None
-        headers = [] if self.config.hide_client_headers else _headers(current, counts, stop, now)
+        stop = None  # the longest window over its limit
+        for index, window in enumerate(current):
+            if counts[index] > window.limit:
+                stop = window
+        headers = [] if self.config.hide_client_headers else _headers(this, counts, stop)
         if stop is not None:
             body = {"message": self.config.error_message, "request_id": exchange.request_id}
             return LocalReply.json(
@@ -202,13 +227,18 @@ class RateLimitingPlugin(GatewayPlugin[RateLimitingConfig]):
                 reason=f"limit per {stop.period}",
             )
         if headers:
-            exchange.plugin_data[_HEADERS] = headers
+            exchange.plugin_data[_HEADERS] = (headers, this.names)
         return None
+
+    def runs_in(self, phase: str) -> bool:
+        if phase == "header_filter":
+            return not self.config.hide_client_headers
+        return super().runs_in(phase)
 
     async def header_filter(self, exchange: Exchange) -> None:
         headers = exchange.plugin_data.get(_HEADERS)
-        if headers:
-            exchange.response_headers.set_raw(headers)
+        if headers is not None:
+            exchange.response_headers.set_raw(*headers)
 
     def _identifier(self, exchange: Exchange) -> str:
         """What the counters are kept for (the client IP when the configured one is missing)."""
@@ -260,31 +290,42 @@ class RateLimitingPlugin(GatewayPlugin[RateLimitingConfig]):
         return [int(count) for count in results[::2]]
 
 
-def _headers(
-    current: list[Window], counts: list[int], stop: Window | None, now: float
-) -> list[tuple[bytes, bytes]]:
+def _headers(this: _Second, counts: list[int], stop: Window | None) -> list[tuple[bytes, bytes]]:
     """Kong's headers: per period, then ``RateLimit-*`` for the most constraining window (as
     a HeaderList stores them)."""
-    headers: list[tuple[bytes, bytes]] = []
-    best: tuple[int, int, Window] | None = None  # (remaining, -length, window)
-    for window, count in zip(current, counts, strict=True):
-        remaining = window.limit - (count - 1)  # usage before this request
+    if len(this.windows) == 1:  # the usual case, without the ranking
+        left = b"%d" % max(0, this.windows[0].limit - counts[0])
+        limit = this.limit_headers[0]
+        reset = this.resets[0]
+        headers = [
+            limit,
+            (this.remaining_names[0], left),
+            (b"ratelimit-limit", limit[1]),
+            (b"ratelimit-remaining", left),
+            (b"ratelimit-reset", reset),
+        ]
+        if stop is not None:
+            headers.append((b"retry-after", reset))
+        return headers
+    headers = []
+    best = 0
+    best_rank: tuple[int, int] | None = None  # (remaining, -length) of the best window
+    best_remaining = b""
+    for index, window in enumerate(this.windows):
+        remaining = window.limit - (counts[index] - 1)  # usage before this request
         if stop is None or stop is window:
             remaining -= 1
         remaining = max(0, remaining)
-        rank = (remaining, -(window.end - window.start), window)
-        if best is None or rank[:2] < best[:2]:
-            best = rank
-        headers.append((_LIMIT_HEADERS[window.period], b"%d" % window.limit))
-        headers.append((_REMAINING_HEADERS[window.period], b"%d" % remaining))
-    assert best is not None
-    remaining, _, window = best
-    reset = b"%d" % max(1, math.ceil(window.end - now))
-    headers += [
-        (b"ratelimit-limit", b"%d" % window.limit),
-        (b"ratelimit-remaining", b"%d" % remaining),
-        (b"ratelimit-reset", reset),
-    ]
+        text = b"%d" % remaining
+        rank = (remaining, window.start - window.end)
+        if best_rank is None or rank < best_rank:
+            best, best_rank, best_remaining = index, rank, text
+        headers.append(this.limit_headers[index])
+        headers.append((this.remaining_names[index], text))
+    reset = this.resets[best]
+    headers.append((b"ratelimit-limit", this.limit_headers[best][1]))
+    headers.append((b"ratelimit-remaining", best_remaining))
+    headers.append((b"ratelimit-reset", reset))
     if stop is not None:
         headers.append((b"retry-after", reset))
     return headers

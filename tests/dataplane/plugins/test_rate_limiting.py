@@ -97,6 +97,33 @@ async def test_local_limit_headers_and_429(
     assert sent["retry-after"] == sent["ratelimit-reset"]
 
 
+async def test_one_window_headers_replace_the_upstreams_and_429(
+    host: PluginHost, make_exchange: ExchangeFactory
+) -> None:
+    plugin = _plugin(host, minute=2)
+    exchanges = [make_exchange() for _ in range(3)]
+    replies = [await plugin.access(exchange) for exchange in exchanges]
+    assert replies[:2] == [None, None]
+    second = exchanges[1]
+    second.response_headers.add("RateLimit-Remaining", "from-upstream")
+    second.response_headers.add("X-Upstream", "kept")
+    await plugin.header_filter(second)
+    headers = second.response_headers
+    assert headers.get_all("ratelimit-remaining") == ["0"]
+    assert headers.get("x-ratelimit-limit-minute") == "2"
+    assert headers.get("x-ratelimit-remaining-minute") == "0"
+    assert headers.get("ratelimit-limit") == "2"
+    assert 1 <= int(headers.get("ratelimit-reset") or 0) <= 60
+    assert headers.get("x-upstream") == "kept"
+    assert "retry-after" not in headers
+    third = replies[2]
+    assert third is not None
+    assert third.status == 429
+    sent = dict(third.headers)
+    assert sent["ratelimit-remaining"] == sent["x-ratelimit-remaining-minute"] == "0"
+    assert sent["retry-after"] == sent["ratelimit-reset"]
+
+
 async def test_counters_per_identifier_and_kept_across_config_changes(
     host: PluginHost, make_exchange: ExchangeFactory
 ) -> None:

@@ -9,7 +9,9 @@ import httpx
 import pytest
 
 from dataplane.gateway_config import ConfigError, GatewayConfig, normalise_declarative
+from dataplane.plugins.host import PluginHost
 from dataplane.plugins.registry import plugin_classes, validate_plugin_config
+from dataplane.plugins.runtime import build_chains
 from tests.controlplane.conftest import api, clock, control_plane
 
 __all__ = ["api", "clock", "control_plane"]  # the control plane's fixtures, used here
@@ -132,3 +134,29 @@ async def test_control_plane_stores_the_config_with_defaults(api: httpx.AsyncCli
     schema = await api.get("/api/v1/plugins/schema/rate-limiting")
     assert schema.status_code == 200
     assert schema.json()["properties"]["limit_by"]["default"] == "consumer"
+
+
+@pytest.mark.parametrize(
+    ("name", "config", "header_filter"),
+    [
+        ("correlation-id", {}, False),
+        ("correlation-id", {"echo_downstream": True}, True),
+        ("rate-limiting", {"minute": 60}, True),
+        ("rate-limiting", {"minute": 60, "hide_client_headers": True}, False),
+    ],
+)
+async def test_a_phase_a_plugin_does_nothing_in_is_left_out_of_its_chain(
+    name: str, config: dict[str, Any], header_filter: bool
+) -> None:
+    document = {
+        "services": [{"name": "s", "url": "http://up", "routes": [{"name": "r", "paths": ["/"]}]}],
+        "plugins": [{"name": name, "config": config}],
+    }
+    host = PluginHost(node_id="dp-test")
+    try:
+        chains, _ = build_chains(GatewayConfig.load(normalise_declarative(document)), host)
+    finally:
+        await host.close()
+    (chain,) = chains.values()
+    assert [p.name for p in chain.access] == [name]  # both still count or set their ID
+    assert [p.name for p in chain.header_filter] == ([name] if header_filter else [])
