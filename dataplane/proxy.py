@@ -43,6 +43,7 @@ from dataplane.transport import (
     UpstreamTransport,
     error_type,
 )
+from dataplane.transport.events import BODY, REUSED
 
 __all__ = [
     "Proxy",
@@ -687,7 +688,7 @@ async def _balance_and_send(
                 trace, balancer_span, exchange, service, host, port, raw_target, attempt
             )
             traceparent = format_traceparent(trace.trace_id, upstream_span.span_id).encode()
-            events = _TransportEvents(trace, upstream_span).on_event
+            events = phase_events(trace, upstream_span)
         headers = _upstream_headers(exchange, match, host, port, traceparent)
         try:
             response = await transport.send(
@@ -808,7 +809,8 @@ def _redacted_target(exchange: Exchange, raw_target: bytes) -> str:
 
 
 class _TransportEvents:
-    """Turns the transport's trace events into the upstream phase spans.
+    """Turns the transport's trace events into the upstream phase spans (the Python version
+    of ``_wire.PhaseEvents``, which the proxy uses when the extension is built; tests run both).
 
     The transport is given the bound method :meth:`on_event` (calling a bound method is
     cheaper than an instance's ``__call__``, and a traced exchange makes seven such calls).
@@ -825,13 +827,7 @@ class _TransportEvents:
         """One transport event: a phase started, ended or failed, or the connection was reused."""
         action = _EVENT_ACTIONS.get(event)
         if action is None:
-            if event == "connection.reused":
-                self.upstream.attributes["gateway.connection.reused"] = True
-                peer = info.get("peer")
-                if peer:
-                    self.upstream.attributes["network.peer.address"] = str(
-                        peer[0] if isinstance(peer, tuple) else peer
-                    )
+            _phase_event(self.upstream, None, event, info)
             return
         name, span_name, kind, failed = action
         if span_name:  # "<phase>.started"
@@ -840,13 +836,32 @@ class _TransportEvents:
         opened = self._open.pop(name, None)
         if opened is None:
             return
-        if info and name in _ANNOTATED:
-            _annotate(opened, name, info)
-        if failed:
-            opened.set_error(
-                _span_error(str(info.get("error_type", "error"))), str(info.get("error", ""))
-            )
-        opened.end()
+        if failed or (info and name in _ANNOTATED):
+            _phase_event(self.upstream, opened, event, info)
+        else:
+            opened.end()
+
+
+def _phase_event(upstream: Span, opened: Span | None, event: str, info: dict[str, Any]) -> None:
+    """What a phase event needs beyond starting or ending a span: the connection's reuse
+    (``opened`` None), a phase's attributes from its info, a failure."""
+    if opened is None:
+        if event == "connection.reused":
+            upstream.attributes["gateway.connection.reused"] = True
+            peer = info.get("peer")
+            if peer:
+                upstream.attributes["network.peer.address"] = str(
+                    peer[0] if isinstance(peer, tuple) else peer
+                )
+        return
+    name, _, stage = event.rpartition(".")
+    if info and name in _ANNOTATED:
+        _annotate(opened, name, info)
+    if stage == "failed":
+        opened.set_error(
+            _span_error(str(info.get("error_type", "error"))), str(info.get("error", ""))
+        )
+    opened.end()
 
 
 _EVENT_SPANS: Final = {
@@ -878,6 +893,43 @@ _ANNOTATED: Final = frozenset(
         "http11.receive_response_body",
     }
 )
+
+_CPhaseEvents: type[_wire.PhaseEvents] | None
+try:  # the same in C (dataplane/tracing/_wire.c): seven events per traced request
+    from dataplane.tracing import _wire
+    from dataplane.tracing._wire import set_phase_table
+except ImportError:
+    _CPhaseEvents = None
+else:
+    _CPhaseEvents = _wire.PhaseEvents
+    # What C does per event: (phase slot, span to start, kind, failed, annotated in Python[,
+    # info key of an int, attribute it sets]); the response body's size is set in C, and a
+    # reused connection (slot -1) marks the upstream span there too.
+    set_phase_table(
+        {
+            **{
+                event: (
+                    list(_EVENT_SPANS).index(name),
+                    span_name,
+                    kind,
+                    failed,
+                    name in _ANNOTATED and name != BODY,
+                    *(("bytes", "http.response.body.size") if name == BODY else ()),
+                )
+                for event, (name, span_name, kind, failed) in _EVENT_ACTIONS.items()
+            },
+            REUSED: (-1, "", KIND_INTERNAL, False, False),
+        },
+        Span,
+        _phase_event,
+    )
+
+
+def phase_events(trace: RequestTrace, upstream: Span) -> Callable[[str, dict[str, Any]], None]:
+    """The transport's trace callable for one try: C when built, else :class:`_TransportEvents`."""
+    if _CPhaseEvents is not None:
+        return _CPhaseEvents(trace.spans, upstream)
+    return _TransportEvents(trace, upstream).on_event
 
 
 def _annotate(span: Span, name: str, info: dict[str, Any]) -> None:

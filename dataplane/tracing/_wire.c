@@ -489,6 +489,9 @@ static PyObject *trace_id(PyObject *module, PyObject *unused) {
     return PyBytes_FromStringAndSize((const char *)bytes, 16);
 }
 
+static PyObject *new_span(PyTypeObject *type, PyObject *name, PyObject *parent_id,
+                          unsigned long long start_ns, int kind, PyObject *attributes);
+
 static PyObject *span_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
     static char *keywords[] = {"name", "parent_id", "start_ns", "kind", "attributes", NULL};
     PyObject *name, *parent_id, *start = Py_None, *attributes = Py_None;
@@ -527,6 +530,12 @@ static PyObject *span_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
             return NULL;
         }
     }
+    return new_span(type, name, parent_id, start_ns, kind, attributes);
+}
+
+/* A started span of ``type`` (SpanBase or a subclass); ``attributes`` Py_None: a new dict. */
+static PyObject *new_span(PyTypeObject *type, PyObject *name, PyObject *parent_id,
+                          unsigned long long start_ns, int kind, PyObject *attributes) {
     SpanObject *self = (SpanObject *)type->tp_alloc(type, 0);
     if (self == NULL) {
         return NULL;
@@ -635,6 +644,258 @@ static PyTypeObject SpanType = {
     .tp_methods = span_methods,
     .tp_members = span_members,
 };
+
+/* ---- PhaseEvents ------------------------------------------------------------------------- */
+
+/* The transport's trace events turned into the upstream's phase spans (proxy._TransportEvents
+ * is the Python version and the reference; tests run both). A "<phase>.started" event starts a
+ * child span of the upstream span and appends it to the trace's spans; "<phase>.complete" ends
+ * it. What needs more than that (an event outside the table, a failure, a complete event whose
+ * phase is annotated from its info) goes to the Python ``fallback(upstream, opened, event,
+ * info)`` registered with set_phase_table. */
+
+#define MAX_PHASE_EVENTS 64
+#define MAX_PHASES 16
+
+typedef struct {
+    int slot;          /* which phase; -1: the connection was reused (no phase) */
+    PyObject *name;    /* the span to start, or NULL for a complete/failed event */
+    int kind;
+    int failed;
+    int annotated;     /* its info sets attributes (Python does it) */
+    PyObject *size_key;       /* or: this int in its info ... */
+    PyObject *size_attribute; /* ... is this attribute (done here) */
+} PhaseAction;
+
+static PyObject *s_peer, *s_reused_attribute, *s_peer_attribute;
+
+static PhaseAction phase_actions[MAX_PHASE_EVENTS];
+static PyObject *phase_index = NULL;    /* event -> index into phase_actions */
+static PyTypeObject *phase_span_type = NULL;
+static PyObject *phase_fallback = NULL;
+
+typedef struct {
+    PyObject_HEAD
+    vectorcallfunc vectorcall;
+    PyObject *spans;
+    PyObject *upstream;
+    PyObject *open[MAX_PHASES];
+} PhaseEventsObject;
+
+static PyObject *phase_events_call(PyObject *callable, PyObject *const *args, size_t nargsf,
+                                   PyObject *kwnames) {
+    PhaseEventsObject *self = (PhaseEventsObject *)callable;
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    if (nargs != 2 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames) > 0)) {
+        PyErr_SetString(PyExc_TypeError, "PhaseEvents(event, info)");
+        return NULL;
+    }
+    PyObject *event = args[0], *info = args[1];
+    PyObject *index = PyDict_GetItemWithError(phase_index, event);
+    if (index == NULL) {
+        if (PyErr_Occurred()) {
+            return NULL;
+        }
+        PyObject *call[4] = {self->upstream, Py_None, event, info};
+        return PyObject_Vectorcall(phase_fallback, call, 4, NULL);
+    }
+    PhaseAction *action = &phase_actions[PyLong_AsLong(index)];
+    if (action->slot < 0) { /* reused: the upstream span says so, and the peer (an IP) */
+        PyObject *peer = PyDict_Check(info) ? PyDict_GetItemWithError(info, s_peer) : NULL;
+        PyObject *address = peer != NULL && PyTuple_Check(peer) && PyTuple_GET_SIZE(peer)
+                                ? PyTuple_GET_ITEM(peer, 0)
+                                : NULL;
+        if (PyErr_Occurred() || (address == NULL && peer != NULL) ||
+            (address != NULL && !PyUnicode_CheckExact(address))) {
+            PyErr_Clear(); /* anything else: as Python does it */
+            PyObject *call[4] = {self->upstream, Py_None, event, info};
+            return PyObject_Vectorcall(phase_fallback, call, 4, NULL);
+        }
+        PyObject *attributes = ((SpanObject *)self->upstream)->attributes;
+        if (PyDict_SetItem(attributes, s_reused_attribute, Py_True) < 0 ||
+            (address != NULL && PyDict_SetItem(attributes, s_peer_attribute, address) < 0)) {
+            return NULL;
+        }
+        Py_RETURN_NONE;
+    }
+    if (action->name != NULL) { /* started */
+        PyObject *span = new_span(phase_span_type, action->name,
+                                  ((SpanObject *)self->upstream)->span_id, now_ns(),
+                                  action->kind, Py_None);
+        if (span == NULL || PyList_Append(self->spans, span) < 0) {
+            Py_XDECREF(span);
+            return NULL;
+        }
+        Py_XSETREF(self->open[action->slot], span);
+        Py_RETURN_NONE;
+    }
+    PyObject *opened = self->open[action->slot];
+    if (opened == NULL) {
+        Py_RETURN_NONE;
+    }
+    self->open[action->slot] = NULL; /* the reference moves here */
+    if (action->failed || (action->annotated && PyDict_Check(info) && PyDict_GET_SIZE(info))) {
+        PyObject *call[4] = {self->upstream, opened, event, info};
+        PyObject *result = PyObject_Vectorcall(phase_fallback, call, 4, NULL);
+        Py_DECREF(opened);
+        return result;
+    }
+    SpanObject *span = (SpanObject *)opened;
+    if (action->size_key != NULL && PyDict_Check(info)) {
+        PyObject *size = PyDict_GetItemWithError(info, action->size_key);
+        if (size != NULL && !PyLong_CheckExact(size)) { /* as Python does it */
+            PyObject *call[4] = {self->upstream, opened, event, info};
+            PyObject *result = PyObject_Vectorcall(phase_fallback, call, 4, NULL);
+            Py_DECREF(opened);
+            return result;
+        }
+        if ((size == NULL && PyErr_Occurred()) ||
+            (size != NULL && PyDict_SetItem(span->attributes, action->size_attribute, size) < 0)) {
+            Py_DECREF(opened);
+            return NULL;
+        }
+    }
+    if (span->end_ns == 0) {
+        span->end_ns = now_ns();
+    }
+    Py_DECREF(opened);
+    Py_RETURN_NONE;
+}
+
+static PyObject *phase_events_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
+    PyObject *spans, *upstream;
+    if (kwds != NULL && PyDict_GET_SIZE(kwds)) {
+        PyErr_SetString(PyExc_TypeError, "PhaseEvents(spans, upstream)");
+        return NULL;
+    }
+    if (!PyArg_ParseTuple(args, "O!O!:PhaseEvents", &PyList_Type, &spans, &SpanType, &upstream)) {
+        return NULL;
+    }
+    if (phase_index == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "set_phase_table() was not called");
+        return NULL;
+    }
+    PhaseEventsObject *self = (PhaseEventsObject *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->vectorcall = phase_events_call;
+    self->spans = Py_NewRef(spans);
+    self->upstream = Py_NewRef(upstream);
+    return (PyObject *)self;
+}
+
+static int phase_events_traverse(PhaseEventsObject *self, visitproc visit, void *arg) {
+    Py_VISIT(self->spans);
+    Py_VISIT(self->upstream);
+    for (int i = 0; i < MAX_PHASES; i++) {
+        Py_VISIT(self->open[i]);
+    }
+    return 0;
+}
+
+static int phase_events_clear(PhaseEventsObject *self) {
+    Py_CLEAR(self->spans);
+    Py_CLEAR(self->upstream);
+    for (int i = 0; i < MAX_PHASES; i++) {
+        Py_CLEAR(self->open[i]);
+    }
+    return 0;
+}
+
+static void phase_events_dealloc(PhaseEventsObject *self) {
+    PyObject_GC_UnTrack(self);
+    phase_events_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyTypeObject PhaseEventsType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "dataplane.tracing._wire.PhaseEvents",
+    .tp_doc = "PhaseEvents(spans, upstream): the transport's trace callable for one try.",
+    .tp_basicsize = sizeof(PhaseEventsObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_vectorcall_offset = offsetof(PhaseEventsObject, vectorcall),
+    .tp_call = PyVectorcall_Call,
+    .tp_new = phase_events_new,
+    .tp_dealloc = (destructor)phase_events_dealloc,
+    .tp_traverse = (traverseproc)phase_events_traverse,
+    .tp_clear = (inquiry)phase_events_clear,
+};
+
+/* set_phase_table(table, span_type, fallback): ``table`` maps an event to (slot, span name or
+ * "", kind, failed, annotated). Called once, at import of the proxy. */
+static PyObject *set_phase_table(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    (void)module;
+    if (nargs != 3 || !PyDict_Check(args[0]) || !PyType_Check(args[1]) ||
+        !PyType_IsSubtype((PyTypeObject *)args[1], &SpanType) || !PyCallable_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "set_phase_table(table: dict, span_type: SpanBase subclass, fallback)");
+        return NULL;
+    }
+    if (PyDict_GET_SIZE(args[0]) > MAX_PHASE_EVENTS) {
+        PyErr_SetString(PyExc_ValueError, "too many phase events");
+        return NULL;
+    }
+    PyObject *index = PyDict_New();
+    if (index == NULL) {
+        return NULL;
+    }
+    PhaseAction actions[MAX_PHASE_EVENTS];
+    PyObject *key, *value;
+    Py_ssize_t pos = 0;
+    int count = 0;
+    while (PyDict_Next(args[0], &pos, &key, &value)) {
+        int slot, kind, failed, annotated;
+        PyObject *name, *size_key = Py_None, *size_attribute = Py_None;
+        if (!PyUnicode_Check(key) || !PyTuple_Check(value) ||
+            !PyArg_ParseTuple(value, "iUipp|OO", &slot, &name, &kind, &failed, &annotated,
+                              &size_key, &size_attribute) ||
+            (size_key != Py_None && !PyUnicode_Check(size_key)) ||
+            (size_attribute != Py_None && !PyUnicode_Check(size_attribute))) {
+            if (!PyErr_Occurred()) {
+                PyErr_SetString(PyExc_TypeError, "table: event -> (slot, name, kind, failed, "
+                                                 "annotated[, size key, size attribute])");
+            }
+            Py_DECREF(index);
+            return NULL;
+        }
+        if (slot < -1 || slot >= MAX_PHASES) {
+            PyErr_SetString(PyExc_ValueError, "phase slot out of range");
+            Py_DECREF(index);
+            return NULL;
+        }
+        PyObject *number = PyLong_FromLong(count);
+        if (number == NULL || PyDict_SetItem(index, key, number) < 0) {
+            Py_XDECREF(number);
+            Py_DECREF(index);
+            return NULL;
+        }
+        Py_DECREF(number);
+        actions[count].slot = slot;
+        actions[count].name = PyUnicode_GET_LENGTH(name) ? name : NULL;
+        actions[count].kind = kind;
+        actions[count].failed = failed;
+        actions[count].annotated = annotated;
+        actions[count].size_key = size_key != Py_None && size_attribute != Py_None ? size_key : NULL;
+        actions[count].size_attribute = actions[count].size_key ? size_attribute : NULL;
+        count++;
+    }
+    for (int i = 0; i < MAX_PHASE_EVENTS; i++) { /* the old table's objects */
+        Py_CLEAR(phase_actions[i].name);
+        Py_CLEAR(phase_actions[i].size_key);
+        Py_CLEAR(phase_actions[i].size_attribute);
+    }
+    for (int i = 0; i < count; i++) {
+        phase_actions[i] = actions[i];
+        Py_XINCREF(phase_actions[i].name);
+        Py_XINCREF(phase_actions[i].size_key);
+        Py_XINCREF(phase_actions[i].size_attribute);
+    }
+    Py_XSETREF(phase_index, index);
+    Py_XSETREF(phase_span_type, (PyTypeObject *)Py_NewRef(args[1]));
+    Py_XSETREF(phase_fallback, Py_NewRef(args[2]));
+    Py_RETURN_NONE;
+}
 
 static PyObject *set_clock_offset(PyObject *module, PyObject *offset) {
     (void)module;
@@ -850,6 +1111,8 @@ static PyMethodDef methods[] = {
      "set_clock_offset(ns): unix time minus CLOCK_MONOTONIC, for span times."},
     {"now_ns", clock_ns, METH_NOARGS, "now_ns() -> unix nanoseconds on the span clock."},
     {"trace_id", trace_id, METH_NOARGS, "trace_id() -> 16 random bytes, never all zero."},
+    {"set_phase_table", (PyCFunction)(void (*)(void))set_phase_table, METH_FASTCALL,
+     "set_phase_table(table, span_type, fallback): what PhaseEvents does per event."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -875,7 +1138,9 @@ PyMODINIT_FUNC PyInit__wire(void) {
         {&s_start_ns, "start_ns"},       {&s_end_ns, "end_ns"},
         {&s_attributes, "attributes"},   {&s_events, "events"},
         {&s_status_code, "status_code"}, {&s_status_message, "status_message"},
-        {&s_time_ns, "time_ns"},
+        {&s_time_ns, "time_ns"},         {&s_peer, "peer"},
+        {&s_reused_attribute, "gateway.connection.reused"},
+        {&s_peer_attribute, "network.peer.address"},
     };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         *names[i].slot = PyUnicode_InternFromString(names[i].text);
@@ -885,14 +1150,15 @@ PyMODINIT_FUNC PyInit__wire(void) {
     }
     seed_ids();
     pthread_atfork(NULL, NULL, seed_ids); /* a forked child must not repeat its parent's IDs */
-    if (PyType_Ready(&SpanType) < 0) {
+    if (PyType_Ready(&SpanType) < 0 || PyType_Ready(&PhaseEventsType) < 0) {
         return NULL;
     }
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) {
         return NULL;
     }
-    if (PyModule_AddObjectRef(m, "SpanBase", (PyObject *)&SpanType) < 0) {
+    if (PyModule_AddObjectRef(m, "SpanBase", (PyObject *)&SpanType) < 0 ||
+        PyModule_AddObjectRef(m, "PhaseEvents", (PyObject *)&PhaseEventsType) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -80,9 +80,10 @@ class SpanExport:
     def submit(self, session_ids: tuple[str, ...], trace_id: bytes, spans: Sequence[Span]) -> None:
         """Queue a finished trace (or late spans of one) for the sessions that kept it."""
         self.pending.append(_Finished(session_ids, trace_id, spans))
-        self.pending_spans += len(spans)
-        self._enforce_bound()
-        if self.pending_spans >= self.batch_spans:
+        pending = self.pending_spans = self.pending_spans + len(spans)
+        if pending + self.unacked_spans > self.max_spans:
+            self._enforce_bound()
+        if pending >= self.batch_spans:
             self._wakeup.set()
 
     def _enforce_bound(self) -> None:

@@ -108,17 +108,21 @@ class Tracer:
                     self.dirty.add(session.id)
                     if session.full:
                         self.sessions.finish(session, "completed")
-        session_ids = tuple([s.id for s in kept])
+        if len(kept) == 1:  # the usual case
+            session_ids: tuple[str, ...] = (kept[0].id,)
+        else:
+            session_ids = tuple([s.id for s in kept])
         if session_ids:
             trace.root.attributes["gateway.session.id"] = session_ids[0]
             if len(session_ids) > 1:
                 trace.root.attributes["gateway.session.ids"] = list(session_ids)
             self.export.submit(session_ids, trace.trace_id, trace.spans)
             self.traced += 1
-        for session in trace.sessions():
-            session.in_flight -= 1
-            if session.in_flight == 0 and session.state in ENDED_STATES:
-                self.dirty.add(session.id)
+        for sessions in (trace.head, trace.tail):
+            for session in sessions:
+                session.in_flight -= 1
+                if session.in_flight == 0 and session.state in ENDED_STATES:
+                    self.dirty.add(session.id)
         return session_ids
 
     def export_late(
