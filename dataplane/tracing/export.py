@@ -80,10 +80,12 @@ class SpanExport:
     def submit(self, session_ids: tuple[str, ...], trace_id: bytes, spans: Sequence[Span]) -> None:
         """Queue a finished trace (or late spans of one) for the sessions that kept it."""
         self.pending.append(_Finished(session_ids, trace_id, spans))
-        pending = self.pending_spans = self.pending_spans + len(spans)
+        count = len(spans)
+        pending = self.pending_spans = self.pending_spans + count
         if pending + self.unacked_spans > self.max_spans:
             self._enforce_bound()
-        if pending >= self.batch_spans:
+            pending = self.pending_spans
+        if pending >= self.batch_spans > pending - count:  # a batch just filled: wake run()
             self._wakeup.set()
 
     def _enforce_bound(self) -> None:

@@ -121,6 +121,7 @@ else:
         _SpanBase = PySpanBase
     else:
         set_clock_offset(_OFFSET_NS)  # C spans read CLOCK_MONOTONIC, as perf_counter_ns does
+        from dataplane.tracing._wire import now_ns  # the same clock, without a Python frame
 
 
 class Span(_SpanBase):
