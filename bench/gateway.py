@@ -21,6 +21,7 @@ from typing import Any, Final
 
 import httpx
 
+from controlplane import launcher
 from controlplane.launcher import Supervised, free_port, start, stop_all, wait_until
 
 __all__ = [
@@ -168,42 +169,27 @@ def control_plane_args(
     workdir: Path, api_port: int, cluster_port: int, otlp_port: int
 ) -> list[str]:
     """``python -m`` arguments of a bench control plane on SQLite in ``workdir``, on loopback."""
-    return [
-        "controlplane.cli",
-        "controlplane",
-        "--database-url",
-        f"sqlite+aiosqlite:///{workdir / 'cp.db'}",
-        "--api-port",
-        str(api_port),
-        "--cluster-port",
-        str(cluster_port),
-        "--otlp-grpc-port",
-        str(otlp_port),
-        "--host",
-        "127.0.0.1",
-    ]
+    return launcher.control_plane_args(
+        database_url=f"sqlite+aiosqlite:///{workdir / 'cp.db'}",
+        api_port=api_port,
+        cluster_port=cluster_port,
+        otlp_grpc_port=otlp_port,
+        host="127.0.0.1",
+    )
 
 
 def node_args(
     node_id: str, cluster_port: int, proxy_port: int, status_port: int, cache_dir: Path
 ) -> list[str]:
     """``python -m`` arguments of a bench data plane node, on loopback."""
-    return [
-        "controlplane.cli",
-        "dataplane",
-        "--node-id",
-        node_id,
-        "--control-plane",
-        f"127.0.0.1:{cluster_port}",
-        "--proxy-host",
-        "127.0.0.1",
-        "--proxy-port",
-        str(proxy_port),
-        "--status-port",
-        str(status_port),
-        "--cache-dir",
-        str(cache_dir),
-    ]
+    return launcher.node_args(
+        node_id=node_id,
+        cluster_port=cluster_port,
+        proxy_port=proxy_port,
+        status_port=status_port,
+        cache_dir=cache_dir,
+        proxy_host="127.0.0.1",
+    )
 
 
 def api_call(api: str, method: str, path: str, *, timeout: float = 10, **kwargs: Any) -> Any:

@@ -24,7 +24,7 @@ import httpx
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
 from bench.gateway import free_port
-from controlplane.launcher import Supervised, start, stop_all, wait_until
+from controlplane.launcher import Supervised, control_plane_args, start, stop_all, wait_until
 from dataplane.tracing.export import SpanExport
 from dataplane.tracing.otlp import resource
 from dataplane.tracing.spans import KIND_SERVER, Span
@@ -208,20 +208,13 @@ def _run(label: str, url: str, workdir: Path, nodes: int, spans: int) -> tuple[f
     api_port, cluster_port, otlp_port = free_port(), free_port(), free_port()
     process: Supervised = start(
         "controlplane",
-        [
-            "controlplane.cli",
-            "controlplane",
-            "--database-url",
-            url,
-            "--api-port",
-            str(api_port),
-            "--cluster-port",
-            str(cluster_port),
-            "--otlp-grpc-port",
-            str(otlp_port),
-            "--log-level",
-            "warning",
-        ],
+        control_plane_args(
+            database_url=url,
+            api_port=api_port,
+            cluster_port=cluster_port,
+            otlp_grpc_port=otlp_port,
+            extra=("--log-level", "warning"),
+        ),
         log=workdir / f"{label}.log",
     )
     api = f"http://127.0.0.1:{api_port}"

@@ -22,12 +22,71 @@ import httpx
 __all__ = [
     "ProcessFailed",
     "Supervised",
+    "control_plane_args",
     "free_port",
     "http_json",
+    "node_args",
     "start",
     "stop_all",
     "wait_until",
 ]
+
+
+def control_plane_args(
+    *,
+    database_url: str,
+    api_port: int,
+    cluster_port: int,
+    otlp_grpc_port: int,
+    host: str | None = None,
+    extra: Sequence[str] = (),
+) -> list[str]:
+    """``python -m`` arguments of ``activetrace controlplane`` (for :func:`start`); ``host``
+    None keeps the CLI's default listen address."""
+    return [
+        "controlplane.cli",
+        "controlplane",
+        "--database-url",
+        database_url,
+        "--api-port",
+        str(api_port),
+        "--cluster-port",
+        str(cluster_port),
+        "--otlp-grpc-port",
+        str(otlp_grpc_port),
+        *(("--host", host) if host is not None else ()),
+        *extra,
+    ]
+
+
+def node_args(
+    *,
+    node_id: str,
+    cluster_port: int,
+    proxy_port: int,
+    status_port: int,
+    cache_dir: Path,
+    proxy_host: str | None = None,
+    extra: Sequence[str] = (),
+) -> list[str]:
+    """``python -m`` arguments of ``activetrace dataplane`` connecting to a control plane on
+    this host (for :func:`start`); ``proxy_host`` None keeps the CLI's default."""
+    return [
+        "controlplane.cli",
+        "dataplane",
+        "--node-id",
+        node_id,
+        "--control-plane",
+        f"127.0.0.1:{cluster_port}",
+        *(("--proxy-host", proxy_host) if proxy_host is not None else ()),
+        "--proxy-port",
+        str(proxy_port),
+        "--status-port",
+        str(status_port),
+        "--cache-dir",
+        str(cache_dir),
+        *extra,
+    ]
 
 
 class ProcessFailed(RuntimeError):

@@ -8,7 +8,16 @@ import threading
 from pathlib import Path
 
 from controlplane.demo.config import demo_config
-from controlplane.launcher import ProcessFailed, Supervised, http_json, start, stop_all, wait_until
+from controlplane.launcher import (
+    ProcessFailed,
+    Supervised,
+    control_plane_args,
+    http_json,
+    node_args,
+    start,
+    stop_all,
+    wait_until,
+)
 
 __all__ = ["run_local_stack"]
 
@@ -51,16 +60,11 @@ def run_local_stack(
         processes.append(
             start(
                 "controlplane",
-                _cli(
-                    "controlplane",
-                    "--database-url",
-                    f"sqlite+aiosqlite:///{base_dir / 'activetrace.db'}",
-                    "--api-port",
-                    str(api_port),
-                    "--cluster-port",
-                    str(cluster_port),
-                    "--otlp-grpc-port",
-                    str(otlp_grpc_port),
+                control_plane_args(
+                    database_url=f"sqlite+aiosqlite:///{base_dir / 'activetrace.db'}",
+                    api_port=api_port,
+                    cluster_port=cluster_port,
+                    otlp_grpc_port=otlp_grpc_port,
                 ),
                 env=env,
             )
@@ -80,18 +84,12 @@ def run_local_stack(
             processes.append(
                 start(
                     node_id,
-                    _cli(
-                        "dataplane",
-                        "--node-id",
-                        node_id,
-                        "--control-plane",
-                        f"127.0.0.1:{cluster_port}",
-                        "--proxy-port",
-                        str(port),
-                        "--status-port",
-                        str(8100 + 10 * index),
-                        "--cache-dir",
-                        str(base_dir / "dataplane"),
+                    node_args(
+                        node_id=node_id,
+                        cluster_port=cluster_port,
+                        proxy_port=port,
+                        status_port=8100 + 10 * index,
+                        cache_dir=base_dir / "dataplane",
                     ),
                     env=env,
                 )

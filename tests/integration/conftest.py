@@ -13,7 +13,14 @@ import httpx
 import pytest
 
 from controlplane.demo.config import demo_config
-from controlplane.launcher import Supervised, start, stop_all, wait_until
+from controlplane.launcher import (
+    Supervised,
+    control_plane_args,
+    node_args,
+    start,
+    stop_all,
+    wait_until,
+)
 from tests.conftest import free_port
 
 
@@ -60,23 +67,15 @@ class Stack:
     ) -> NodeProcess:
         """Start a data plane node and wait until it serves its status endpoint."""
         proxy_port, status_port = free_port(), free_port()
-        args = [
-            "controlplane.cli",
-            "dataplane",
-            "--node-id",
-            node_id,
-            "--control-plane",
-            f"127.0.0.1:{self.cluster_port}",
-            "--proxy-host",
-            "127.0.0.1",
-            "--proxy-port",
-            str(proxy_port),
-            "--status-port",
-            str(status_port),
-            "--cache-dir",
-            str(self.workdir / "cache"),
-            *extra,
-        ]
+        args = node_args(
+            node_id=node_id,
+            cluster_port=self.cluster_port,
+            proxy_port=proxy_port,
+            status_port=status_port,
+            cache_dir=self.workdir / "cache",
+            proxy_host="127.0.0.1",
+            extra=extra,
+        )
         log = self.workdir / f"{node_id}.log"
         process = start(node_id, args, log=log, env=_env(env, self.cluster_token))
         self.processes.append(process)
@@ -178,21 +177,14 @@ def launch_stack(
     stack.processes.append(
         start(
             "controlplane",
-            [
-                "controlplane.cli",
-                "controlplane",
-                "--database-url",
-                database_url,
-                "--api-port",
-                str(api_port),
-                "--cluster-port",
-                str(cluster_port),
-                "--otlp-grpc-port",
-                str(otlp_port),
-                "--host",
-                "127.0.0.1",
-                *cp_args,
-            ],
+            control_plane_args(
+                database_url=database_url,
+                api_port=api_port,
+                cluster_port=cluster_port,
+                otlp_grpc_port=otlp_port,
+                host="127.0.0.1",
+                extra=cp_args,
+            ),
             log=workdir / "controlplane.log",
             env=_env(
                 {
