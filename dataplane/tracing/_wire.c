@@ -32,6 +32,16 @@ typedef struct {
 static PyObject *s_span_id, *s_parent_id, *s_name, *s_kind, *s_start_ns, *s_end_ns,
     *s_attributes, *s_events, *s_status_code, *s_status_message, *s_time_ns;
 
+/* A str's UTF-8 bytes: compact ASCII strings (attribute keys and nearly every value) are
+ * read in place, without a call. */
+static inline const char *utf8_of(PyObject *text, Py_ssize_t *size) {
+    if (PyUnicode_IS_COMPACT_ASCII(text)) {
+        *size = PyUnicode_GET_LENGTH(text);
+        return (const char *)PyUnicode_DATA(text);
+    }
+    return PyUnicode_AsUTF8AndSize(text, size);
+}
+
 static int reserve(Buf *b, Py_ssize_t extra) {
     if (b->len + extra <= b->cap) {
         return 0;
@@ -125,7 +135,7 @@ static inline int put_field(Buf *b, unsigned char tag, const char *payload, Py_s
 
 static int put_text(Buf *b, unsigned char tag, PyObject *text) {
     Py_ssize_t n;
-    const char *utf8 = PyUnicode_AsUTF8AndSize(text, &n);
+    const char *utf8 = utf8_of(text, &n);
     if (utf8 == NULL) {
         return -1;
     }
@@ -181,7 +191,7 @@ static int varint_len(uint64_t v) {
 static int wrapped_any(Buf *b, unsigned char tag, PyObject *value) {
     if (PyUnicode_Check(value)) {
         Py_ssize_t n;
-        const char *utf8 = PyUnicode_AsUTF8AndSize(value, &n);
+        const char *utf8 = utf8_of(value, &n);
         if (utf8 == NULL) {
             return -1;
         }
@@ -294,7 +304,7 @@ static int scalar_kv(Buf *b, unsigned char tag, PyObject *key, PyObject *value) 
     uint64_t number = 0;
     uint64_t payload; /* the AnyValue's size */
     if (PyUnicode_Check(value)) {
-        text = PyUnicode_AsUTF8AndSize(value, &text_len);
+        text = utf8_of(value, &text_len);
         if (text == NULL) {
             return -1;
         }
@@ -312,7 +322,7 @@ static int scalar_kv(Buf *b, unsigned char tag, PyObject *key, PyObject *value) 
         return 0;
     }
     Py_ssize_t key_len;
-    const char *key_text = PyUnicode_AsUTF8AndSize(key, &key_len);
+    const char *key_text = utf8_of(key, &key_len);
     if (key_text == NULL) {
         return -1;
     }
@@ -1080,8 +1090,14 @@ static PyObject *trace_spans(PyObject *module, PyObject *const *args, Py_ssize_t
     if (spans == NULL) {
         return NULL;
     }
-    Buf out = {NULL, 0, 0};
-    Buf body = {NULL, 0, 0};
+    /* Scratch buffers kept between calls (the GIL serialises them, and nothing in here can
+     * call back into trace_spans): no allocation per trace once they fit the largest. A
+     * buffer that grew past 1 MiB is released after the call. */
+    static Buf scratch_out = {NULL, 0, 0}, scratch_body = {NULL, 0, 0};
+    Buf out = scratch_out, body = scratch_body;
+    scratch_out = (Buf){NULL, 0, 0}; /* taken: a reentrant call would start its own */
+    scratch_body = (Buf){NULL, 0, 0};
+    out.len = body.len = 0;
     PyObject *result = NULL;
     Py_ssize_t count = PySequence_Fast_GET_SIZE(spans);
     for (Py_ssize_t i = 0; i < count; i++) {
@@ -1098,9 +1114,17 @@ static PyObject *trace_spans(PyObject *module, PyObject *const *args, Py_ssize_t
     }
     result = PyBytes_FromStringAndSize(out.data ? out.data : "", out.len);
 done:
-    PyMem_Free(out.data);
-    PyMem_Free(body.data);
     Py_DECREF(spans);
+    if (out.cap > (1 << 20) || scratch_out.data != NULL) {
+        PyMem_Free(out.data);
+    } else {
+        scratch_out = out;
+    }
+    if (body.cap > (1 << 20) || scratch_body.data != NULL) {
+        PyMem_Free(body.data);
+    } else {
+        scratch_body = body;
+    }
     return result;
 }
 

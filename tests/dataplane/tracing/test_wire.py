@@ -108,6 +108,25 @@ def test_a_value_changing_its_list_while_encoded_is_safe() -> None:
     assert c_trace_spans(b"\x01" * 16, [span])  # encodes its own copy; no crash
 
 
+def test_encoding_from_inside_an_encoding_keeps_both_right() -> None:
+    """The C encoder reuses its buffers between calls; a value whose ``__str__`` encodes
+    another trace (a nested call) must not write into the outer call's buffers."""
+    inner = [Span(f"inner-{i}", b"\x02" * 8, 5, 1, {"k": "v" * 300}) for i in range(20)]
+    nested: list[bytes] = []
+
+    class Encoding:
+        def __str__(self) -> str:
+            nested.append(c_trace_spans(b"\x03" * 16, inner))
+            return "outer value"
+
+    outer = [Span("outer", b"", 1, 1, {"a": "b" * 100, "x": Encoding(), "z": 3})]
+    got = c_trace_spans(b"\x01" * 16, outer)
+    assert nested == [wire.python_trace_spans(b"\x03" * 16, inner)]
+    outer[0].attributes["x"] = "outer value"
+    assert got == wire.python_trace_spans(b"\x01" * 16, outer)
+    assert c_trace_spans(b"\x01" * 16, outer) == got  # and the buffers still serve later calls
+
+
 @pytest.mark.parametrize("field", ["kind", "status_code"])
 def test_negative_enums_are_written_as_protobuf_writes_them(field: str) -> None:
     span = Span("s", b"", 1, 1)
