@@ -156,11 +156,17 @@ def main() -> None:
         [(name, run.result) for name, run in runs.items()],
         baseline="tracing disabled (baseline)",
     )
-    base_cpu = runs["no session"].cpu_us
+    untraced = runs["no session"]
+    traced_run = runs[every]
+    print(
+        f"\n{every} against no session (the same node, sessions off): RPS "
+        f"{traced_run.result.rps / untraced.result.rps:.2f}x, p99 "
+        f"{traced_run.result.p99_ms / untraced.result.p99_ms:.2f}x"
+    )
+    base_cpu = untraced.cpu_us
     print(f"\n{'':34} {'CPU µs/request':>15} {'vs no session':>14}")
     for name, run in runs.items():
         print(f"{name:34} {run.cpu_us:15.1f} {run.cpu_us - base_cpu:+14.1f}")
-    traced_run = runs[every]
     share = traced_run.traced
     if share < 1.0:  # the session filled before the round ended: the rest went untraced
         per_traced = (traced_run.cpu_us - base_cpu) / share
