@@ -55,7 +55,12 @@ class HeaderList:
     def __contains__(self, name: object) -> bool:
         if not isinstance(name, str):
             return False
-        return _key(name) in [k for k, _ in self.raw]  # faster than any() over a generator
+        key = _key(name)
+        # A loop, not any() over a generator: no generator frame per call (request path).
+        for k, _ in self.raw:  # noqa: SIM110
+            if k == key:
+                return True
+        return False
 
     def set(self, name: str, value: str) -> None:
         """Replace every value of ``name`` by ``value``."""

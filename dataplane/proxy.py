@@ -473,12 +473,18 @@ def _aborted(exchange: Exchange, kind: str) -> None:
 
 async def _read_body(exchange: Exchange, receive: Receive) -> bytes | AsyncIterator[bytes]:
     """Buffer a small body (retries can resend it) or stream a large/chunked one."""
-    headers = exchange.request_headers
-    length_header = headers.get("content-length")
-    chunked = "transfer-encoding" in headers
-    if length_header is None and not chunked:
+    # One pass for both framing headers (the first Content-Length counts).
+    length_value: bytes | None = None
+    chunked = False
+    for name, value in exchange.request_headers.raw:
+        if name == b"content-length":
+            if length_value is None:
+                length_value = value
+        elif name == b"transfer-encoding":
+            chunked = True
+    if length_value is None and not chunked:
         return b""
-    length = int(length_header) if length_header and length_header.isdigit() else None
+    length = int(length_value) if length_value and length_value.isdigit() else None
     if length is not None and length <= BUFFER_LIMIT and not chunked:
         span = _phase_span(exchange, "gateway.read_request_body")
         chunks: list[bytes] = []

@@ -157,17 +157,19 @@ class HttpServer:
         self.connections: set[HttpConnection] = set()
         self.tasks: set[asyncio.Task[None]] = set()
         self.force_exit = False
+        self.exiting = False  # what should_exit reads: a plain attribute for the request path
         self._exit = asyncio.Event()
         self._server: asyncio.Server | None = None
 
     @property
     def should_exit(self) -> bool:
-        """True once the server has been asked to stop."""
-        return self._exit.is_set()
+        """True once the server has been asked to stop (setting it False does nothing)."""
+        return self.exiting
 
     @should_exit.setter
     def should_exit(self, value: bool) -> None:
         if value:
+            self.exiting = True
             self._exit.set()
 
     async def serve(self, sock: socket.socket | None = None) -> None:
@@ -443,7 +445,7 @@ class HttpConnection(asyncio.Protocol):
     def response_complete(self, cycle: Cycle) -> None:
         """``cycle``'s response is on the wire: close, or go on with the next request."""
         self.last_active = self.loop.time()
-        if not cycle.keep_alive or self.server.should_exit:
+        if not cycle.keep_alive or self.server.exiting:
             self.transport.close()
             return
         # An app may answer before reading the whole body (a 413, a 401): the rest is read
@@ -651,7 +653,7 @@ class Cycle:
             self.response_started = False
             raise RuntimeError("a response header name or value contains CR or LF") from None
         expected = int(length) if length is not None else None
-        if close or self.conn.server.should_exit:
+        if close or self.conn.server.exiting:
             self.keep_alive = False
         no_body = self.head_method or status in _NO_BODY_STATUS or status < 200
         # Expect: 100-continue answered without reading the body: the client may never send
