@@ -692,6 +692,13 @@ typedef struct {
     PyObject *open[MAX_PHASES];
 } PhaseEventsObject;
 
+/* The Python fallback does this event (``opened``: the phase's span, or Py_None). */
+static PyObject *phase_fallback_call(PhaseEventsObject *self, PyObject *opened, PyObject *event,
+                                     PyObject *info) {
+    PyObject *call[4] = {self->upstream, opened, event, info};
+    return PyObject_Vectorcall(phase_fallback, call, 4, NULL);
+}
+
 static PyObject *phase_events_call(PyObject *callable, PyObject *const *args, size_t nargsf,
                                    PyObject *kwnames) {
     PhaseEventsObject *self = (PhaseEventsObject *)callable;
@@ -702,12 +709,13 @@ static PyObject *phase_events_call(PyObject *callable, PyObject *const *args, si
     }
     PyObject *event = args[0], *info = args[1];
     PyObject *index = PyDict_GetItemWithError(phase_index, event);
-    if (index == NULL) {
-        if (PyErr_Occurred()) {
-            return NULL;
-        }
-        PyObject *call[4] = {self->upstream, Py_None, event, info};
-        return PyObject_Vectorcall(phase_fallback, call, 4, NULL);
+    SpanObject *upstream = (SpanObject *)self->upstream;
+    if (upstream->span_id == NULL || upstream->attributes == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "span field deleted"); /* as span_fields says */
+        return NULL;
+    }
+    if (index == NULL) { /* not in the table: Python does it */
+        return PyErr_Occurred() ? NULL : phase_fallback_call(self, Py_None, event, info);
     }
     PhaseAction *action = &phase_actions[PyLong_AsLong(index)];
     if (action->slot < 0) { /* reused: the upstream span says so, and the peer (an IP) */
@@ -718,10 +726,9 @@ static PyObject *phase_events_call(PyObject *callable, PyObject *const *args, si
         if (PyErr_Occurred() || (address == NULL && peer != NULL) ||
             (address != NULL && !PyUnicode_CheckExact(address))) {
             PyErr_Clear(); /* anything else: as Python does it */
-            PyObject *call[4] = {self->upstream, Py_None, event, info};
-            return PyObject_Vectorcall(phase_fallback, call, 4, NULL);
+            return phase_fallback_call(self, Py_None, event, info);
         }
-        PyObject *attributes = ((SpanObject *)self->upstream)->attributes;
+        PyObject *attributes = upstream->attributes;
         if (PyDict_SetItem(attributes, s_reused_attribute, Py_True) < 0 ||
             (address != NULL && PyDict_SetItem(attributes, s_peer_attribute, address) < 0)) {
             return NULL;
@@ -729,8 +736,7 @@ static PyObject *phase_events_call(PyObject *callable, PyObject *const *args, si
         Py_RETURN_NONE;
     }
     if (action->name != NULL) { /* started */
-        PyObject *span = new_span(phase_span_type, action->name,
-                                  ((SpanObject *)self->upstream)->span_id, now_ns(),
+        PyObject *span = new_span(phase_span_type, action->name, upstream->span_id, now_ns(),
                                   action->kind, Py_None);
         if (span == NULL || PyList_Append(self->spans, span) < 0) {
             Py_XDECREF(span);
@@ -744,26 +750,28 @@ static PyObject *phase_events_call(PyObject *callable, PyObject *const *args, si
         Py_RETURN_NONE;
     }
     self->open[action->slot] = NULL; /* the reference moves here */
-    if (action->failed || (action->annotated && PyDict_Check(info) && PyDict_GET_SIZE(info))) {
-        PyObject *call[4] = {self->upstream, opened, event, info};
-        PyObject *result = PyObject_Vectorcall(phase_fallback, call, 4, NULL);
+    SpanObject *span = (SpanObject *)opened;
+    PyObject *size = NULL;
+    if (action->size_key != NULL && PyDict_Check(info)) {
+        size = PyDict_GetItemWithError(info, action->size_key);
+    }
+    if (size != NULL && span->attributes == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "span field deleted");
+    }
+    if (PyErr_Occurred()) {
+        Py_DECREF(opened);
+        return NULL;
+    }
+    /* failed, attributes from its info, a size that is not an int: Python does it */
+    if (action->failed || (action->annotated && PyDict_Check(info) && PyDict_GET_SIZE(info)) ||
+        (size != NULL && !PyLong_CheckExact(size))) {
+        PyObject *result = phase_fallback_call(self, opened, event, info);
         Py_DECREF(opened);
         return result;
     }
-    SpanObject *span = (SpanObject *)opened;
-    if (action->size_key != NULL && PyDict_Check(info)) {
-        PyObject *size = PyDict_GetItemWithError(info, action->size_key);
-        if (size != NULL && !PyLong_CheckExact(size)) { /* as Python does it */
-            PyObject *call[4] = {self->upstream, opened, event, info};
-            PyObject *result = PyObject_Vectorcall(phase_fallback, call, 4, NULL);
-            Py_DECREF(opened);
-            return result;
-        }
-        if ((size == NULL && PyErr_Occurred()) ||
-            (size != NULL && PyDict_SetItem(span->attributes, action->size_attribute, size) < 0)) {
-            Py_DECREF(opened);
-            return NULL;
-        }
+    if (size != NULL && PyDict_SetItem(span->attributes, action->size_attribute, size) < 0) {
+        Py_DECREF(opened);
+        return NULL;
     }
     if (span->end_ns == 0) {
         span->end_ns = now_ns();

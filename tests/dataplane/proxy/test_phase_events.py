@@ -160,3 +160,21 @@ def test_bad_arguments_are_type_errors() -> None:
     on_event = proxy._CPhaseEvents(trace.spans, trace.root)
     with pytest.raises(TypeError):
         on_event(SEND + ".started")  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize(
+    ("event", "info"),
+    [(REUSED, {"peer": ("10.0.0.7", 80)}), (SEND + ".started", {})],
+    ids=["reused", "started"],
+)
+@pytest.mark.parametrize("make", [_python, _c], ids=["python", "c"])
+def test_a_deleted_upstream_field_raises_instead_of_crashing(
+    make: Callable[[RequestTrace, Span], Any], event: str, info: dict[str, Any]
+) -> None:
+    trace = RequestTrace(head=[], tail=[], start_ns=1)
+    upstream = trace.span("gateway.upstream", trace.root)
+    on_event = make(trace, upstream)
+    del upstream.attributes
+    del upstream.span_id
+    with pytest.raises(AttributeError):
+        on_event(event, info)
