@@ -27,7 +27,7 @@ from dataplane.router import RouteMatch
 from dataplane.runtime import GatewayRuntime
 from dataplane.server import RECEIVED_NS, RESPOND, ClientGone, Respond
 from dataplane.tracing.context import CURRENT_TRACE
-from dataplane.tracing.recorder import RequestTrace
+from dataplane.tracing.recorder import RequestTrace, format_traceparent
 from dataplane.tracing.spans import (
     KIND_CLIENT,
     KIND_INTERNAL,
@@ -330,20 +330,15 @@ def _router_span(
     attributes: dict[str, Any] = {"gateway.router.cache_hit": cache_hit}
     if match is not None:
         attributes["gateway.route.id"] = match.route.id
-    span = Span(
-        "gateway.router", trace.root.span_id, started + _OFFSET_NS, KIND_INTERNAL, attributes
-    )
+    span = trace.span("gateway.router", trace.root, started + _OFFSET_NS, attributes=attributes)
     span.end(routed + _OFFSET_NS)
-    trace.spans.append(span)
 
 
 def _phase_span(exchange: Exchange, name: str) -> Span | None:
     trace = exchange.trace
     if trace is None:
         return None
-    span = Span(name, trace.root.span_id)  # what trace.span does, one frame fewer
-    trace.spans.append(span)
-    return span
+    return trace.span(name, trace.root)
 
 
 def _plugin_span(
@@ -391,11 +386,7 @@ def _finish_root(exchange: Exchange, match: RouteMatch | None) -> None:
     # what plugins or errors set before stays.
     attributes = {
         "http.request.method": method,
-        "url.full": (
-            f"{exchange.scheme}://{exchange.host}{exchange.path}?{query}"
-            if query
-            else f"{exchange.scheme}://{exchange.host}{exchange.path}"
-        ),
+        "url.full": _url_full(exchange, query),
         "url.path": exchange.path,
         "url.scheme": exchange.scheme,
         "client.address": exchange.client_ip,
@@ -406,12 +397,9 @@ def _finish_root(exchange: Exchange, match: RouteMatch | None) -> None:
         "http.request.body.size": exchange.request_body_size,
         "http.response.body.size": exchange.response_body_size,
         "gateway.request.id": exchange.request_id,
-        # _ms3, written out where the value is >= 0
-        "gateway.latency.total_ms": int(total_ms * 1000.0 + 0.5) / 1000.0,
-        "gateway.latency.upstream_ms": int(upstream_ms * 1000.0 + 0.5) / 1000.0,
-        "gateway.latency.gateway_ms": _ms3(total_ms - upstream_ms)
-        if upstream_ms > total_ms
-        else int((total_ms - upstream_ms) * 1000.0 + 0.5) / 1000.0,
+        "gateway.latency.total_ms": _ms3(total_ms),
+        "gateway.latency.upstream_ms": _ms3(upstream_ms),
+        "gateway.latency.gateway_ms": _ms3(total_ms - upstream_ms),
         **(match.span_attributes if match is not None else _NO_ATTRIBUTES),
     }
     if root.attributes:
@@ -466,6 +454,11 @@ def _aborted(exchange: Exchange, kind: str) -> None:
     for span in trace.spans:
         if not span.end_ns and span is not trace.root:
             span.end()
+
+
+def _url_full(exchange: Exchange, query: str) -> str:
+    url = f"{exchange.scheme}://{exchange.host}{exchange.path}"
+    return f"{url}?{query}" if query else url
 
 
 # -- lifecycle steps ------------------------------------------------------------------------
@@ -700,8 +693,7 @@ async def _balance_and_send(
             upstream_span = _upstream_span(
                 trace, balancer_span, exchange, service, host, port, raw_target, attempt
             )
-            # format_traceparent, written out (a frame fewer per try)
-            traceparent = f"00-{trace.trace_id.hex()}-{upstream_span.span_id.hex()}-01".encode()
+            traceparent = format_traceparent(trace.trace_id, upstream_span.span_id).encode()
             events = phase_events(trace, upstream_span)
         headers = _upstream_headers(exchange, match, host, port, traceparent)
         try:
@@ -807,20 +799,13 @@ def _upstream_span(
 ) -> Span:
     attributes: dict[str, Any] = {
         "http.request.method": exchange.method,
-        "url.full": f"{service.protocol}://{host}:{port}"
-        + (
-            raw_target.decode("latin-1")
-            if raw_target.find(b"?") < 0
-            else _redacted_target(exchange, raw_target)
-        ),
+        "url.full": f"{service.protocol}://{host}:{port}{_redacted_target(exchange, raw_target)}",
         "server.address": host,
         "server.port": port,
     }
     if attempt:
         attributes["http.request.resend_count"] = attempt
-    span = Span("gateway.upstream", parent.span_id, None, KIND_CLIENT, attributes)
-    trace.spans.append(span)
-    return span
+    return trace.span("gateway.upstream", parent, None, KIND_CLIENT, attributes)
 
 
 def _redacted_target(exchange: Exchange, raw_target: bytes) -> str:

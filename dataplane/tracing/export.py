@@ -24,12 +24,6 @@ __all__ = ["SpanExport"]
 
 log = logging.getLogger(__name__)
 
-_c_trace_spans: Callable[[bytes, Sequence[Span]], bytes] | None
-try:  # called here directly: wire.trace_spans would add a Python frame per trace
-    from dataplane.tracing._wire import trace_spans as _c_trace_spans
-except ImportError:
-    _c_trace_spans = None
-
 Sender = Callable[[pb.NodeMessage | bytes], bool]
 """Queues a cluster message on the stream; span batches come serialized (bytes)."""
 
@@ -49,13 +43,7 @@ class _Finished:
         # Encoded now, by the request that finished (its response is already out), rather
         # than all at once at flush: a batch of 2,048 spans took ~9 ms to encode, a pause
         # every request waiting on the loop then paid.
-        if _c_trace_spans is not None:  # what wire.trace_spans does, a frame fewer
-            try:
-                self.encoded = _c_trace_spans(trace_id, spans)
-                return
-            except (TypeError, ValueError, OverflowError):
-                pass  # wire.py decides (and raises what it raises)
-        self.encoded = wire.python_trace_spans(trace_id, spans)
+        self.encoded = wire.trace_spans(trace_id, spans)
 
 
 class SpanExport:

@@ -64,16 +64,9 @@ class RequestTrace:
         self.root = Span("HTTP", parent[1] if parent is not None else b"", start_ns, KIND_SERVER)
         self.spans: list[Span] = [self.root]
         self.logs: list[tuple[int, str, str, str]] = []  # (time, level, logger, message)
-        if len(head) == 1 and not tail:  # the usual request: one session
-            session = head[0]
-            session.in_flight += 1
-            self.capture_headers = session.capture_headers
-            self.capture_body = session.capture_body
-            self.body_max_bytes = session.body_max_bytes
-            return
         capture_headers = capture_body = False
         body_max_bytes = 0
-        for session in head + tail:  # one pass
+        for session in head + tail:  # one pass (a request usually has one session)
             capture_headers = capture_headers or session.capture_headers
             capture_body = capture_body or session.capture_body
             if session.body_max_bytes > body_max_bytes:

@@ -108,10 +108,7 @@ class Tracer:
                     self.dirty.add(session.id)
                     if session.full:
                         self.sessions.finish(session, "completed")
-        if len(kept) == 1:  # the usual case
-            session_ids: tuple[str, ...] = (kept[0].id,)
-        else:
-            session_ids = tuple([s.id for s in kept])
+        session_ids = tuple([s.id for s in kept])
         if session_ids:
             trace.root.attributes["gateway.session.id"] = session_ids[0]
             if len(session_ids) > 1:
