@@ -28,6 +28,7 @@ from dataplane.runtime import GatewayRuntime
 from dataplane.server import RECEIVED_NS, RESPOND, ClientGone, Respond
 from dataplane.tracing.context import CURRENT_TRACE
 from dataplane.tracing.recorder import RequestTrace, format_traceparent
+from dataplane.tracing.root import write_root
 from dataplane.tracing.spans import (
     KIND_CLIENT,
     KIND_INTERNAL,
@@ -377,46 +378,32 @@ def _finish_root(exchange: Exchange, match: RouteMatch | None) -> None:
     method = exchange.method
     root.name = f"{method} {route_path}" if route_path else method
     query = exchange.redacted_query(exchange.client_query) if exchange.client_query else ""
-    total_ms = (
-        exchange.total_ms if exchange.total_ms is not None else (end_ns - root.start_ns) / 1e6
-    )
-    upstream_ms = exchange.upstream_ms or 0.0
-    status = exchange.response_status
-    # One literal (presized) for what every root carries, the route's attributes merged in;
-    # what plugins or errors set before stays.
-    attributes = {
-        "http.request.method": method,
-        "url.full": _url_full(exchange, query),
-        "url.path": exchange.path,
-        "url.scheme": exchange.scheme,
-        "client.address": exchange.client_ip,
-        "client.port": exchange.client_port,
-        "server.address": host_without_port(exchange.host),
-        "server.port": exchange.server_port,
-        "network.protocol.version": "1.1",
-        "http.request.body.size": exchange.request_body_size,
-        "http.response.body.size": exchange.response_body_size,
-        "gateway.request.id": exchange.request_id,
-        "gateway.latency.total_ms": _ms3(total_ms),
-        "gateway.latency.upstream_ms": _ms3(upstream_ms),
-        "gateway.latency.gateway_ms": _ms3(total_ms - upstream_ms),
-        **(match.span_attributes if match is not None else _NO_ATTRIBUTES),
-    }
-    if root.attributes:
-        attributes = {**root.attributes, **attributes}
-    root.attributes = attributes
-    if status:
-        attributes["http.response.status_code"] = status
-    if query:
-        attributes["url.query"] = query
+    total_ms = exchange.total_ms
     user_agent = raw_header(exchange.request_headers.raw, b"user-agent")
-    if user_agent is not None:
-        attributes["user_agent.original"] = user_agent.decode("latin-1")
-    if exchange.consumer is not None:
-        attributes["gateway.consumer.id"] = exchange.consumer.id
-    if status >= 500:
-        root.status_code = STATUS_ERROR
-        attributes.setdefault("error.type", str(status))
+    consumer = exchange.consumer
+    write_root(
+        root,
+        end_ns,
+        (
+            method,
+            exchange.scheme,
+            exchange.host,
+            exchange.path,
+            query,
+            exchange.client_ip,
+            exchange.client_port,
+            exchange.server_port,
+            exchange.request_body_size,
+            exchange.response_body_size,
+            exchange.request_id,
+            total_ms if total_ms is not None else (end_ns - root.start_ns) / 1e6,
+            exchange.upstream_ms or 0.0,
+            exchange.response_status,
+            user_agent.decode("latin-1") if user_agent is not None else None,
+            consumer.id if consumer is not None else None,
+        ),
+        match.span_attributes if match is not None else _NO_ATTRIBUTES,
+    )
     if trace.logs:
         root.events = [
             SpanEvent(
@@ -427,22 +414,16 @@ def _finish_root(exchange: Exchange, match: RouteMatch | None) -> None:
             for time_ns, level, logger, message in trace.logs
         ] + (root.events or [])
     if trace.capture_headers:
+        attributes = root.attributes
         attributes.update(
             capture_headers("http.request.header.", exchange.request_headers.raw, exchange.redact)
         )
         attributes.update(
             capture_headers("http.response.header.", exchange.response_headers.raw, exchange.redact)
         )
-    root.end(end_ns)
 
 
 _NO_ATTRIBUTES: Final[dict[str, Any]] = {}
-
-
-def _ms3(value: float) -> float:
-    """Milliseconds to three decimals: ``round(value, 3)`` but for halfway ties, at a quarter
-    of its cost (round with digits formats the float; this is one multiply and a truncation)."""
-    return int(value * 1000.0 + (0.5 if value >= 0 else -0.5)) / 1000.0
 
 
 def _aborted(exchange: Exchange, kind: str) -> None:
@@ -454,11 +435,6 @@ def _aborted(exchange: Exchange, kind: str) -> None:
     for span in trace.spans:
         if not span.end_ns and span is not trace.root:
             span.end()
-
-
-def _url_full(exchange: Exchange, query: str) -> str:
-    url = f"{exchange.scheme}://{exchange.host}{exchange.path}"
-    return f"{url}?{query}" if query else url
 
 
 # -- lifecycle steps ------------------------------------------------------------------------

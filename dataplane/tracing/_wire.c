@@ -29,7 +29,7 @@ typedef struct {
     Py_ssize_t cap;
 } Buf;
 
-static PyObject *s_span_id, *s_parent_id, *s_name, *s_kind, *s_start_ns, *s_end_ns,
+static PyObject *s_error_type, *s_encoded_attributes, *s_span_id, *s_parent_id, *s_name, *s_kind, *s_start_ns, *s_end_ns,
     *s_attributes, *s_events, *s_status_code, *s_status_message, *s_time_ns;
 
 /* A str's UTF-8 bytes: compact ASCII strings (attribute keys and nearly every value) are
@@ -446,6 +446,7 @@ typedef struct {
     PyObject *attributes;
     PyObject *events;
     PyObject *status_message;
+    PyObject *encoded; /* attribute fields written already (bytes), after the dict's */
     unsigned long long start_ns;
     unsigned long long end_ns;
     int kind;
@@ -453,6 +454,7 @@ typedef struct {
 } SpanObject;
 
 static PyTypeObject SpanType;
+static PyObject *empty_bytes = NULL; /* b"": a span's encoded_attributes until written */
 static long long clock_offset_ns = 0; /* unix ns minus CLOCK_MONOTONIC ns (spans.py sets it) */
 static uint64_t id_state = 0;
 
@@ -566,6 +568,7 @@ static PyObject *new_span(PyTypeObject *type, PyObject *name, PyObject *parent_i
     self->name = Py_NewRef(name);
     self->parent_id = Py_NewRef(parent_id);
     self->events = Py_NewRef(Py_None);
+    self->encoded = Py_NewRef(empty_bytes);
     self->start_ns = start_ns;
     self->end_ns = 0;
     self->kind = kind;
@@ -580,6 +583,7 @@ static int span_traverse(SpanObject *self, visitproc visit, void *arg) {
     Py_VISIT(self->attributes);
     Py_VISIT(self->events);
     Py_VISIT(self->status_message);
+    Py_VISIT(self->encoded);
     return 0;
 }
 
@@ -590,6 +594,7 @@ static int span_clear(SpanObject *self) {
     Py_CLEAR(self->attributes);
     Py_CLEAR(self->events);
     Py_CLEAR(self->status_message);
+    Py_CLEAR(self->encoded);
     return 0;
 }
 
@@ -635,6 +640,7 @@ static PyMemberDef span_members[] = {
     {"attributes", T_OBJECT_EX, offsetof(SpanObject, attributes), 0, NULL},
     {"events", T_OBJECT, offsetof(SpanObject, events), 0, NULL},
     {"status_message", T_OBJECT_EX, offsetof(SpanObject, status_message), 0, NULL},
+    {"encoded_attributes", T_OBJECT_EX, offsetof(SpanObject, encoded), 0, NULL},
     {"start_ns", T_ULONGLONG, offsetof(SpanObject, start_ns), 0, NULL},
     {"end_ns", T_ULONGLONG, offsetof(SpanObject, end_ns), 0, NULL},
     {"kind", T_INT, offsetof(SpanObject, kind), 0, NULL},
@@ -933,7 +939,7 @@ static PyObject *clock_ns(PyObject *module, PyObject *unused) {
 
 /* What span_body writes of one span. The objects are new references. */
 typedef struct {
-    PyObject *span_id, *parent, *name, *attributes, *events, *message;
+    PyObject *span_id, *parent, *name, *attributes, *events, *message, *encoded;
     uint64_t kind, start, end, code;
 } Fields;
 
@@ -944,6 +950,7 @@ static void fields_clear(Fields *f) {
     Py_XDECREF(f->attributes);
     Py_XDECREF(f->events);
     Py_XDECREF(f->message);
+    Py_XDECREF(f->encoded);
 }
 
 /* From the struct for SpanBase instances (no int objects made and read back), by attribute
@@ -952,7 +959,7 @@ static int span_fields(PyObject *span, Fields *f) {
     if (PyObject_TypeCheck(span, &SpanType)) {
         SpanObject *s = (SpanObject *)span;
         if (s->span_id == NULL || s->parent_id == NULL || s->name == NULL ||
-            s->attributes == NULL || s->status_message == NULL) {
+            s->attributes == NULL || s->status_message == NULL || s->encoded == NULL) {
             PyErr_SetString(PyExc_AttributeError, "span field deleted");
             return -1;
         }
@@ -967,6 +974,7 @@ static int span_fields(PyObject *span, Fields *f) {
         f->attributes = Py_NewRef(s->attributes);
         f->events = Py_NewRef(s->events ? s->events : Py_None);
         f->message = Py_NewRef(s->status_message);
+        f->encoded = Py_NewRef(s->encoded);
         f->kind = (uint64_t)s->kind;
         f->start = (uint64_t)s->start_ns;
         f->end = s->end_ns ? (uint64_t)s->end_ns : f->start;
@@ -980,6 +988,14 @@ static int span_fields(PyObject *span, Fields *f) {
         if (*slots[i] == NULL) {
             return -1;
         }
+    }
+    f->encoded = PyObject_GetAttr(span, s_encoded_attributes); /* optional on span-likes */
+    if (f->encoded == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_AttributeError)) {
+            return -1;
+        }
+        PyErr_Clear();
+        f->encoded = Py_NewRef(empty_bytes);
     }
     PyObject *numbers[4] = {NULL};
     PyObject *number_names[] = {s_kind, s_start_ns, s_end_ns, s_status_code};
@@ -1037,6 +1053,13 @@ static int span_body(Buf *b, const char *trace_field, PyObject *span) {
     int has_attributes = PyDict_CheckExact(f.attributes) ? PyDict_GET_SIZE(f.attributes) > 0
                                                          : PyObject_IsTrue(f.attributes);
     if (has_attributes < 0 || (has_attributes && attributes(b, 0x4A, f.attributes) < 0)) {
+        goto done;
+    }
+    if (!PyBytes_Check(f.encoded)) {
+        PyErr_SetString(PyExc_TypeError, "encoded_attributes must be bytes");
+        goto done;
+    }
+    if (put(b, PyBytes_AS_STRING(f.encoded), PyBytes_GET_SIZE(f.encoded)) < 0) {
         goto done;
     }
     int has_events = PyObject_IsTrue(f.events);
@@ -1136,6 +1159,301 @@ done:
     return result;
 }
 
+/* ---- write_root -------------------------------------------------------------------------- */
+
+/* The root span's standard attributes (root.py's python_write_root is the reference, and the
+ * fallback: anything this does not take raises TypeError, ValueError or OverflowError before
+ * the span is touched). They are written once, as encoded KeyValue fields, into the span's
+ * encoded_attributes: a request's root would otherwise build a dict of ~22 entries that the
+ * encoder then walks again. */
+
+enum {
+    R_METHOD, R_SCHEME, R_HOST, R_PATH, R_QUERY, R_CLIENT_ADDRESS, R_CLIENT_PORT,
+    R_SERVER_PORT, R_REQUEST_BODY_SIZE, R_RESPONSE_BODY_SIZE, R_REQUEST_ID, R_TOTAL_MS,
+    R_UPSTREAM_MS, R_STATUS, R_USER_AGENT, R_CONSUMER_ID, R_FIELDS
+};
+
+/* The keys write_root may write; an extra attribute (set before, in the dict) under one of
+ * them gives way, except error.type, which write_root writes only when there is none. */
+static const char *const root_keys[] = {
+    "http.request.method", "url.full", "url.path", "url.scheme", "client.address",
+    "client.port", "server.address", "server.port", "network.protocol.version",
+    "http.request.body.size", "http.response.body.size", "gateway.request.id",
+    "gateway.latency.total_ms", "gateway.latency.upstream_ms", "gateway.latency.gateway_ms",
+};
+#define ROOT_ALWAYS (sizeof(root_keys) / sizeof(root_keys[0]))
+
+/* Give a scratch buffer back for the next call (or free it: too big, or a nested call's). */
+static void release_scratch(Buf *scratch, Buf *used) {
+    if (used->cap > (1 << 16) || scratch->data != NULL) {
+        PyMem_Free(used->data);
+    } else {
+        *scratch = *used;
+    }
+}
+
+/* A KeyValue span attribute (tag 0x4A) whose string value is the concatenation of parts. */
+static inline int kv_text(Buf *b, const char *key, const char *const *parts, const Py_ssize_t *lens,
+                   int n) {
+    Py_ssize_t key_len = (Py_ssize_t)strlen(key), text_len = 0;
+    for (int i = 0; i < n; i++) {
+        text_len += lens[i];
+    }
+    uint64_t payload = 1 + (uint64_t)varint_len((uint64_t)text_len) + (uint64_t)text_len;
+    uint64_t size = 1 + (uint64_t)varint_len((uint64_t)key_len) + (uint64_t)key_len + 1 +
+                    (uint64_t)varint_len(payload) + payload;
+    if (room(b, 11 + (Py_ssize_t)size) < 0) {
+        return -1;
+    }
+    char *p = b->data + b->len;
+    *p++ = 0x4A;
+    p = write_varint(p, size);
+    *p++ = 0x0A;
+    p = write_varint(p, (uint64_t)key_len);
+    memcpy(p, key, (size_t)key_len);
+    p += key_len;
+    *p++ = 0x12;
+    p = write_varint(p, payload);
+    *p++ = 0x0A;
+    p = write_varint(p, (uint64_t)text_len);
+    for (int i = 0; i < n; i++) {
+        if (lens[i]) {
+            memcpy(p, parts[i], (size_t)lens[i]);
+            p += lens[i];
+        }
+    }
+    b->len = p - b->data;
+    return 0;
+}
+
+static inline int kv_str(Buf *b, const char *key, const char *text, Py_ssize_t len) {
+    return kv_text(b, key, &text, &len, 1);
+}
+
+/* int_value (varint) or double_value (fixed64) KeyValue span attributes. */
+static inline int kv_number(Buf *b, const char *key, int is_double, uint64_t number, double real) {
+    Py_ssize_t key_len = (Py_ssize_t)strlen(key);
+    uint64_t payload = is_double ? 9 : 1 + (uint64_t)varint_len(number);
+    uint64_t size = 1 + (uint64_t)varint_len((uint64_t)key_len) + (uint64_t)key_len + 1 +
+                    (uint64_t)varint_len(payload) + payload;
+    if (room(b, 11 + (Py_ssize_t)size) < 0) {
+        return -1;
+    }
+    char *p = b->data + b->len;
+    *p++ = 0x4A;
+    p = write_varint(p, size);
+    *p++ = 0x0A;
+    p = write_varint(p, (uint64_t)key_len);
+    memcpy(p, key, (size_t)key_len);
+    p += key_len;
+    *p++ = 0x12;
+    p = write_varint(p, payload);
+    if (is_double) {
+        *p++ = 0x21;
+        if (PyFloat_Pack8(real, p, 1) < 0) {
+            return -1;
+        }
+        p += 8;
+    } else {
+        *p++ = 0x18;
+        p = write_varint(p, number);
+    }
+    b->len = p - b->data;
+    return 0;
+}
+
+/* Milliseconds to three decimals, as root.py's ms3 (int() of the scaled value, halves away
+ * from zero, over 1000.0): the same IEEE operations, so the same double. */
+static int ms3(double value, double *out) {
+    double scaled = value * 1000.0;
+    scaled += value >= 0 ? 0.5 : -0.5;
+    if (!(scaled > -9.0e15 && scaled < 9.0e15)) { /* NaN, inf, or past exact integers */
+        PyErr_SetString(PyExc_ValueError, "latency out of range");
+        return -1;
+    }
+    *out = (double)(long long)scaled / 1000.0;
+    return 0;
+}
+
+static int root_int(PyObject *value, uint64_t *out) {
+    if (!PyLong_CheckExact(value)) { /* a bool would be written as a bool by Python */
+        PyErr_SetString(PyExc_TypeError, "root integers must be int");
+        return -1;
+    }
+    return int64_value(value, out);
+}
+
+/* write_root(root, end_ns, values, route_attributes): see root.py. */
+static PyObject *write_root(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    (void)module;
+    if (nargs != 4 || !PyObject_TypeCheck(args[0], &SpanType) || !PyTuple_Check(args[2]) ||
+        PyTuple_GET_SIZE(args[2]) != R_FIELDS || !PyDict_Check(args[3])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "write_root(root: SpanBase, end_ns: int, values: tuple, route: dict)");
+        return NULL;
+    }
+    SpanObject *root = (SpanObject *)args[0];
+    PyObject *const *v = &PyTuple_GET_ITEM(args[2], 0);
+    PyObject *route = args[3];
+    if (root->attributes == NULL || !PyDict_Check(root->attributes) || root->encoded == NULL) {
+        PyErr_SetString(PyExc_TypeError, "the root's attributes must be a dict");
+        return NULL;
+    }
+    unsigned long long end_ns = PyLong_AsUnsignedLongLong(args[1]);
+    if (end_ns == (unsigned long long)-1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    /* Every value checked and converted before anything is written. */
+    const char *text[R_FIELDS] = {NULL};
+    Py_ssize_t len[R_FIELDS] = {0};
+    static const int strings[] = {R_METHOD, R_SCHEME, R_HOST, R_PATH, R_QUERY,
+                                  R_CLIENT_ADDRESS, R_REQUEST_ID, R_USER_AGENT, R_CONSUMER_ID};
+    for (size_t i = 0; i < sizeof(strings) / sizeof(strings[0]); i++) {
+        int field = strings[i];
+        if (v[field] == Py_None && (field == R_USER_AGENT || field == R_CONSUMER_ID)) {
+            continue;
+        }
+        if (!PyUnicode_CheckExact(v[field])) {
+            PyErr_SetString(PyExc_TypeError, "root strings must be str");
+            return NULL;
+        }
+        text[field] = utf8_of(v[field], &len[field]);
+        if (text[field] == NULL) {
+            return NULL;
+        }
+    }
+    uint64_t client_port, server_port, request_size, response_size, status;
+    double total, upstream, gateway;
+    if (root_int(v[R_CLIENT_PORT], &client_port) < 0 ||
+        root_int(v[R_SERVER_PORT], &server_port) < 0 ||
+        root_int(v[R_REQUEST_BODY_SIZE], &request_size) < 0 ||
+        root_int(v[R_RESPONSE_BODY_SIZE], &response_size) < 0 ||
+        root_int(v[R_STATUS], &status) < 0) {
+        return NULL;
+    }
+    if (!PyFloat_CheckExact(v[R_TOTAL_MS]) || !PyFloat_CheckExact(v[R_UPSTREAM_MS])) {
+        PyErr_SetString(PyExc_TypeError, "latencies are floats");
+        return NULL;
+    }
+    double total_ms = PyFloat_AS_DOUBLE(v[R_TOTAL_MS]);
+    double upstream_ms = PyFloat_AS_DOUBLE(v[R_UPSTREAM_MS]);
+    if (ms3(total_ms, &total) < 0 || ms3(upstream_ms, &upstream) < 0 ||
+        ms3(total_ms - upstream_ms, &gateway) < 0) {
+        return NULL;
+    }
+    /* server.address: the host without its port ("[::1]:80" -> "[::1]") */
+    Py_ssize_t address_len = len[R_HOST];
+    const char *host = text[R_HOST];
+    if (address_len && host[0] == '[') {
+        const char *close = memchr(host, ']', (size_t)address_len);
+        if (close != NULL) {
+            address_len = close - host + 1;
+        }
+    } else {
+        const char *colon = memchr(host, ':', (size_t)address_len);
+        if (colon != NULL) {
+            address_len = colon - host;
+        }
+    }
+    int has_error_type = 0;
+    PyObject *extras = root->attributes;
+    if (PyDict_GET_SIZE(extras)) {
+        has_error_type = PyDict_Contains(extras, s_error_type);
+        if (has_error_type < 0) {
+            return NULL;
+        }
+    }
+    const char *const url_parts[] = {text[R_SCHEME], "://", host, text[R_PATH], "?",
+                                     text[R_QUERY]};
+    const Py_ssize_t url_lens[] = {len[R_SCHEME], 3, len[R_HOST], len[R_PATH], 1, len[R_QUERY]};
+    int status_error = status >= 500 && status < (1ULL << 63);
+    char status_text[24];
+    int status_len = 0;
+    if (status_error) {
+        status_len = snprintf(status_text, sizeof status_text, "%llu", (unsigned long long)status);
+    }
+    /* A scratch buffer kept between calls, as trace_spans does (nothing in here calls back
+     * into Python but a route value's __str__, and then a nested call starts its own). */
+    static Buf scratch = {NULL, 0, 0};
+    Buf b = scratch;
+    scratch = (Buf){NULL, 0, 0};
+    b.len = 0;
+    if (kv_str(&b, root_keys[0], text[R_METHOD], len[R_METHOD]) < 0 ||
+        kv_text(&b, root_keys[1], url_parts, url_lens, len[R_QUERY] ? 6 : 4) < 0 ||
+        kv_str(&b, root_keys[2], text[R_PATH], len[R_PATH]) < 0 ||
+        kv_str(&b, root_keys[3], text[R_SCHEME], len[R_SCHEME]) < 0 ||
+        kv_str(&b, root_keys[4], text[R_CLIENT_ADDRESS], len[R_CLIENT_ADDRESS]) < 0 ||
+        kv_number(&b, root_keys[5], 0, client_port, 0) < 0 ||
+        kv_str(&b, root_keys[6], host, address_len) < 0 ||
+        kv_number(&b, root_keys[7], 0, server_port, 0) < 0 ||
+        kv_str(&b, root_keys[8], "1.1", 3) < 0 ||
+        kv_number(&b, root_keys[9], 0, request_size, 0) < 0 ||
+        kv_number(&b, root_keys[10], 0, response_size, 0) < 0 ||
+        kv_str(&b, root_keys[11], text[R_REQUEST_ID], len[R_REQUEST_ID]) < 0 ||
+        kv_number(&b, root_keys[12], 1, 0, total) < 0 ||
+        kv_number(&b, root_keys[13], 1, 0, upstream) < 0 ||
+        kv_number(&b, root_keys[14], 1, 0, gateway) < 0 ||
+        (PyDict_GET_SIZE(route) && attributes(&b, 0x4A, route) < 0) ||
+        (status && kv_number(&b, "http.response.status_code", 0, status, 0) < 0) ||
+        (len[R_QUERY] && kv_str(&b, "url.query", text[R_QUERY], len[R_QUERY]) < 0) ||
+        (text[R_USER_AGENT] &&
+         kv_str(&b, "user_agent.original", text[R_USER_AGENT], len[R_USER_AGENT]) < 0) ||
+        (text[R_CONSUMER_ID] &&
+         kv_str(&b, "gateway.consumer.id", text[R_CONSUMER_ID], len[R_CONSUMER_ID]) < 0) ||
+        (status_error && !has_error_type &&
+         kv_str(&b, "error.type", status_text, status_len) < 0)) {
+        release_scratch(&scratch, &b);
+        return NULL;
+    }
+    PyObject *encoded = PyBytes_FromStringAndSize(b.data ? b.data : "", b.len);
+    release_scratch(&scratch, &b);
+    if (encoded == NULL) {
+        return NULL;
+    }
+    /* Extras (set before) under a key written here give way, as in Python's merge. */
+    if (PyDict_GET_SIZE(extras)) {
+        PyObject *keys = PyDict_Keys(extras);
+        if (keys == NULL) {
+            Py_DECREF(encoded);
+            return NULL;
+        }
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(keys); i++) {
+            PyObject *key = PyList_GET_ITEM(keys, i);
+            int replaced = 0;
+            if (PyUnicode_Check(key)) {
+                for (size_t k = 0; k < ROOT_ALWAYS && !replaced; k++) {
+                    replaced = PyUnicode_CompareWithASCIIString(key, root_keys[k]) == 0;
+                }
+                replaced = replaced ||
+                           (status && !PyUnicode_CompareWithASCIIString(
+                                          key, "http.response.status_code")) ||
+                           (len[R_QUERY] && !PyUnicode_CompareWithASCIIString(key, "url.query")) ||
+                           (text[R_USER_AGENT] &&
+                            !PyUnicode_CompareWithASCIIString(key, "user_agent.original")) ||
+                           (text[R_CONSUMER_ID] &&
+                            !PyUnicode_CompareWithASCIIString(key, "gateway.consumer.id"));
+            }
+            if (!replaced) {
+                replaced = PyDict_Contains(route, key);
+            }
+            if (replaced < 0 || (replaced && PyDict_DelItem(extras, key) < 0)) {
+                Py_DECREF(keys);
+                Py_DECREF(encoded);
+                return NULL;
+            }
+        }
+        Py_DECREF(keys);
+    }
+    Py_SETREF(root->encoded, encoded);
+    if (status_error) {
+        root->status_code = 2; /* STATUS_ERROR */
+    }
+    if (root->end_ns == 0) {
+        root->end_ns = end_ns;
+    }
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"trace_spans", (PyCFunction)(void (*)(void))trace_spans, METH_FASTCALL,
      "trace_spans(trace_id, spans) -> bytes: the spans as ScopeSpans.spans fields."},
@@ -1143,6 +1461,8 @@ static PyMethodDef methods[] = {
      "set_clock_offset(ns): unix time minus CLOCK_MONOTONIC, for span times."},
     {"now_ns", clock_ns, METH_NOARGS, "now_ns() -> unix nanoseconds on the span clock."},
     {"trace_id", trace_id, METH_NOARGS, "trace_id() -> 16 random bytes, never all zero."},
+    {"write_root", (PyCFunction)(void (*)(void))write_root, METH_FASTCALL,
+     "write_root(root, end_ns, values, route): the root span's standard attributes."},
     {"set_phase_table", (PyCFunction)(void (*)(void))set_phase_table, METH_FASTCALL,
      "set_phase_table(table, span_type, fallback): what PhaseEvents does per event."},
     {NULL, NULL, 0, NULL},
@@ -1171,6 +1491,8 @@ PyMODINIT_FUNC PyInit__wire(void) {
         {&s_attributes, "attributes"},   {&s_events, "events"},
         {&s_status_code, "status_code"}, {&s_status_message, "status_message"},
         {&s_time_ns, "time_ns"},         {&s_peer, "peer"},
+        {&s_encoded_attributes, "encoded_attributes"},
+        {&s_error_type, "error.type"},
         {&s_reused_attribute, "gateway.connection.reused"},
         {&s_peer_attribute, "network.peer.address"},
     };
@@ -1179,6 +1501,10 @@ PyMODINIT_FUNC PyInit__wire(void) {
         if (*names[i].slot == NULL) {
             return NULL;
         }
+    }
+    empty_bytes = PyBytes_FromStringAndSize(NULL, 0);
+    if (empty_bytes == NULL) {
+        return NULL;
     }
     seed_ids();
     pthread_atfork(NULL, NULL, seed_ids); /* a forked child must not repeat its parent's IDs */

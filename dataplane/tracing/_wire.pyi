@@ -7,6 +7,9 @@ def trace_spans(trace_id: bytes, spans: Sequence[Span], /) -> bytes: ...
 def set_clock_offset(offset_ns: int, /) -> None: ...
 def now_ns() -> int: ...
 def trace_id() -> bytes: ...
+def write_root(
+    root: Span, end_ns: int, values: tuple[Any, ...], route: dict[str, Any], /
+) -> None: ...
 def set_phase_table(
     table: dict[str, tuple[int, str, int, bool, bool]],
     span_type: type[Span],
@@ -23,6 +26,7 @@ class SpanBase:
     span_id: bytes
     parent_id: bytes
     attributes: dict[str, Any]
+    encoded_attributes: bytes
     events: list[SpanEvent] | None
     status_message: str
     start_ns: int

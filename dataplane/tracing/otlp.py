@@ -57,6 +57,9 @@ def _span(trace_id: bytes, span: Span) -> trace_pb2.Span:
         end_time_unix_nano=span.end_ns or span.start_ns,
         attributes=key_values(span.attributes),
     )
+    encoded = getattr(span, "encoded_attributes", b"")
+    if encoded:  # Span.attributes fields already written (the root's standard attributes)
+        message.attributes.extend(trace_pb2.Span.FromString(encoded).attributes)
     if span.status_code:
         message.status.code = span.status_code  # type: ignore[assignment]
         message.status.message = span.status_message

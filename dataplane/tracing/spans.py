@@ -73,6 +73,7 @@ class PySpanBase:
 
     __slots__ = (
         "attributes",
+        "encoded_attributes",
         "end_ns",
         "events",
         "kind",
@@ -100,6 +101,9 @@ class PySpanBase:
         self.start_ns = start_ns if start_ns is not None else now_ns()
         self.end_ns = 0
         self.attributes: dict[str, Any] = attributes if attributes is not None else {}
+        # Attributes already encoded as OTLP Span.attributes fields (root.py writes the root's
+        # standard ones so), sent after those of the dict.
+        self.encoded_attributes = b""
         self.events: list[SpanEvent] | None = None
         self.status_code = STATUS_UNSET
         self.status_message = ""

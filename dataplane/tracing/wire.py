@@ -180,6 +180,9 @@ def _span(trace_field: bytes, span: Span) -> bytes:
     )
     if span.attributes:
         parts += _attributes(_SPAN_ATTRIBUTE, span.attributes)
+    encoded = getattr(span, "encoded_attributes", b"")  # optional on span-like objects
+    if encoded:
+        parts.append(encoded)
     for event in span.events or ():
         body = b"".join(
             [

@@ -54,6 +54,7 @@ def test_defaults(span_class: Any) -> None:
     assert span.events is None
     assert span.status_code == STATUS_UNSET
     assert span.status_message == ""
+    assert span.encoded_attributes == b""
     assert span_class("a", b"").attributes is not span_class("b", b"").attributes
 
 
