@@ -661,6 +661,161 @@ static PyTypeObject SpanType = {
     .tp_members = span_members,
 };
 
+/* ---- SpanMaker --------------------------------------------------------------------------- */
+
+/* SpanMaker(spans, span_type): a trace's ``span(name, parent, start_ns=None, kind=INTERNAL,
+ * attributes=None)``, which starts a child span of ``parent`` and appends it to ``spans``
+ * (recorder.PySpanMaker is the Python version; tests run both). A traced request starts
+ * several such spans; as a C callable each costs no Python frame. */
+
+typedef struct {
+    PyObject_HEAD
+    vectorcallfunc vectorcall;
+    PyObject *spans;
+    PyTypeObject *span_type;
+} SpanMakerObject;
+
+static PyObject *s_start_ns_kw, *s_kind_kw, *s_attributes_kw;
+
+static PyObject *span_maker_call(PyObject *callable, PyObject *const *args, size_t nargsf,
+                                 PyObject *kwnames) {
+    SpanMakerObject *self = (SpanMakerObject *)callable;
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    PyObject *given[5] = {NULL, NULL, Py_None, NULL, Py_None}; /* name .. attributes */
+    if (nargs < 2 || nargs > 5) {
+        PyErr_SetString(PyExc_TypeError,
+                        "span(name, parent, start_ns=None, kind=1, attributes=None)");
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < nargs; i++) {
+        given[i] = args[i];
+    }
+    Py_ssize_t keywords = kwnames != NULL ? PyTuple_GET_SIZE(kwnames) : 0;
+    for (Py_ssize_t i = 0; i < keywords; i++) {
+        PyObject *key = PyTuple_GET_ITEM(kwnames, i);
+        int slot = -1;
+        if (PyUnicode_Check(key)) {
+            if (PyUnicode_Compare(key, s_start_ns_kw) == 0) {
+                slot = 2;
+            } else if (PyUnicode_Compare(key, s_kind_kw) == 0) {
+                slot = 3;
+            } else if (PyUnicode_Compare(key, s_attributes_kw) == 0) {
+                slot = 4;
+            }
+        }
+        if (slot < 0 || slot < nargs) {
+            PyErr_Format(PyExc_TypeError, "span() got an unexpected or repeated argument %R",
+                         key);
+            return NULL;
+        }
+        given[slot] = args[nargs + i];
+    }
+    PyObject *parent = given[1];
+    PyObject *parent_id;
+    if (PyObject_TypeCheck(parent, &SpanType)) {
+        parent_id = Py_XNewRef(((SpanObject *)parent)->span_id);
+        if (parent_id == NULL) {
+            PyErr_SetString(PyExc_AttributeError, "span field deleted");
+            return NULL;
+        }
+    } else {
+        parent_id = PyObject_GetAttr(parent, s_span_id);
+        if (parent_id == NULL) {
+            return NULL;
+        }
+    }
+    unsigned long long start_ns;
+    if (given[2] == Py_None) {
+        start_ns = now_ns();
+    } else {
+        start_ns = PyLong_AsUnsignedLongLong(given[2]);
+        if (start_ns == (unsigned long long)-1 && PyErr_Occurred()) {
+            Py_DECREF(parent_id);
+            return NULL;
+        }
+    }
+    int kind = 1;
+    if (given[3] != NULL) {
+        long value = PyLong_AsLong(given[3]);
+        if (value == -1 && PyErr_Occurred()) {
+            Py_DECREF(parent_id);
+            return NULL;
+        }
+        if (value > INT_MAX || value < INT_MIN) {
+            PyErr_SetString(PyExc_OverflowError, "span kind out of range");
+            Py_DECREF(parent_id);
+            return NULL;
+        }
+        kind = (int)value;
+    }
+    PyObject *span = new_span(self->span_type, given[0], parent_id, start_ns, kind, given[4]);
+    Py_DECREF(parent_id);
+    if (span == NULL) {
+        return NULL;
+    }
+    if (PyList_Append(self->spans, span) < 0) {
+        Py_DECREF(span);
+        return NULL;
+    }
+    return span;
+}
+
+static PyObject *span_maker_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
+    PyObject *spans, *span_type;
+    if (kwds != NULL && PyDict_GET_SIZE(kwds)) {
+        PyErr_SetString(PyExc_TypeError, "SpanMaker(spans, span_type)");
+        return NULL;
+    }
+    if (!PyArg_ParseTuple(args, "O!O!:SpanMaker", &PyList_Type, &spans, &PyType_Type,
+                          &span_type)) {
+        return NULL;
+    }
+    if (!PyType_IsSubtype((PyTypeObject *)span_type, &SpanType)) {
+        PyErr_SetString(PyExc_TypeError, "span_type must be a SpanBase subclass");
+        return NULL;
+    }
+    SpanMakerObject *self = (SpanMakerObject *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->vectorcall = span_maker_call;
+    self->spans = Py_NewRef(spans);
+    self->span_type = (PyTypeObject *)Py_NewRef(span_type);
+    return (PyObject *)self;
+}
+
+static int span_maker_traverse(SpanMakerObject *self, visitproc visit, void *arg) {
+    Py_VISIT(self->spans);
+    Py_VISIT(self->span_type);
+    return 0;
+}
+
+static int span_maker_clear(SpanMakerObject *self) {
+    Py_CLEAR(self->spans);
+    Py_CLEAR(self->span_type);
+    return 0;
+}
+
+static void span_maker_dealloc(SpanMakerObject *self) {
+    PyObject_GC_UnTrack(self);
+    span_maker_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyTypeObject SpanMakerType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "dataplane.tracing._wire.SpanMaker",
+    .tp_doc = "SpanMaker(spans, span_type): a trace's span(name, parent, start_ns=None, "
+              "kind=1, attributes=None).",
+    .tp_basicsize = sizeof(SpanMakerObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_vectorcall_offset = offsetof(SpanMakerObject, vectorcall),
+    .tp_call = PyVectorcall_Call,
+    .tp_new = span_maker_new,
+    .tp_dealloc = (destructor)span_maker_dealloc,
+    .tp_traverse = (traverseproc)span_maker_traverse,
+    .tp_clear = (inquiry)span_maker_clear,
+};
+
 /* ---- PhaseEvents ------------------------------------------------------------------------- */
 
 /* The transport's trace events turned into the upstream's phase spans (proxy._TransportEvents
@@ -1493,6 +1648,8 @@ PyMODINIT_FUNC PyInit__wire(void) {
         {&s_time_ns, "time_ns"},         {&s_peer, "peer"},
         {&s_encoded_attributes, "encoded_attributes"},
         {&s_error_type, "error.type"},
+        {&s_start_ns_kw, "start_ns"},    {&s_kind_kw, "kind"},
+        {&s_attributes_kw, "attributes"},
         {&s_reused_attribute, "gateway.connection.reused"},
         {&s_peer_attribute, "network.peer.address"},
     };
@@ -1508,7 +1665,8 @@ PyMODINIT_FUNC PyInit__wire(void) {
     }
     seed_ids();
     pthread_atfork(NULL, NULL, seed_ids); /* a forked child must not repeat its parent's IDs */
-    if (PyType_Ready(&SpanType) < 0 || PyType_Ready(&PhaseEventsType) < 0) {
+    if (PyType_Ready(&SpanType) < 0 || PyType_Ready(&PhaseEventsType) < 0 ||
+        PyType_Ready(&SpanMakerType) < 0) {
         return NULL;
     }
     PyObject *m = PyModule_Create(&module);
@@ -1516,7 +1674,8 @@ PyMODINIT_FUNC PyInit__wire(void) {
         return NULL;
     }
     if (PyModule_AddObjectRef(m, "SpanBase", (PyObject *)&SpanType) < 0 ||
-        PyModule_AddObjectRef(m, "PhaseEvents", (PyObject *)&PhaseEventsType) < 0) {
+        PyModule_AddObjectRef(m, "PhaseEvents", (PyObject *)&PhaseEventsType) < 0 ||
+        PyModule_AddObjectRef(m, "SpanMaker", (PyObject *)&SpanMakerType) < 0) {
         Py_DECREF(m);
         return NULL;
     }

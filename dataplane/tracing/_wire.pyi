@@ -42,3 +42,14 @@ class SpanBase:
         attributes: dict[str, Any] | None = None,
     ) -> None: ...
     def end(self, end_ns: int | None = None, /) -> None: ...
+
+class SpanMaker:
+    def __init__(self, spans: list[Span], span_type: type[Span], /) -> None: ...
+    def __call__(
+        self,
+        name: str,
+        parent: Span,
+        start_ns: int | None = None,
+        kind: int = 1,
+        attributes: dict[str, Any] | None = None,
+    ) -> Span: ...

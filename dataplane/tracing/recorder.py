@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from dataplane.tracing.sessions import NodeSession
 from dataplane.tracing.spans import KIND_INTERNAL, KIND_SERVER, Span, new_trace_id
 
-__all__ = ["RequestTrace", "format_traceparent", "parse_traceparent"]
+__all__ = ["PySpanMaker", "RequestTrace", "SpanFactory", "format_traceparent", "parse_traceparent"]
 
 _TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$")
 
@@ -31,6 +31,52 @@ def format_traceparent(trace_id: bytes, span_id: bytes) -> str:
     return f"00-{trace_id.hex()}-{span_id.hex()}-01"
 
 
+class SpanFactory(Protocol):
+    """A trace's ``span``: start a child span of ``parent`` (at ``start_ns``, or now) and add it
+    to the trace."""
+
+    def __call__(
+        self,
+        name: str,
+        parent: Span,
+        start_ns: int | None = None,
+        kind: int = KIND_INTERNAL,
+        attributes: dict[str, Any] | None = None,
+    ) -> Span: ...
+
+
+class PySpanMaker:
+    """A trace's ``span`` in Python: what ``_wire.SpanMaker`` does in C (without a Python frame
+    per span), used when the extension is not built and tested against it."""
+
+    __slots__ = ("span_type", "spans")
+
+    def __init__(self, spans: list[Span], span_type: type[Span]) -> None:
+        self.spans = spans
+        self.span_type = span_type
+
+    def __call__(
+        self,
+        name: str,
+        parent: Span,
+        start_ns: int | None = None,
+        kind: int = KIND_INTERNAL,
+        attributes: dict[str, Any] | None = None,
+    ) -> Span:
+        span = self.span_type(name, parent.span_id, start_ns, kind, attributes)
+        self.spans.append(span)
+        return span
+
+
+if TYPE_CHECKING:
+    _SpanMaker = PySpanMaker
+else:
+    try:
+        from dataplane.tracing._wire import SpanMaker as _SpanMaker
+    except ImportError:  # not built
+        _SpanMaker = PySpanMaker
+
+
 class RequestTrace:
     """Collects the spans of one request for the sessions that (may) keep it.
 
@@ -45,6 +91,7 @@ class RequestTrace:
         "head",
         "logs",
         "root",
+        "span",
         "spans",
         "tail",
         "trace_id",
@@ -63,6 +110,9 @@ class RequestTrace:
         self.trace_id = parent[0] if parent is not None else new_trace_id()
         self.root = Span("HTTP", parent[1] if parent is not None else b"", start_ns, KIND_SERVER)
         self.spans: list[Span] = [self.root]
+        self.span: SpanFactory = _SpanMaker(self.spans, Span)
+        """``span(name, parent, start_ns=None, kind=KIND_INTERNAL, attributes=None)``: start a
+        child span of ``parent`` (at ``start_ns``, or now) and add it to the trace."""
         self.logs: list[tuple[int, str, str, str]] = []  # (time, level, logger, message)
         capture_headers = capture_body = False
         body_max_bytes = 0
@@ -75,19 +125,6 @@ class RequestTrace:
         self.capture_headers = capture_headers
         self.capture_body = capture_body
         self.body_max_bytes = body_max_bytes
-
-    def span(
-        self,
-        name: str,
-        parent: Span,
-        start_ns: int | None = None,
-        kind: int = KIND_INTERNAL,
-        attributes: dict[str, Any] | None = None,
-    ) -> Span:
-        """Start a child span of ``parent`` (at ``start_ns``, or now)."""
-        span = Span(name, parent.span_id, start_ns, kind, attributes)
-        self.spans.append(span)
-        return span
 
     def sessions(self) -> list[NodeSession]:
         """Every session involved (kept or still deciding)."""
