@@ -635,7 +635,7 @@ async def _balance_and_send(
     service = match.service
     balancer = runtime.balancer_for(service)
     trace = exchange.trace
-    balancer_span = _phase_span(exchange, "gateway.balancer") if trace is not None else None
+    balancer_span = trace.span("gateway.balancer", trace.root) if trace is not None else None
     if balancer_span is not None:
         balancer_span.attributes["gateway.upstream.name"] = service.host
     exchange.balancer_span = balancer_span
@@ -989,7 +989,7 @@ async def _stream_body(
     if filters:
         headers.remove("content-length")
     trace = exchange.trace
-    write_span = _phase_span(exchange, "gateway.response.write") if trace is not None else None
+    write_span = trace.span("gateway.response.write", trace.root) if trace is not None else None
     whole = None if filters else response.stream.read_buffered()
     if whole is not None:  # the whole body is here already: one send, no stream to iterate
         _end_upstream(exchange)

@@ -545,7 +545,16 @@ static PyObject *span_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
     return new_span(type, name, parent_id, start_ns, kind, attributes);
 }
 
-/* A started span of ``type`` (SpanBase or a subclass); ``attributes`` Py_None: a new dict. */
+/* A span's attribute dict, made on first use: most phase spans never get one. Borrowed. */
+static PyObject *span_dict(SpanObject *span) {
+    if (span->attributes == NULL) {
+        span->attributes = PyDict_New();
+    }
+    return span->attributes;
+}
+
+/* A started span of ``type`` (SpanBase or a subclass); ``attributes`` Py_None: none yet (a
+ * dict is made when they are first read or set). */
 static PyObject *new_span(PyTypeObject *type, PyObject *name, PyObject *parent_id,
                           unsigned long long start_ns, int kind, PyObject *attributes) {
     SpanObject *self = (SpanObject *)type->tp_alloc(type, 0);
@@ -559,9 +568,9 @@ static PyObject *new_span(PyTypeObject *type, PyObject *name, PyObject *parent_i
         id >>= 8;
     }
     self->span_id = PyBytes_FromStringAndSize((const char *)raw, 8);
-    self->attributes = attributes == Py_None ? PyDict_New() : Py_NewRef(attributes);
+    self->attributes = attributes == Py_None ? NULL : Py_NewRef(attributes);
     self->status_message = PyUnicode_FromStringAndSize(NULL, 0);
-    if (self->span_id == NULL || self->attributes == NULL || self->status_message == NULL) {
+    if (self->span_id == NULL || self->status_message == NULL) {
         Py_DECREF(self);
         return NULL;
     }
@@ -627,6 +636,26 @@ static PyObject *span_end(SpanObject *self, PyObject *const *args, Py_ssize_t na
     Py_RETURN_NONE;
 }
 
+static PyObject *span_get_attributes(SpanObject *self, void *closure) {
+    (void)closure;
+    return Py_XNewRef(span_dict(self));
+}
+
+static int span_set_attributes(SpanObject *self, PyObject *value, void *closure) {
+    (void)closure;
+    if (value == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "a span's attributes cannot be deleted");
+        return -1;
+    }
+    Py_XSETREF(self->attributes, Py_NewRef(value));
+    return 0;
+}
+
+static PyGetSetDef span_getset[] = {
+    {"attributes", (getter)span_get_attributes, (setter)span_set_attributes, NULL, NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
 static PyMethodDef span_methods[] = {
     {"end", (PyCFunction)(void (*)(void))span_end, METH_FASTCALL,
      "Close the span (now, or at end_ns); ending twice keeps the first end."},
@@ -637,7 +666,6 @@ static PyMemberDef span_members[] = {
     {"name", T_OBJECT_EX, offsetof(SpanObject, name), 0, NULL},
     {"span_id", T_OBJECT_EX, offsetof(SpanObject, span_id), 0, NULL},
     {"parent_id", T_OBJECT_EX, offsetof(SpanObject, parent_id), 0, NULL},
-    {"attributes", T_OBJECT_EX, offsetof(SpanObject, attributes), 0, NULL},
     {"events", T_OBJECT, offsetof(SpanObject, events), 0, NULL},
     {"status_message", T_OBJECT_EX, offsetof(SpanObject, status_message), 0, NULL},
     {"encoded_attributes", T_OBJECT_EX, offsetof(SpanObject, encoded), 0, NULL},
@@ -659,6 +687,7 @@ static PyTypeObject SpanType = {
     .tp_clear = (inquiry)span_clear,
     .tp_methods = span_methods,
     .tp_members = span_members,
+    .tp_getset = span_getset,
 };
 
 /* ---- SpanMaker --------------------------------------------------------------------------- */
@@ -871,10 +900,6 @@ static PyObject *phase_events_call(PyObject *callable, PyObject *const *args, si
     PyObject *event = args[0], *info = args[1];
     PyObject *index = PyDict_GetItemWithError(phase_index, event);
     SpanObject *upstream = (SpanObject *)self->upstream;
-    if (upstream->span_id == NULL || upstream->attributes == NULL) {
-        PyErr_SetString(PyExc_AttributeError, "span field deleted"); /* as span_fields says */
-        return NULL;
-    }
     if (index == NULL) { /* not in the table: Python does it */
         return PyErr_Occurred() ? NULL : phase_fallback_call(self, Py_None, event, info);
     }
@@ -889,14 +914,18 @@ static PyObject *phase_events_call(PyObject *callable, PyObject *const *args, si
             PyErr_Clear(); /* anything else: as Python does it */
             return phase_fallback_call(self, Py_None, event, info);
         }
-        PyObject *attributes = upstream->attributes;
-        if (PyDict_SetItem(attributes, s_reused_attribute, Py_True) < 0 ||
+        PyObject *attributes = span_dict(upstream);
+        if (attributes == NULL || PyDict_SetItem(attributes, s_reused_attribute, Py_True) < 0 ||
             (address != NULL && PyDict_SetItem(attributes, s_peer_attribute, address) < 0)) {
             return NULL;
         }
         Py_RETURN_NONE;
     }
     if (action->name != NULL) { /* started */
+        if (upstream->span_id == NULL) {
+            PyErr_SetString(PyExc_AttributeError, "span field deleted"); /* as span_fields */
+            return NULL;
+        }
         PyObject *span = new_span(phase_span_type, action->name, upstream->span_id, now_ns(),
                                   action->kind, Py_None);
         if (span == NULL || PyList_Append(self->spans, span) < 0) {
@@ -916,9 +945,6 @@ static PyObject *phase_events_call(PyObject *callable, PyObject *const *args, si
     if (action->size_key != NULL && PyDict_Check(info)) {
         size = PyDict_GetItemWithError(info, action->size_key);
     }
-    if (size != NULL && span->attributes == NULL) {
-        PyErr_SetString(PyExc_AttributeError, "span field deleted");
-    }
     if (PyErr_Occurred()) {
         Py_DECREF(opened);
         return NULL;
@@ -930,7 +956,9 @@ static PyObject *phase_events_call(PyObject *callable, PyObject *const *args, si
         Py_DECREF(opened);
         return result;
     }
-    if (size != NULL && PyDict_SetItem(span->attributes, action->size_attribute, size) < 0) {
+    if (size != NULL &&
+        (span_dict(span) == NULL ||
+         PyDict_SetItem(span->attributes, action->size_attribute, size) < 0)) {
         Py_DECREF(opened);
         return NULL;
     }
@@ -1114,7 +1142,7 @@ static int span_fields(PyObject *span, Fields *f) {
     if (PyObject_TypeCheck(span, &SpanType)) {
         SpanObject *s = (SpanObject *)span;
         if (s->span_id == NULL || s->parent_id == NULL || s->name == NULL ||
-            s->attributes == NULL || s->status_message == NULL || s->encoded == NULL) {
+            s->status_message == NULL || s->encoded == NULL) {
             PyErr_SetString(PyExc_AttributeError, "span field deleted");
             return -1;
         }
@@ -1126,7 +1154,7 @@ static int span_fields(PyObject *span, Fields *f) {
         f->span_id = Py_NewRef(s->span_id);
         f->parent = Py_NewRef(s->parent_id);
         f->name = Py_NewRef(s->name);
-        f->attributes = Py_NewRef(s->attributes);
+        f->attributes = Py_NewRef(s->attributes ? s->attributes : Py_None); /* None: none yet */
         f->events = Py_NewRef(s->events ? s->events : Py_None);
         f->message = Py_NewRef(s->status_message);
         f->encoded = Py_NewRef(s->encoded);
@@ -1450,7 +1478,7 @@ static PyObject *write_root(PyObject *module, PyObject *const *args, Py_ssize_t 
     SpanObject *root = (SpanObject *)args[0];
     PyObject *const *v = &PyTuple_GET_ITEM(args[2], 0);
     PyObject *route = args[3];
-    if (root->attributes == NULL || !PyDict_Check(root->attributes) || root->encoded == NULL) {
+    if ((root->attributes != NULL && !PyDict_Check(root->attributes)) || root->encoded == NULL) {
         PyErr_SetString(PyExc_TypeError, "the root's attributes must be a dict");
         return NULL;
     }
@@ -1511,8 +1539,8 @@ static PyObject *write_root(PyObject *module, PyObject *const *args, Py_ssize_t 
         }
     }
     int has_error_type = 0;
-    PyObject *extras = root->attributes;
-    if (PyDict_GET_SIZE(extras)) {
+    PyObject *extras = root->attributes; /* NULL: none yet */
+    if (extras != NULL && PyDict_GET_SIZE(extras)) {
         has_error_type = PyDict_Contains(extras, s_error_type);
         if (has_error_type < 0) {
             return NULL;
@@ -1566,7 +1594,7 @@ static PyObject *write_root(PyObject *module, PyObject *const *args, Py_ssize_t 
         return NULL;
     }
     /* Extras (set before) under a key written here give way, as in Python's merge. */
-    if (PyDict_GET_SIZE(extras)) {
+    if (extras != NULL && PyDict_GET_SIZE(extras)) {
         PyObject *keys = PyDict_Keys(extras);
         if (keys == NULL) {
             Py_DECREF(encoded);

@@ -28,22 +28,14 @@ Sender = Callable[[pb.NodeMessage | bytes], bool]
 """Queues a cluster message on the stream; span batches come serialized (bytes)."""
 
 
-class _Finished:
-    """A finished trace, already encoded (its span objects are released at once: holding a
-    few hundred traces' objects until the next flush slowed every traced request down)."""
+_Finished = tuple[tuple[str, ...], int, bytes]
+"""A finished trace waiting for its batch: (session IDs, span count, its spans encoded).
 
-    __slots__ = ("count", "encoded", "session_ids", "trace_id")
-
-    def __init__(
-        self, session_ids: tuple[str, ...], trace_id: bytes, spans: Sequence[Span]
-    ) -> None:
-        self.session_ids = session_ids
-        self.trace_id = trace_id
-        self.count = len(spans)
-        # Encoded now, by the request that finished (its response is already out), rather
-        # than all at once at flush: a batch of 2,048 spans took ~9 ms to encode, a pause
-        # every request waiting on the loop then paid.
-        self.encoded = wire.trace_spans(trace_id, spans)
+Encoded when it is submitted, by the request that finished (its response is already out),
+rather than all at once at flush: a batch of 2,048 spans took ~9 ms to encode, a pause every
+request waiting on the loop then paid. Holding the span objects until then also slowed every
+traced request down. A plain tuple: one is made per traced request.
+"""
 
 
 class SpanExport:
@@ -79,8 +71,8 @@ class SpanExport:
 
     def submit(self, session_ids: tuple[str, ...], trace_id: bytes, spans: Sequence[Span]) -> None:
         """Queue a finished trace (or late spans of one) for the sessions that kept it."""
-        self.pending.append(_Finished(session_ids, trace_id, spans))
         count = len(spans)
+        self.pending.append((session_ids, count, wire.trace_spans(trace_id, spans)))
         pending = self.pending_spans = self.pending_spans + count
         if pending + self.unacked_spans > self.max_spans:
             self._enforce_bound()
@@ -94,31 +86,26 @@ class SpanExport:
                 _, (_, count) = self.unacked.popitem(last=False)
                 self.unacked_spans -= count
             else:
-                count = self.pending.popleft().count
+                count = self.pending.popleft()[1]
                 self.pending_spans -= count
             self.dropped += count
 
     def flush(self) -> None:
         """Turn pending traces into batches (one per set of sessions) and send them."""
         while self.pending:
-            first = self.pending[0]
-            group: list[_Finished] = []
+            session_ids = self.pending[0][0]
+            group: list[bytes] = []
             count = 0
-            while self.pending and self.pending[0].session_ids == first.session_ids:
-                if group and count + self.pending[0].count > self.batch_spans:
+            while self.pending and self.pending[0][0] == session_ids:
+                if group and count + self.pending[0][1] > self.batch_spans:
                     break
-                item = self.pending.popleft()
-                group.append(item)
-                count += item.count
+                _, spans, encoded = self.pending.popleft()
+                group.append(encoded)
+                count += spans
             self.pending_spans -= count
             batch_id = uuid.uuid4().hex
             message = wire.node_span_batch(
-                batch_id,
-                first.session_ids,
-                self._resource,
-                SCOPE_NAME,
-                self.version,
-                [item.encoded for item in group],
+                batch_id, session_ids, self._resource, SCOPE_NAME, self.version, group
             )
             self.unacked[batch_id] = (message, count)
             self.unacked_spans += count

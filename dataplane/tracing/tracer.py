@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Sequence
+from operator import attrgetter
 from typing import Any
 
 from dataplane.expr import RequestFacts
@@ -18,6 +19,7 @@ __all__ = ["ALWAYS_REDACTED", "Tracer", "capture_headers"]
 ALWAYS_REDACTED = frozenset({"authorization", "cookie", "set-cookie", "proxy-authorization"})
 REDACTED = "[REDACTED]"
 _ENDED_KEEP_SECS = 3600.0
+_session_id = attrgetter("id")
 
 _STATES = {
     "active": pb.SESSION_STATE_ACTIVE,
@@ -108,7 +110,7 @@ class Tracer:
                     self.dirty.add(session.id)
                     if session.full:
                         self.sessions.finish(session, "completed")
-        session_ids = tuple([s.id for s in kept])
+        session_ids = tuple(map(_session_id, kept))
         if session_ids:
             trace.root.attributes["gateway.session.id"] = session_ids[0]
             if len(session_ids) > 1:

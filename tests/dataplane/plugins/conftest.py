@@ -257,7 +257,7 @@ class Gateway:
     def traces(self) -> list[list[Span]]:
         """The spans of each finished trace, oldest first, decoded from what the node encoded
         (export keeps only the bytes)."""
-        return [_decoded(finished.encoded) for finished in self.export.pending]
+        return [_decoded(encoded) for _, _, encoded in self.export.pending]
 
 
 def _decoded(encoded: bytes) -> list[Span]:
