@@ -13,8 +13,13 @@ themselves; wrk, the upstream and the control planes (niced) share the others, a
 plane would run on its own host in production (``--shared-cpus`` turns this off).
 
 A session keeps at most 10,000 traces, so the traced rounds last one second and, at more than
-10,000 requests per second, end with untraced requests. The node's traced-requests counter says
-how many were traced, and the last line gives the extra CPU per traced request.
+10,000 requests per second, end with untraced requests: the table's RPS for that round is
+partly untraced. The node's traced-requests counter says how many were traced; the last lines
+give the extra CPU per traced request and the RPS ratio a wholly traced round would read (the
+node is CPU-bound on its own CPU, so its RPS goes as 1 / CPU per request). CPU is split into
+user and system time: on loopback, the node's socket writes of spans to its control plane also
+run the receiving side's TCP processing in the node's system call; with the control plane on
+another host, that part runs in the receiver's kernel.
 
 Goals (issue 6): (2) within 2 % of (1); (4) at most 20 µs more CPU per request and at most
 25 % fewer RPS than (2); p99 <= 2x untraced.
@@ -54,14 +59,17 @@ class Run:
 
     result: WrkResult
     cpu_us: float
+    system_us: float
+    """Of ``cpu_us``, the kernel's part (system time)."""
     traced: float = 1.0
     """The share of the run's requests that were traced (a session keeps max_samples)."""
 
 
-def _cpu_seconds(pid: int) -> float:
+def _cpu_seconds(pid: int) -> tuple[float, float]:
+    """The process's user and system CPU seconds so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = int(fields[11]) + int(fields[12])  # utime + stime
-    return ticks / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick  # utime, stime
 
 
 def _measure(gw: Gateway, seconds: float, connections: int, *, warm: bool = True) -> Run:
@@ -69,10 +77,12 @@ def _measure(gw: Gateway, seconds: float, connections: int, *, warm: bool = True
     if warm:
         wrk(gw.proxy + "/", seconds=1, connections=connections)
         settle()
-    before = _cpu_seconds(pid)
+    user, system = _cpu_seconds(pid)
     result = wrk(gw.proxy + "/", seconds=seconds, connections=connections)
-    used = _cpu_seconds(pid) - before
-    return Run(result, used / (result.rps * round(seconds)) * 1e6)
+    user_after, system_after = _cpu_seconds(pid)
+    requests = result.rps * round(seconds) / 1e6
+    system_us = (system_after - system) / requests
+    return Run(result, (user_after - user) / requests + system_us, system_us)
 
 
 def _best(runs: list[Run]) -> Run:
@@ -164,15 +174,27 @@ def main() -> None:
         f"{traced_run.result.p99_ms / untraced.result.p99_ms:.2f}x"
     )
     base_cpu = untraced.cpu_us
-    print(f"\n{'':34} {'CPU µs/request':>15} {'vs no session':>14}")
+    base_system = untraced.system_us
+    print(f"\n{'':34} {'CPU µs/request':>15} {'vs no session':>14} {'of which system':>16}")
     for name, run in runs.items():
-        print(f"{name:34} {run.cpu_us:15.1f} {run.cpu_us - base_cpu:+14.1f}")
+        print(
+            f"{name:34} {run.cpu_us:15.1f} {run.cpu_us - base_cpu:+14.1f} "
+            f"{run.system_us - base_system:+16.1f}"
+        )
     share = traced_run.traced
     if share < 1.0:  # the session filled before the round ended: the rest went untraced
         per_traced = (traced_run.cpu_us - base_cpu) / share
+        system = (traced_run.system_us - base_system) / share
         print(
             f"\n{every}: {share:.0%} of that round's requests were traced (a session keeps "
-            f"{MAX_SAMPLES:,}); per traced request that is {per_traced:+.1f} µs of CPU"
+            f"{MAX_SAMPLES:,}); per traced request that is {per_traced:+.1f} µs of CPU "
+            f"({per_traced - system:+.1f} user, {system:+.1f} system)"
+        )
+        # The node has its CPU to itself and is saturated, so its RPS goes as 1 / CPU per
+        # request: what a round traced from start to end would read.
+        print(
+            f"with every request traced the node would do {base_cpu / (base_cpu + per_traced):.2f}x"
+            " the RPS of no session (its CPU per request, untraced over traced)"
         )
 
 
