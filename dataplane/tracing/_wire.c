@@ -295,6 +295,27 @@ static int any_value(Buf *b, PyObject *value) {
     return rc;
 }
 
+/* The head of a KeyValue field `tag` (its size, the key, the value's tag and size) whose
+ * AnyValue payload of `payload` bytes the caller writes at the returned position, then sets
+ * b->len past it. Room is reserved for the whole field. NULL: no memory (error set). */
+static inline char *kv_head(Buf *b, unsigned char tag, const char *key, Py_ssize_t key_len,
+                            uint64_t payload) {
+    uint64_t size = 1 + (uint64_t)varint_len((uint64_t)key_len) + (uint64_t)key_len + 1 +
+                    (uint64_t)varint_len(payload) + payload;
+    if (room(b, 11 + (Py_ssize_t)size) < 0) {
+        return NULL;
+    }
+    char *p = b->data + b->len;
+    *p++ = (char)tag;
+    p = write_varint(p, size);
+    *p++ = 0x0A; /* KeyValue.key */
+    p = write_varint(p, (uint64_t)key_len);
+    memcpy(p, key, (size_t)key_len);
+    p += key_len;
+    *p++ = 0x12; /* KeyValue.value */
+    return write_varint(p, payload);
+}
+
 /* A KeyValue field `tag` whose value is a str, bool, int or float, written in place (its size
  * is known up front). Returns 1 when written, 0 for other values (nothing written), -1 on an
  * error. */
@@ -326,20 +347,10 @@ static int scalar_kv(Buf *b, unsigned char tag, PyObject *key, PyObject *value) 
     if (key_text == NULL) {
         return -1;
     }
-    uint64_t size = 1 + (uint64_t)varint_len((uint64_t)key_len) + (uint64_t)key_len + 1 +
-                    (uint64_t)varint_len(payload) + payload;
-    if (room(b, 11 + (Py_ssize_t)size) < 0) {
+    char *p = kv_head(b, tag, key_text, key_len, payload);
+    if (p == NULL) {
         return -1;
     }
-    char *p = b->data + b->len;
-    *p++ = (char)tag;
-    p = write_varint(p, size);
-    *p++ = 0x0A; /* KeyValue.key */
-    p = write_varint(p, (uint64_t)key_len);
-    memcpy(p, key_text, (size_t)key_len);
-    p += key_len;
-    *p++ = 0x12; /* KeyValue.value */
-    p = write_varint(p, payload);
     if (text != NULL) {
         *p++ = 0x0A; /* string_value */
         p = write_varint(p, (uint64_t)text_len);
@@ -1383,21 +1394,11 @@ static inline int kv_text(Buf *b, const char *key, const char *const *parts, con
         text_len += lens[i];
     }
     uint64_t payload = 1 + (uint64_t)varint_len((uint64_t)text_len) + (uint64_t)text_len;
-    uint64_t size = 1 + (uint64_t)varint_len((uint64_t)key_len) + (uint64_t)key_len + 1 +
-                    (uint64_t)varint_len(payload) + payload;
-    if (room(b, 11 + (Py_ssize_t)size) < 0) {
+    char *p = kv_head(b, 0x4A, key, key_len, payload);
+    if (p == NULL) {
         return -1;
     }
-    char *p = b->data + b->len;
-    *p++ = 0x4A;
-    p = write_varint(p, size);
-    *p++ = 0x0A;
-    p = write_varint(p, (uint64_t)key_len);
-    memcpy(p, key, (size_t)key_len);
-    p += key_len;
-    *p++ = 0x12;
-    p = write_varint(p, payload);
-    *p++ = 0x0A;
+    *p++ = 0x0A; /* string_value */
     p = write_varint(p, (uint64_t)text_len);
     for (int i = 0; i < n; i++) {
         if (lens[i]) {
@@ -1417,20 +1418,10 @@ static inline int kv_str(Buf *b, const char *key, const char *text, Py_ssize_t l
 static inline int kv_number(Buf *b, const char *key, int is_double, uint64_t number, double real) {
     Py_ssize_t key_len = (Py_ssize_t)strlen(key);
     uint64_t payload = is_double ? 9 : 1 + (uint64_t)varint_len(number);
-    uint64_t size = 1 + (uint64_t)varint_len((uint64_t)key_len) + (uint64_t)key_len + 1 +
-                    (uint64_t)varint_len(payload) + payload;
-    if (room(b, 11 + (Py_ssize_t)size) < 0) {
+    char *p = kv_head(b, 0x4A, key, key_len, payload);
+    if (p == NULL) {
         return -1;
     }
-    char *p = b->data + b->len;
-    *p++ = 0x4A;
-    p = write_varint(p, size);
-    *p++ = 0x0A;
-    p = write_varint(p, (uint64_t)key_len);
-    memcpy(p, key, (size_t)key_len);
-    p += key_len;
-    *p++ = 0x12;
-    p = write_varint(p, payload);
     if (is_double) {
         *p++ = 0x21;
         if (PyFloat_Pack8(real, p, 1) < 0) {
