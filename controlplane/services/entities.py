@@ -546,131 +546,166 @@ def _refuse_used_service(body: Body, service: Entity) -> None:
     raise Conflict(message, errors)
 
 
-# -- upstream targets --------------------------------------------------------------------------
+# -- entities stored inside a parent: upstream targets, key-auth credentials ------------------
 
 
-def _target_public(upstream: Entity, target: Entity) -> Entity:
-    ident = entity_id("target", f"{upstream['id']}:{target['target']}")
-    return {"id": ident, **target, "upstream": {"id": upstream["id"]}}
+@dataclass(frozen=True, slots=True)
+class _ChildKind:
+    """Entities kept in a list inside their parent (``parent.children``), with a deterministic
+    ID each: an upstream's targets, a consumer's key-auth credentials."""
+
+    parent: EntityKind
+    singular: str
+    key: str  # the field that names one (unique within its parent, or everywhere)
+    id_namespace: str
+    scoped_id: bool  # the ID also depends on the parent (a target's, not a credential's key)
+    secret_key: bool  # the key is never written into a change's description or a message
+    unique_everywhere: bool  # the key is unique across all parents, not only within one
+    clash: str  # why a duplicate key is refused
+
+    def public(self, parent: Entity, child: Entity) -> Entity:
+        name = f"{parent['id']}:{child[self.key]}" if self.scoped_id else child[self.key]
+        ident = entity_id(self.id_namespace, name)
+        return {"id": ident, **child, self.parent.singular: {"id": parent["id"]}}
+
+    def label(self, parent: Entity, ref: str | None = None) -> str:
+        named = f" {ref!r}" if ref is not None and not self.secret_key else ""
+        return f"{self.singular}{named} of {_label(self.parent, parent)}"
+
+    def items(self, parent: Entity) -> list[Entity]:
+        assert self.parent.children is not None
+        children: list[Entity] = parent[self.parent.children]
+        return children
+
+
+TARGETS = _ChildKind(
+    UPSTREAMS,
+    "target",
+    "target",
+    id_namespace="target",
+    scoped_id=True,
+    secret_key=False,
+    unique_everywhere=False,
+    clash="the upstream already has {value!r}",
+)
+KEYAUTH_CREDENTIALS = _ChildKind(
+    CONSUMERS,
+    "key-auth credential",
+    "key",
+    id_namespace="keyauth_credential",
+    scoped_id=False,
+    secret_key=True,
+    unique_everywhere=True,
+    clash="this key is already in use",
+)
+
+
+async def _list_children(db: AsyncSession, kind: _ChildKind, *, parent: str) -> EntityPage:
+    current, body = await _current(db)
+    entity = _lookup(body, kind=kind.parent, ref=parent)
+    data = [kind.public(entity, child) for child in kind.items(entity)]
+    return EntityPage(data, None, current.version)
+
+
+async def _add_child(
+    db: AsyncSession,
+    registry: NodeRegistry,
+    kind: _ChildKind,
+    *,
+    parent: str,
+    child: Entity,
+    now: datetime,
+) -> EntityResult:
+    def edit(body: Body) -> _Focus:
+        index = _locate(body, kind=kind.parent, ref=parent)
+        entity = body[kind.parent.collection][index]
+        parents = body[kind.parent.collection] if kind.unique_everywhere else [entity]
+        taken = (known[kind.key] for other in parents for known in kind.items(other))
+        if child.get(kind.key) in taken:
+            message = kind.clash.format(value=child[kind.key])
+            raise _invalid(kind.label(entity), kind.key, message)
+        kind.items(entity).append(dict(child))  # a fresh copy for each try of the edit
+        assert kind.parent.children is not None
+        loc = (kind.parent.collection, index, kind.parent.children, len(kind.items(entity)) - 1)
+        return _Focus(loc, kind.label(entity))
+
+    saved, focus = await _change(db, registry, now=now, verb="add", edit=edit)
+    assert focus.loc is not None
+    collection = getattr(saved.config, kind.parent.collection)
+    entity = collection[int(focus.loc[1])].model_dump(mode="json")
+    return EntityResult(kind.public(entity, kind.items(entity)[int(focus.loc[3])]), saved.version)
+
+
+async def _delete_child(
+    db: AsyncSession,
+    registry: NodeRegistry,
+    kind: _ChildKind,
+    *,
+    parent: str,
+    ref: str,
+    now: datetime,
+) -> int:
+    def edit(body: Body) -> _Focus:
+        entity = _lookup(body, kind=kind.parent, ref=parent)
+        children = kind.items(entity)
+        kept = [
+            child
+            for child in children
+            if ref not in (child[kind.key], kind.public(entity, child)["id"])
+        ]
+        if len(kept) == len(children):
+            raise NotFound(f"{_label(kind.parent, entity)} has no {kind.singular} {ref!r}")
+        assert kind.parent.children is not None
+        entity[kind.parent.children] = kept
+        return _Focus(None, kind.label(entity, ref))
+
+    saved, _focus = await _change(db, registry, now=now, verb="remove", edit=edit)
+    return saved.version
 
 
 async def list_targets(db: AsyncSession, *, upstream: str) -> EntityPage:
     """The targets of an upstream (a deterministic ID each, as targets are stored inline)."""
-    current, body = await _current(db)
-    entity = _lookup(body, kind=UPSTREAMS, ref=upstream)
-    data = [_target_public(entity, target) for target in entity["targets"]]
-    return EntityPage(data, None, current.version)
+    return await _list_children(db, TARGETS, parent=upstream)
 
 
 async def add_target(
     db: AsyncSession, registry: NodeRegistry, *, upstream: str, fields: Entity, now: datetime
 ) -> EntityResult:
     """Add a ``host:port`` target to an upstream."""
-
-    def edit(body: Body) -> _Focus:
-        index = _locate(body, kind=UPSTREAMS, ref=upstream)
-        entity = body["upstreams"][index]
-        target = {field: value for field, value in fields.items() if field != "upstream"}
-        if any(known["target"] == target.get("target") for known in entity["targets"]):
-            label = f"target of upstream {entity['name']!r}"
-            raise _invalid(label, "target", f"the upstream already has {target['target']!r}")
-        entity["targets"].append(target)
-        loc = ("upstreams", index, "targets", len(entity["targets"]) - 1)
-        return _Focus(loc, f"target of upstream {entity['name']!r}")
-
-    saved, focus = await _change(db, registry, now=now, verb="add", edit=edit)
-    assert focus.loc is not None
-    entity = saved.config.upstreams[int(focus.loc[1])].model_dump(mode="json")
-    target = entity["targets"][int(focus.loc[3])]
-    return EntityResult(_target_public(entity, target), saved.version)
+    target = {field: value for field, value in fields.items() if field != "upstream"}
+    return await _add_child(db, registry, TARGETS, parent=upstream, child=target, now=now)
 
 
 async def delete_target(
     db: AsyncSession, registry: NodeRegistry, *, upstream: str, target: str, now: datetime
 ) -> int:
     """Remove a target, named by ``host:port`` or by its ID; returns the new version."""
-
-    def edit(body: Body) -> _Focus:
-        entity = _lookup(body, kind=UPSTREAMS, ref=upstream)
-        kept = [
-            known
-            for known in entity["targets"]
-            if target not in (known["target"], _target_public(entity, known)["id"])
-        ]
-        if len(kept) == len(entity["targets"]):
-            raise NotFound(f"upstream {entity['name']!r} has no target {target!r}")
-        entity["targets"] = kept
-        return _Focus(None, f"target {target!r} of upstream {entity['name']!r}")
-
-    saved, _focus = await _change(db, registry, now=now, verb="remove", edit=edit)
-    return saved.version
-
-
-# -- key-auth credentials ----------------------------------------------------------------------
-
-
-def _credential_public(consumer: Entity, credential: Entity) -> Entity:
-    ident = entity_id("keyauth_credential", credential["key"])
-    return {"id": ident, **credential, "consumer": {"id": consumer["id"]}}
+    return await _delete_child(db, registry, TARGETS, parent=upstream, ref=target, now=now)
 
 
 async def list_credentials(db: AsyncSession, *, consumer: str) -> EntityPage:
     """A consumer's key-auth credentials."""
-    current, body = await _current(db)
-    entity = _lookup(body, kind=CONSUMERS, ref=consumer)
-    data = [_credential_public(entity, cred) for cred in entity["keyauth_credentials"]]
-    return EntityPage(data, None, current.version)
+    return await _list_children(db, KEYAUTH_CREDENTIALS, parent=consumer)
 
 
 async def add_credential(
     db: AsyncSession, registry: NodeRegistry, *, consumer: str, fields: Entity, now: datetime
 ) -> EntityResult:
     """Give a consumer a key-auth key (a random one when ``key`` is absent, like Kong)."""
-    generated = secrets.token_hex(16)
-
-    def edit(body: Body) -> _Focus:
-        index = _locate(body, kind=CONSUMERS, ref=consumer)
-        entity = body["consumers"][index]
-        credential = {field: value for field, value in fields.items() if field != "consumer"}
-        credential.setdefault("key", generated)
-        in_use = (
-            cred["key"] for other in body["consumers"] for cred in other["keyauth_credentials"]
-        )
-        if credential["key"] in in_use:
-            label = f"key-auth credential of consumer {entity['username']!r}"
-            raise _invalid(label, "key", "this key is already in use")
-        entity["keyauth_credentials"].append(credential)
-        loc = ("consumers", index, "keyauth_credentials", len(entity["keyauth_credentials"]) - 1)
-        return _Focus(loc, f"key-auth credential of consumer {entity['username']!r}")
-
-    saved, focus = await _change(db, registry, now=now, verb="add", edit=edit)
-    assert focus.loc is not None
-    entity = saved.config.consumers[int(focus.loc[1])].model_dump(mode="json")
-    credential = entity["keyauth_credentials"][int(focus.loc[3])]
-    return EntityResult(_credential_public(entity, credential), saved.version)
+    credential = {field: value for field, value in fields.items() if field != "consumer"}
+    credential.setdefault("key", secrets.token_hex(16))
+    return await _add_child(
+        db, registry, KEYAUTH_CREDENTIALS, parent=consumer, child=credential, now=now
+    )
 
 
 async def delete_credential(
     db: AsyncSession, registry: NodeRegistry, *, consumer: str, credential: str, now: datetime
 ) -> int:
     """Remove a key-auth credential, named by its key or ID; returns the new version."""
-
-    def edit(body: Body) -> _Focus:
-        entity = _lookup(body, kind=CONSUMERS, ref=consumer)
-        kept = [
-            cred
-            for cred in entity["keyauth_credentials"]
-            if credential not in (cred["key"], _credential_public(entity, cred)["id"])
-        ]
-        if len(kept) == len(entity["keyauth_credentials"]):
-            raise NotFound(
-                f"consumer {entity['username']!r} has no key-auth credential {credential!r}"
-            )
-        entity["keyauth_credentials"] = kept
-        return _Focus(None, f"key-auth credential of consumer {entity['username']!r}")
-
-    saved, _focus = await _change(db, registry, now=now, verb="remove", edit=edit)
-    return saved.version
+    return await _delete_child(
+        db, registry, KEYAUTH_CREDENTIALS, parent=consumer, ref=credential, now=now
+    )
 
 
 # -- plugin schemas ----------------------------------------------------------------------------

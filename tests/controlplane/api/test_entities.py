@@ -13,7 +13,9 @@ from typing import Any
 import httpx
 import pytest
 from pydantic import SecretStr
+from sqlalchemy import select
 
+from controlplane.db.models import GatewayConfigVersion
 from controlplane.errors import Conflict
 from controlplane.services import config as config_service
 from controlplane.state import ControlPlane
@@ -616,3 +618,23 @@ async def test_entity_endpoints_need_the_admin_token(
     assert refused.status_code == 401
     allowed = await api.get(path, headers={"authorization": "Bearer s3cret"})
     assert allowed.status_code == 200, allowed.text
+
+
+async def test_change_descriptions_name_targets_but_never_keys(
+    api: httpx.AsyncClient, control_plane: ControlPlane
+) -> None:
+    """Each change is stored with a description; a key-auth key is a secret, a target is not."""
+    await api.post("/api/v1/upstreams", json={"name": "pool"})
+    await api.post("/api/v1/upstreams/pool/targets", json={"target": "10.0.0.1:80"})
+    await api.delete("/api/v1/upstreams/pool/targets/10.0.0.1:80")
+    await api.post("/api/v1/consumers", json={"username": "ann"})
+    await api.post("/api/v1/consumers/ann/key-auth", json={"key": "sekrit-key"})
+    await api.delete("/api/v1/consumers/ann/key-auth/sekrit-key")
+    async with control_plane.db.session() as db:
+        rows = await db.execute(select(GatewayConfigVersion.change))
+        changes = [change for (change,) in rows]
+    assert "add target of upstream 'pool'" in changes
+    assert "remove target '10.0.0.1:80' of upstream 'pool'" in changes
+    assert "add key-auth credential of consumer 'ann'" in changes
+    assert "remove key-auth credential of consumer 'ann'" in changes
+    assert not any("sekrit" in change for change in changes)
