@@ -1530,10 +1530,12 @@ static PyObject *write_root(PyObject *module, PyObject *const *args, Py_ssize_t 
         }
     }
     int has_error_type = 0;
-    PyObject *extras = root->attributes; /* NULL: none yet */
+    /* NULL: none yet. Held: encoding a route value may run Python code that replaces it. */
+    PyObject *extras = Py_XNewRef(root->attributes);
     if (extras != NULL && PyDict_GET_SIZE(extras)) {
         has_error_type = PyDict_Contains(extras, s_error_type);
         if (has_error_type < 0) {
+            Py_DECREF(extras);
             return NULL;
         }
     }
@@ -1577,11 +1579,13 @@ static PyObject *write_root(PyObject *module, PyObject *const *args, Py_ssize_t 
         (status_error && !has_error_type &&
          kv_str(&b, "error.type", status_text, status_len) < 0)) {
         release_scratch(&scratch, &b);
+        Py_XDECREF(extras);
         return NULL;
     }
     PyObject *encoded = PyBytes_FromStringAndSize(b.data ? b.data : "", b.len);
     release_scratch(&scratch, &b);
     if (encoded == NULL) {
+        Py_XDECREF(extras);
         return NULL;
     }
     /* Extras (set before) under a key written here give way, as in Python's merge. */
@@ -1589,6 +1593,7 @@ static PyObject *write_root(PyObject *module, PyObject *const *args, Py_ssize_t 
         PyObject *keys = PyDict_Keys(extras);
         if (keys == NULL) {
             Py_DECREF(encoded);
+            Py_DECREF(extras);
             return NULL;
         }
         for (Py_ssize_t i = 0; i < PyList_GET_SIZE(keys); i++) {
@@ -1613,12 +1618,14 @@ static PyObject *write_root(PyObject *module, PyObject *const *args, Py_ssize_t 
             if (replaced < 0 || (replaced && PyDict_DelItem(extras, key) < 0)) {
                 Py_DECREF(keys);
                 Py_DECREF(encoded);
+                Py_DECREF(extras);
                 return NULL;
             }
         }
         Py_DECREF(keys);
     }
-    Py_SETREF(root->encoded, encoded);
+    Py_XDECREF(extras);
+    Py_XSETREF(root->encoded, encoded); /* (a route value's code may have deleted it) */
     if (status_error) {
         root->status_code = 2; /* STATUS_ERROR */
     }

@@ -214,3 +214,19 @@ def test_any_request_is_written_alike(
         *optional,
     )
     _both(request, route, extras)
+
+
+def test_a_route_value_that_changes_the_root_while_written_is_safe() -> None:
+    """Encoding a route value runs its ``__str__``: if that replaces the root's attributes or
+    deletes its encoded ones, the writer must not touch freed objects."""
+    root = _root({"note": "x"})
+
+    class Meddling:
+        def __str__(self) -> str:
+            root.attributes = {"other": 1}
+            del root.encoded_attributes
+            return "meddled"
+
+    c_write_root(root, 5_000, values(), {"gateway.route.name": Meddling()})
+    assert b"meddled" in root.encoded_attributes
+    assert root.attributes == {"other": 1}
