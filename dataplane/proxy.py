@@ -27,7 +27,7 @@ from dataplane.router import RouteMatch
 from dataplane.runtime import GatewayRuntime
 from dataplane.server import RECEIVED_NS, RESPOND, ClientGone, Respond
 from dataplane.tracing.context import CURRENT_TRACE
-from dataplane.tracing.recorder import RequestTrace, format_traceparent
+from dataplane.tracing.recorder import RequestTrace, traceparent_header
 from dataplane.tracing.root import write_root
 from dataplane.tracing.spans import (
     KIND_CLIENT,
@@ -669,7 +669,7 @@ async def _balance_and_send(
             upstream_span = _upstream_span(
                 trace, balancer_span, exchange, service, host, port, raw_target, attempt
             )
-            traceparent = format_traceparent(trace.trace_id, upstream_span.span_id).encode()
+            traceparent = traceparent_header(trace.trace_id, upstream_span.span_id)
             events = phase_events(trace, upstream_span)
         headers = _upstream_headers(exchange, match, host, port, traceparent)
         try:

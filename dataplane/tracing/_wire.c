@@ -1635,6 +1635,36 @@ static PyObject *write_root(PyObject *module, PyObject *const *args, Py_ssize_t 
     Py_RETURN_NONE;
 }
 
+/* traceparent(trace_id, span_id) -> bytes: recorder.format_traceparent's header value, as
+ * bytes (a sampled W3C traceparent: "00-<trace hex>-<span hex>-01"). */
+static PyObject *traceparent(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    (void)module;
+    if (nargs != 2 || !PyBytes_Check(args[0]) || !PyBytes_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "traceparent(trace_id: bytes, span_id: bytes)");
+        return NULL;
+    }
+    static const char digits[] = "0123456789abcdef";
+    Py_ssize_t trace_len = PyBytes_GET_SIZE(args[0]), span_len = PyBytes_GET_SIZE(args[1]);
+    PyObject *out = PyBytes_FromStringAndSize(NULL, 7 + 2 * (trace_len + span_len));
+    if (out == NULL) {
+        return NULL;
+    }
+    char *p = PyBytes_AS_STRING(out);
+    *p++ = '0';
+    *p++ = '0';
+    for (int part = 0; part < 2; part++) {
+        const unsigned char *id = (const unsigned char *)PyBytes_AS_STRING(args[part]);
+        Py_ssize_t len = part == 0 ? trace_len : span_len;
+        *p++ = '-';
+        for (Py_ssize_t i = 0; i < len; i++) {
+            *p++ = digits[id[i] >> 4];
+            *p++ = digits[id[i] & 0x0F];
+        }
+    }
+    memcpy(p, "-01", 3);
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"trace_spans", (PyCFunction)(void (*)(void))trace_spans, METH_FASTCALL,
      "trace_spans(trace_id, spans) -> bytes: the spans as ScopeSpans.spans fields."},
@@ -1642,6 +1672,8 @@ static PyMethodDef methods[] = {
      "set_clock_offset(ns): unix time minus CLOCK_MONOTONIC, for span times."},
     {"now_ns", clock_ns, METH_NOARGS, "now_ns() -> unix nanoseconds on the span clock."},
     {"trace_id", trace_id, METH_NOARGS, "trace_id() -> 16 random bytes, never all zero."},
+    {"traceparent", (PyCFunction)(void (*)(void))traceparent, METH_FASTCALL,
+     "traceparent(trace_id, span_id) -> bytes: a sampled W3C traceparent header value."},
     {"write_root", (PyCFunction)(void (*)(void))write_root, METH_FASTCALL,
      "write_root(root, end_ns, values, route): the root span's standard attributes."},
     {"set_phase_table", (PyCFunction)(void (*)(void))set_phase_table, METH_FASTCALL,

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from dataplane.tracing.sessions import NodeSession
 from dataplane.tracing.spans import KIND_INTERNAL, KIND_SERVER, Span, new_trace_id
 
-__all__ = ["PySpanMaker", "RequestTrace", "SpanFactory", "format_traceparent", "parse_traceparent"]
+__all__ = [
+    "PySpanMaker",
+    "RequestTrace",
+    "SpanFactory",
+    "format_traceparent",
+    "parse_traceparent",
+    "python_traceparent_header",
+    "traceparent_header",
+]
 
 _TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$")
 
@@ -29,6 +39,19 @@ def parse_traceparent(value: str) -> tuple[bytes, bytes] | None:
 def format_traceparent(trace_id: bytes, span_id: bytes) -> str:
     """A sampled W3C ``traceparent`` for the upstream request."""
     return f"00-{trace_id.hex()}-{span_id.hex()}-01"
+
+
+def python_traceparent_header(trace_id: bytes, span_id: bytes) -> bytes:
+    """:func:`format_traceparent` as the header value's bytes: the reference for
+    :func:`traceparent_header`, which is ``_wire.traceparent`` when the extension is built
+    (a traced request sends one per upstream try)."""
+    return format_traceparent(trace_id, span_id).encode()
+
+
+traceparent_header: Callable[[bytes, bytes], bytes] = python_traceparent_header
+if not TYPE_CHECKING:
+    with contextlib.suppress(ImportError):  # not built: the Python version
+        from dataplane.tracing._wire import traceparent as traceparent_header
 
 
 class SpanFactory(Protocol):

@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from dataplane.tracing.recorder import format_traceparent, parse_traceparent
+from dataplane.tracing import recorder
+from dataplane.tracing._wire import traceparent
+from dataplane.tracing.recorder import (
+    format_traceparent,
+    parse_traceparent,
+    python_traceparent_header,
+    traceparent_header,
+)
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 SPAN = "00f067aa0ba902b7"
@@ -41,3 +50,25 @@ def test_format_round_trips() -> None:
     value = format_traceparent(bytes.fromhex(TRACE), bytes.fromhex(SPAN))
     assert value == f"00-{TRACE}-{SPAN}-01"
     assert parse_traceparent(value) == (bytes.fromhex(TRACE), bytes.fromhex(SPAN))
+
+
+def test_the_header_value_comes_from_c() -> None:
+    assert traceparent_header is traceparent
+    assert recorder.traceparent_header is traceparent
+
+
+@given(trace_id=st.binary(max_size=40), span_id=st.binary(max_size=20))
+def test_c_and_python_write_the_same_header(trace_id: bytes, span_id: bytes) -> None:
+    assert traceparent(trace_id, span_id) == python_traceparent_header(trace_id, span_id)
+
+
+def test_a_header_written_is_read_back() -> None:
+    value = traceparent(b"\x4b" * 16, b"\x00\xf1" * 4)
+    assert value == b"00-4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b-00f100f100f100f1-01"
+    assert parse_traceparent(value.decode()) == (b"\x4b" * 16, b"\x00\xf1" * 4)
+
+
+@pytest.mark.parametrize("odd", [(bytearray(16), b"\x01" * 8), ("00", b"\x01" * 8), (b"",)])
+def test_the_c_writer_takes_two_bytes_only(odd: tuple[object, ...]) -> None:
+    with pytest.raises(TypeError):
+        traceparent(*odd)  # type: ignore[arg-type]
