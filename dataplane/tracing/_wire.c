@@ -11,7 +11,14 @@
  * SpanBase: the fields of spans.Span as a C struct, so building a span on a traced request
  * (its random ID, its start time, its end) costs no Python frames. spans.py subclasses it
  * (adding set_error and record_exception) and keeps a pure-Python twin for builds without
- * this module; tests run both.
+ * this module; tests run both. Its attribute dict is made on first use, and
+ * encoded_attributes holds attribute fields already written (sent after the dict's).
+ *
+ * The rest does in C what a traced request would otherwise do in Python, each with its
+ * Python version kept as the reference and fallback, and tests comparing the two:
+ * SpanMaker (a trace's span(...), recorder.PySpanMaker), PhaseEvents (the transport's events
+ * to phase spans, proxy._TransportEvents), write_root (the root's standard attributes,
+ * root.python_write_root) and traceparent (recorder.python_traceparent_header).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
