@@ -67,6 +67,25 @@ static int reserve(Buf *b, Py_ssize_t extra) {
     return 0;
 }
 
+/* Scratch buffers kept between calls of an encoding function (the GIL serialises them): no
+ * allocation per call once they fit the largest. A call takes its buffer (a nested call, from
+ * a value's __str__, then starts its own) and gives it back after, unless it grew past
+ * `max_cap` or a nested call gave one back first. */
+static Buf take_scratch(Buf *scratch) {
+    Buf taken = *scratch;
+    *scratch = (Buf){NULL, 0, 0};
+    taken.len = 0;
+    return taken;
+}
+
+static void release_scratch(Buf *scratch, Buf *used, Py_ssize_t max_cap) {
+    if (used->cap > max_cap || scratch->data != NULL) {
+        PyMem_Free(used->data);
+    } else {
+        *scratch = *used;
+    }
+}
+
 /* The writers below reserve once and then write in place: an attribute is a handful of
  * bytes, so a call (and a capacity check) per byte cost more than the bytes. */
 static inline int room(Buf *b, Py_ssize_t n) {
@@ -522,6 +541,30 @@ static PyObject *trace_id(PyObject *module, PyObject *unused) {
 static PyObject *new_span(PyTypeObject *type, PyObject *name, PyObject *parent_id,
                           unsigned long long start_ns, int kind, PyObject *attributes);
 
+/* A span's start from its argument: None is now. */
+static int start_time(PyObject *start, unsigned long long *out) {
+    if (start == Py_None) {
+        *out = now_ns();
+        return 0;
+    }
+    *out = PyLong_AsUnsignedLongLong(start);
+    return *out == (unsigned long long)-1 && PyErr_Occurred() ? -1 : 0;
+}
+
+/* A span kind from its argument, in range of a C int (as the "i" format would say). */
+static int span_kind(PyObject *value, int *out) {
+    long kind = PyLong_AsLong(value);
+    if (kind == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (kind > INT_MAX || kind < INT_MIN) {
+        PyErr_SetString(PyExc_OverflowError, "span kind out of range");
+        return -1;
+    }
+    *out = (int)kind;
+    return 0;
+}
+
 static PyObject *span_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
     static char *keywords[] = {"name", "parent_id", "start_ns", "kind", "attributes", NULL};
     PyObject *name, *parent_id, *start = Py_None, *attributes = Py_None;
@@ -533,16 +576,8 @@ static PyObject *span_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
         if (nargs > 2) {
             start = PyTuple_GET_ITEM(args, 2);
         }
-        if (nargs > 3) {
-            long value = PyLong_AsLong(PyTuple_GET_ITEM(args, 3));
-            if (value == -1 && PyErr_Occurred()) {
-                return NULL;
-            }
-            if (value > INT_MAX || value < INT_MIN) { /* as the "i" format of the slow path */
-                PyErr_SetString(PyExc_OverflowError, "span kind out of range");
-                return NULL;
-            }
-            kind = (int)value;
+        if (nargs > 3 && span_kind(PyTuple_GET_ITEM(args, 3), &kind) < 0) {
+            return NULL;
         }
         if (nargs > 4) {
             attributes = PyTuple_GET_ITEM(args, 4);
@@ -552,13 +587,8 @@ static PyObject *span_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
         return NULL;
     }
     unsigned long long start_ns;
-    if (start == Py_None) {
-        start_ns = now_ns();
-    } else {
-        start_ns = PyLong_AsUnsignedLongLong(start);
-        if (start_ns == (unsigned long long)-1 && PyErr_Occurred()) {
-            return NULL;
-        }
+    if (start_time(start, &start_ns) < 0) {
+        return NULL;
     }
     return new_span(type, name, parent_id, start_ns, kind, attributes);
 }
@@ -601,6 +631,17 @@ static PyObject *new_span(PyTypeObject *type, PyObject *name, PyObject *parent_i
     self->kind = kind;
     self->status_code = 0;
     return (PyObject *)self;
+}
+
+/* A started child span of ``parent_id`` appended to the trace's ``spans``: a new reference. */
+static PyObject *add_child(PyObject *spans, PyTypeObject *type, PyObject *name,
+                           PyObject *parent_id, unsigned long long start_ns, int kind,
+                           PyObject *attributes) {
+    PyObject *span = new_span(type, name, parent_id, start_ns, kind, attributes);
+    if (span != NULL && PyList_Append(spans, span) < 0) {
+        Py_CLEAR(span);
+    }
+    return span;
 }
 
 static int span_traverse(SpanObject *self, visitproc visit, void *arg) {
@@ -772,38 +813,14 @@ static PyObject *span_maker_call(PyObject *callable, PyObject *const *args, size
         }
     }
     unsigned long long start_ns;
-    if (given[2] == Py_None) {
-        start_ns = now_ns();
-    } else {
-        start_ns = PyLong_AsUnsignedLongLong(given[2]);
-        if (start_ns == (unsigned long long)-1 && PyErr_Occurred()) {
-            Py_DECREF(parent_id);
-            return NULL;
-        }
-    }
     int kind = 1;
-    if (given[3] != NULL) {
-        long value = PyLong_AsLong(given[3]);
-        if (value == -1 && PyErr_Occurred()) {
-            Py_DECREF(parent_id);
-            return NULL;
-        }
-        if (value > INT_MAX || value < INT_MIN) {
-            PyErr_SetString(PyExc_OverflowError, "span kind out of range");
-            Py_DECREF(parent_id);
-            return NULL;
-        }
-        kind = (int)value;
+    PyObject *span = NULL;
+    if (start_time(given[2], &start_ns) == 0 &&
+        (given[3] == NULL || span_kind(given[3], &kind) == 0)) {
+        span = add_child(self->spans, self->span_type, given[0], parent_id, start_ns, kind,
+                         given[4]);
     }
-    PyObject *span = new_span(self->span_type, given[0], parent_id, start_ns, kind, given[4]);
     Py_DECREF(parent_id);
-    if (span == NULL) {
-        return NULL;
-    }
-    if (PyList_Append(self->spans, span) < 0) {
-        Py_DECREF(span);
-        return NULL;
-    }
     return span;
 }
 
@@ -944,10 +961,9 @@ static PyObject *phase_events_call(PyObject *callable, PyObject *const *args, si
             PyErr_SetString(PyExc_AttributeError, "span field deleted"); /* as span_fields */
             return NULL;
         }
-        PyObject *span = new_span(phase_span_type, action->name, upstream->span_id, now_ns(),
-                                  action->kind, Py_None);
-        if (span == NULL || PyList_Append(self->spans, span) < 0) {
-            Py_XDECREF(span);
+        PyObject *span = add_child(self->spans, phase_span_type, action->name,
+                                   upstream->span_id, now_ns(), action->kind, Py_None);
+        if (span == NULL) {
             return NULL;
         }
         Py_XSETREF(self->open[action->slot], span);
@@ -1322,14 +1338,8 @@ static PyObject *trace_spans(PyObject *module, PyObject *const *args, Py_ssize_t
     if (spans == NULL) {
         return NULL;
     }
-    /* Scratch buffers kept between calls (the GIL serialises them, and nothing in here can
-     * call back into trace_spans): no allocation per trace once they fit the largest. A
-     * buffer that grew past 1 MiB is released after the call. */
     static Buf scratch_out = {NULL, 0, 0}, scratch_body = {NULL, 0, 0};
-    Buf out = scratch_out, body = scratch_body;
-    scratch_out = (Buf){NULL, 0, 0}; /* taken: a reentrant call would start its own */
-    scratch_body = (Buf){NULL, 0, 0};
-    out.len = body.len = 0;
+    Buf out = take_scratch(&scratch_out), body = take_scratch(&scratch_body);
     PyObject *result = NULL;
     Py_ssize_t count = PySequence_Fast_GET_SIZE(spans);
     for (Py_ssize_t i = 0; i < count; i++) {
@@ -1347,16 +1357,8 @@ static PyObject *trace_spans(PyObject *module, PyObject *const *args, Py_ssize_t
     result = PyBytes_FromStringAndSize(out.data ? out.data : "", out.len);
 done:
     Py_DECREF(spans);
-    if (out.cap > (1 << 20) || scratch_out.data != NULL) {
-        PyMem_Free(out.data);
-    } else {
-        scratch_out = out;
-    }
-    if (body.cap > (1 << 20) || scratch_body.data != NULL) {
-        PyMem_Free(body.data);
-    } else {
-        scratch_body = body;
-    }
+    release_scratch(&scratch_out, &out, 1 << 20);
+    release_scratch(&scratch_body, &body, 1 << 20);
     return result;
 }
 
@@ -1383,15 +1385,6 @@ static const char *const root_keys[] = {
     "gateway.latency.total_ms", "gateway.latency.upstream_ms", "gateway.latency.gateway_ms",
 };
 #define ROOT_ALWAYS (sizeof(root_keys) / sizeof(root_keys[0]))
-
-/* Give a scratch buffer back for the next call (or free it: too big, or a nested call's). */
-static void release_scratch(Buf *scratch, Buf *used) {
-    if (used->cap > (1 << 16) || scratch->data != NULL) {
-        PyMem_Free(used->data);
-    } else {
-        *scratch = *used;
-    }
-}
 
 /* A KeyValue span attribute (tag 0x4A) whose string value is the concatenation of parts. */
 static inline int kv_text(Buf *b, const char *key, const char *const *parts, const Py_ssize_t *lens,
@@ -1555,12 +1548,8 @@ static PyObject *write_root(PyObject *module, PyObject *const *args, Py_ssize_t 
     if (status_error) {
         status_len = snprintf(status_text, sizeof status_text, "%llu", (unsigned long long)status);
     }
-    /* A scratch buffer kept between calls, as trace_spans does (nothing in here calls back
-     * into Python but a route value's __str__, and then a nested call starts its own). */
     static Buf scratch = {NULL, 0, 0};
-    Buf b = scratch;
-    scratch = (Buf){NULL, 0, 0};
-    b.len = 0;
+    Buf b = take_scratch(&scratch);
     if (kv_str(&b, root_keys[0], text[R_METHOD], len[R_METHOD]) < 0 ||
         kv_text(&b, root_keys[1], url_parts, url_lens, len[R_QUERY] ? 6 : 4) < 0 ||
         kv_str(&b, root_keys[2], text[R_PATH], len[R_PATH]) < 0 ||
@@ -1585,12 +1574,12 @@ static PyObject *write_root(PyObject *module, PyObject *const *args, Py_ssize_t 
          kv_str(&b, "gateway.consumer.id", text[R_CONSUMER_ID], len[R_CONSUMER_ID]) < 0) ||
         (status_error && !has_error_type &&
          kv_str(&b, "error.type", status_text, status_len) < 0)) {
-        release_scratch(&scratch, &b);
+        release_scratch(&scratch, &b, 1 << 16);
         Py_XDECREF(extras);
         return NULL;
     }
     PyObject *encoded = PyBytes_FromStringAndSize(b.data ? b.data : "", b.len);
-    release_scratch(&scratch, &b);
+    release_scratch(&scratch, &b, 1 << 16);
     if (encoded == NULL) {
         Py_XDECREF(extras);
         return NULL;
