@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from dataplane.tracing.sessions import NodeSession
 from dataplane.tracing.spans import KIND_INTERNAL, KIND_SERVER, Span, new_trace_id
@@ -13,7 +13,6 @@ from dataplane.tracing.spans import KIND_INTERNAL, KIND_SERVER, Span, new_trace_
 __all__ = [
     "PySpanMaker",
     "RequestTrace",
-    "SpanFactory",
     "format_traceparent",
     "parse_traceparent",
     "python_traceparent_header",
@@ -52,20 +51,6 @@ traceparent_header: Callable[[bytes, bytes], bytes] = python_traceparent_header
 if not TYPE_CHECKING:
     with contextlib.suppress(ImportError):  # not built: the Python version
         from dataplane.tracing._wire import traceparent as traceparent_header
-
-
-class SpanFactory(Protocol):
-    """A trace's ``span``: start a child span of ``parent`` (at ``start_ns``, or now) and add it
-    to the trace."""
-
-    def __call__(
-        self,
-        name: str,
-        parent: Span,
-        start_ns: int | None = None,
-        kind: int = KIND_INTERNAL,
-        attributes: dict[str, Any] | None = None,
-    ) -> Span: ...
 
 
 class PySpanMaker:
@@ -133,7 +118,7 @@ class RequestTrace:
         self.trace_id = parent[0] if parent is not None else new_trace_id()
         self.root = Span("HTTP", parent[1] if parent is not None else b"", start_ns, KIND_SERVER)
         self.spans: list[Span] = [self.root]
-        self.span: SpanFactory = _SpanMaker(self.spans, Span)
+        self.span = _SpanMaker(self.spans, Span)
         """``span(name, parent, start_ns=None, kind=KIND_INTERNAL, attributes=None)``: start a
         child span of ``parent`` (at ``start_ns``, or now) and add it to the trace."""
         self.logs: list[tuple[int, str, str, str]] = []  # (time, level, logger, message)

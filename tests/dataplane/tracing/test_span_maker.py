@@ -16,8 +16,8 @@ MAKERS = [SpanMaker, PySpanMaker]
 
 def test_the_c_maker_is_what_traces_use() -> None:
     trace = RequestTrace(head=[], tail=[], start_ns=1)
-    assert type(trace.span) is SpanMaker
-    assert recorder._SpanMaker is SpanMaker  # type: ignore[comparison-overlap]
+    assert type(trace.span) is SpanMaker  # type: ignore[comparison-overlap]
+    assert recorder._SpanMaker is SpanMaker
 
 
 @pytest.mark.parametrize("maker", MAKERS)
