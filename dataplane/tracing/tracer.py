@@ -117,11 +117,10 @@ class Tracer:
                 trace.root.attributes["gateway.session.ids"] = list(session_ids)
             self.export.submit(session_ids, trace.trace_id, trace.spans)
             self.traced += 1
-        for sessions in (trace.head, trace.tail):
-            for session in sessions:
-                session.in_flight -= 1
-                if session.in_flight == 0 and session.state in ENDED_STATES:
-                    self.dirty.add(session.id)
+        for session in trace.sessions():
+            session.in_flight -= 1
+            if session.in_flight == 0 and session.state in ENDED_STATES:
+                self.dirty.add(session.id)
         return session_ids
 
     def export_late(
