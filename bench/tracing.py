@@ -16,10 +16,10 @@ A session keeps at most 10,000 traces, so the traced rounds last one second and,
 10,000 requests per second, end with untraced requests: the table's RPS for that round is
 partly untraced. The node's traced-requests counter says how many were traced; the last lines
 give the extra CPU per traced request and the RPS ratio a wholly traced round would read (the
-node is CPU-bound on its own CPU, so its RPS goes as 1 / CPU per request). CPU is split into
-user and system time: on loopback, the node's socket writes of spans to its control plane also
-run the receiving side's TCP processing in the node's system call; with the control plane on
-another host, that part runs in the receiver's kernel.
+node is CPU-bound on its own CPU, so its RPS goes as 1 / CPU per request). CPU is also split
+into user and system time. On this 2-CPU VM that split moves from run to run, and the control
+plane storing the spans beside the node adds to the node's CPU (docs/benchmarks.md, "What
+tracing costs").
 
 Goals (issue 6): (2) within 2 % of (1); (4) at most 20 µs more CPU per request and at most
 25 % fewer RPS than (2); p99 <= 2x untraced.
