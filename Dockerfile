@@ -1,7 +1,7 @@
 # One image for every activetrace process: control plane, data plane node, demo upstream.
 FROM python:3.11-slim AS build
-# A C compiler for the C extensions (dataplane/tracing/_wire.c, dataplane/_http1.c; built by
-# hatch_build.py).
+# A C compiler for the C extensions (dataplane/tracing/_wire.c, dataplane/_http1.c,
+# controlplane/otlp/_rows.c; built by hatch_build.py).
 RUN apt-get update \
  && apt-get install -y --no-install-recommends gcc libc6-dev \
  && rm -rf /var/lib/apt/lists/*

@@ -38,6 +38,11 @@ class ControlPlaneMetrics:
             ["source"],
             registry=self.registry,
         )
+        self.malformed_batches = Counter(
+            "activetrace_cp_malformed_span_batches",
+            "Span batches from nodes that could not be read (acknowledged, not stored)",
+            registry=self.registry,
+        )
         self.ingest_seconds = Histogram(
             "activetrace_cp_ingest_duration_seconds",
             "Time to store one span batch or OTLP export",

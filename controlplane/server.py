@@ -12,6 +12,7 @@ import uvicorn
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 
 from controlplane.app import create_app
+from controlplane.cluster.messages import add_cluster_service
 from controlplane.cluster.servicer import ClusterServicer
 from controlplane.db.engine import Database
 from controlplane.db.migrate import upgrade
@@ -20,7 +21,6 @@ from controlplane.settings import ControlPlaneSettings
 from controlplane.state import ControlPlane
 from controlplane.tasks import start_background_tasks
 from dataplane.serving import EmbeddedServer, stop_on_signals
-from protos.activetrace.cluster.v1 import cluster_pb2_grpc as pb_grpc
 
 __all__ = ["migrate_with_retry", "serve"]
 
@@ -110,7 +110,7 @@ async def _start_when_ready(cp: ControlPlane, host: str) -> _Running:
     settings = cp.settings
     await migrate_with_retry(cp.db, attempts=None)
     grpc_server = grpc.aio.server()
-    pb_grpc.add_ClusterServiceServicer_to_server(ClusterServicer(cp), grpc_server)
+    add_cluster_service(ClusterServicer(cp).Connect, grpc_server)
     credentials = _cluster_credentials(settings)
     address = f"{host}:{settings.cluster_port}"
     if credentials is not None:

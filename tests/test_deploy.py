@@ -141,6 +141,7 @@ def test_wheel_carries_the_migrations(tmp_path: Path) -> None:
     # the C extensions are compiled into the wheel (the image's build stage has gcc)
     assert any(n.startswith("dataplane/tracing/_wire.") and n.endswith(".so") for n in names)
     assert any(n.startswith("dataplane/_http1.") and n.endswith(".so") for n in names)
+    assert any(n.startswith("controlplane/otlp/_rows.") and n.endswith(".so") for n in names)
     assert not wheel.name.endswith("-none-any.whl")  # a platform wheel, since it carries C
 
 

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 
 import grpc
 
+from controlplane.cluster.messages import EncodedSpanBatch, NodeInput
 from controlplane.cluster.registry import NodeConnection
 from controlplane.services import config as config_service
 from controlplane.services import ingest, nodes, sessions
@@ -31,7 +32,7 @@ class ClusterServicer(pb_grpc.ClusterServiceServicer):
     def __init__(self, cp: ControlPlane) -> None:
         self.cp = cp
 
-    def _authorized(self, context: grpc.aio.ServicerContext[pb.NodeMessage, pb.CpMessage]) -> bool:
+    def _authorized(self, context: grpc.aio.ServicerContext[NodeInput, pb.CpMessage]) -> bool:
         token = self.cp.settings.cluster_token
         if token is None:
             return True
@@ -42,8 +43,8 @@ class ClusterServicer(pb_grpc.ClusterServiceServicer):
 
     async def Connect(
         self,
-        request_iterator: AsyncIterator[pb.NodeMessage],
-        context: grpc.aio.ServicerContext[pb.NodeMessage, pb.CpMessage],
+        request_iterator: AsyncIterator[NodeInput],
+        context: grpc.aio.ServicerContext[NodeInput, pb.CpMessage],
     ) -> AsyncIterator[pb.CpMessage]:
         """Serve one node's stream until either side ends it."""
         peer = context.peer()
@@ -76,15 +77,15 @@ class ClusterServicer(pb_grpc.ClusterServiceServicer):
 
     async def _hello(
         self,
-        request_iterator: AsyncIterator[pb.NodeMessage],
-        context: grpc.aio.ServicerContext[pb.NodeMessage, pb.CpMessage],
+        request_iterator: AsyncIterator[NodeInput],
+        context: grpc.aio.ServicerContext[NodeInput, pb.CpMessage],
         peer: str,
     ) -> pb.Hello:
         try:
             first = await asyncio.wait_for(anext(request_iterator), HELLO_TIMEOUT_SECS)
         except (TimeoutError, StopAsyncIteration):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "expected Hello first")
-        if first.WhichOneof("message") != "hello":
+        if not isinstance(first, pb.NodeMessage) or first.WhichOneof("message") != "hello":
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "expected Hello first")
         if not NODE_ID_PATTERN.match(first.hello.node_id):
             log.warning("refused node at %s: invalid node id %r", peer, first.hello.node_id[:64])
@@ -97,7 +98,7 @@ class ClusterServicer(pb_grpc.ClusterServiceServicer):
     async def _read(
         self,
         node_id: str,
-        request_iterator: AsyncIterator[pb.NodeMessage],
+        request_iterator: AsyncIterator[NodeInput],
         connection: NodeConnection,
     ) -> None:
         try:
@@ -112,32 +113,47 @@ class ClusterServicer(pb_grpc.ClusterServiceServicer):
             self.cp.metrics.db_errors.labels("cluster").inc()
         connection.close()
 
-    async def _handle(
-        self, node_id: str, message: pb.NodeMessage, connection: NodeConnection
-    ) -> None:
+    async def _handle(self, node_id: str, message: NodeInput, connection: NodeConnection) -> None:
+        if isinstance(message, EncodedSpanBatch):
+            await self._ingest(node_id, message, connection)
+            return
         kind = message.WhichOneof("message")
+        if kind == "span_batch":  # parsed by protobuf: the C extension is not built
+            await self._ingest(node_id, message.span_batch, connection)
+            return
         now = self.cp.clock.now()
         async with self.cp.db.session() as db:
-            if kind == "span_batch":
-                metrics = self.cp.metrics
-                with metrics.ingest_seconds.labels("cluster").time():
-                    result = await ingest.ingest_batch(db, message.span_batch)
-                metrics.spans_ingested.labels("cluster").inc(result.stored)
-                if self.cp.forwarder is not None and result.stored:
-                    self.cp.forwarder.submit(message.span_batch.resource_spans)
-                if result.sessions == 0:
-                    metrics.spans_dropped.labels("cluster").inc(result.received)
-                else:
-                    metrics.spans_deduplicated.labels("cluster").inc(result.duplicates)
-                connection.send(
-                    pb.CpMessage(batch_ack=pb.BatchAck(batch_id=message.span_batch.batch_id))
-                )
-            elif kind == "heartbeat":
+            if kind == "heartbeat":
                 await nodes.record_heartbeat(db, node_id, message.heartbeat, now=now)
             elif kind == "session_progress":
                 await sessions.record_progress(db, node_id, message.session_progress, now=now)
             else:
                 log.warning("node %s sent an unexpected %s message", node_id, kind)
+
+    async def _ingest(
+        self, node_id: str, batch: pb.SpanBatch | EncodedSpanBatch, connection: NodeConnection
+    ) -> None:
+        metrics = self.cp.metrics
+        try:
+            converted = ingest.batch_rows(batch)
+        except ValueError as exc:
+            # Acknowledged all the same: resending the same bytes would fail the same way.
+            log.warning("unreadable span batch %s from node %s: %s", batch.batch_id, node_id, exc)
+            metrics.malformed_batches.inc()
+        else:
+            async with self.cp.db.session() as db:
+                with metrics.ingest_seconds.labels("cluster").time():
+                    result = await ingest.ingest_rows(db, batch.session_ids, converted)
+            metrics.spans_ingested.labels("cluster").inc(result.stored)
+            if self.cp.forwarder is not None and result.stored:
+                self.cp.forwarder.submit(
+                    batch.decoded() if isinstance(batch, EncodedSpanBatch) else batch.resource_spans
+                )
+            if result.sessions == 0:
+                metrics.spans_dropped.labels("cluster").inc(result.received)
+            else:
+                metrics.spans_deduplicated.labels("cluster").inc(result.duplicates)
+        connection.send(pb.CpMessage(batch_ack=pb.BatchAck(batch_id=batch.batch_id)))
 
     async def _mark_disconnected(self, node_id: str) -> None:
         try:

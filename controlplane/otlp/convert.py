@@ -3,6 +3,9 @@
 Ingest throughput is bound by this conversion, so attributes go straight from protobuf to JSON
 text (C string escaping, no intermediate dicts); only request root spans, whose attributes
 fill the trace list, are also decoded into a dict.
+
+:func:`encoded_span_rows` does the same from serialized ResourceSpans with the C extension
+``_rows.c`` (~10x faster: no protobuf objects); :func:`span_rows` is its reference and fallback.
 """
 
 from __future__ import annotations
@@ -10,13 +13,21 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring as _quote
 from typing import Any
 
+from google.protobuf.message import DecodeError
 from opentelemetry.proto.common.v1 import common_pb2
+from opentelemetry.proto.resource.v1 import resource_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
+
+_c_rows: Callable[..., tuple[list[tuple[Any, ...]], dict[str, int], list[Any]]] | None
+try:
+    from controlplane.otlp._rows import rows as _c_rows
+except ImportError:  # built without its C extension (ACTIVETRACE_PURE_PYTHON=1)
+    _c_rows = None
 
 __all__ = [
     "SPAN_COLUMNS",
@@ -25,6 +36,7 @@ __all__ = [
     "any_value",
     "attributes_dict",
     "attributes_json",
+    "encoded_span_rows",
     "only_traces",
     "span_rows",
 ]
@@ -158,6 +170,35 @@ class SpanRows:
         return kept
 
 
+def _resource_facts(resource: resource_pb2.Resource) -> tuple[str, str | None, str, bool]:
+    """A resource's service name, node ID, attributes as JSON, and whether it is a node's."""
+    values = attributes_dict(resource.attributes)
+    service_name = str(values.get("service.name", ""))
+    node = values.get("gateway.node.id")
+    node_id = str(node) if node is not None else None
+    return (
+        service_name,
+        node_id,
+        attributes_json(resource.attributes),
+        service_name == GATEWAY_SERVICE_NAME,
+    )
+
+
+def _encoded_resource_facts(resource: bytes) -> tuple[str, str | None, str, bool]:
+    return _resource_facts(resource_pb2.Resource.FromString(resource))
+
+
+def encoded_span_rows(resource_spans: Sequence[bytes]) -> SpanRows:
+    """:func:`span_rows` of serialized ``ResourceSpans``; ``ValueError`` when one is malformed."""
+    if _c_rows is None:
+        try:
+            return span_rows([trace_pb2.ResourceSpans.FromString(rs) for rs in resource_spans])
+        except DecodeError as exc:
+            raise ValueError(f"malformed OTLP span batch: {exc}") from exc
+    rows, per_trace, roots = _c_rows(resource_spans, _encoded_resource_facts, _dumps)
+    return SpanRows(rows, Counter(per_trace), [RequestRoot(*root) for root in roots])
+
+
 def span_rows(resource_spans: Iterable[trace_pb2.ResourceSpans]) -> SpanRows:
     """Flatten OTLP ResourceSpans into ``spans`` rows (IDs as lower-case hex).
 
@@ -166,12 +207,7 @@ def span_rows(resource_spans: Iterable[trace_pb2.ResourceSpans]) -> SpanRows:
     out = SpanRows()
     rows, per_trace = out.rows, out.per_trace
     for rs in resource_spans:
-        resource = attributes_dict(rs.resource.attributes)
-        resource_json = attributes_json(rs.resource.attributes)
-        service_name = str(resource.get("service.name", ""))
-        node = resource.get("gateway.node.id")
-        node_id = str(node) if node is not None else None
-        gateway = service_name == GATEWAY_SERVICE_NAME
+        service_name, node_id, resource_json, gateway = _resource_facts(rs.resource)
         for ss in rs.scope_spans:
             scope_json = f'{{"name":{_text(ss.scope.name)},"version":{_text(ss.scope.version)}}}'
             for span in ss.spans:

@@ -12,11 +12,25 @@ from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from controlplane.cluster.messages import EncodedSpanBatch
 from controlplane.db.models import TraceRow, TracingSessionRow
-from controlplane.otlp.convert import SPAN_COLUMNS, RequestRoot, span_rows
+from controlplane.otlp.convert import (
+    SPAN_COLUMNS,
+    RequestRoot,
+    SpanRows,
+    encoded_span_rows,
+    span_rows,
+)
 from protos.activetrace.cluster.v1 import cluster_pb2 as pb
 
-__all__ = ["IngestResult", "add_span_counts", "ingest_batch", "store_spans"]
+__all__ = [
+    "IngestResult",
+    "add_span_counts",
+    "batch_rows",
+    "ingest_batch",
+    "ingest_rows",
+    "store_spans",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,14 +146,25 @@ def _trace_row(session_id: str, root: RequestRoot, span_count: int) -> dict[str,
     }
 
 
-async def ingest_batch(db: AsyncSession, batch: pb.SpanBatch) -> IngestResult:
+def batch_rows(batch: pb.SpanBatch | EncodedSpanBatch) -> SpanRows:
+    """A node's batch as rows; ``ValueError`` when its spans cannot be read."""
+    if isinstance(batch, EncodedSpanBatch):
+        return encoded_span_rows(batch.resource_spans)
+    return span_rows(batch.resource_spans)
+
+
+async def ingest_batch(db: AsyncSession, batch: pb.SpanBatch | EncodedSpanBatch) -> IngestResult:
     """Store a node's span batch and the trace rows of the sessions that kept it; commits."""
-    converted = span_rows(batch.resource_spans)
+    return await ingest_rows(db, batch.session_ids, batch_rows(batch))
+
+
+async def ingest_rows(
+    db: AsyncSession, session_ids: Sequence[str], converted: SpanRows
+) -> IngestResult:
+    """Store a batch's rows and the trace rows of the sessions that kept it; commits."""
     received = len(converted.rows)
     sessions = list(
-        await db.scalars(
-            select(TracingSessionRow.id).where(TracingSessionRow.id.in_(batch.session_ids))
-        )
+        await db.scalars(select(TracingSessionRow.id).where(TracingSessionRow.id.in_(session_ids)))
     )
     if not sessions:  # every session was deleted while the batch was in flight
         return IngestResult(received, 0, sessions=0)

@@ -1,0 +1,139 @@
+"""Span batches over a real cluster stream: stored when readable, acknowledged either way."""
+
+from __future__ import annotations
+
+import queue
+from collections.abc import Iterator
+
+import grpc
+from opentelemetry.proto.common.v1 import common_pb2
+from opentelemetry.proto.resource.v1 import resource_pb2
+from opentelemetry.proto.trace.v1 import trace_pb2
+
+from controlplane.otlp.convert import GATEWAY_SERVICE_NAME
+from protos.activetrace.cluster.v1 import cluster_pb2 as pb
+from tests.integration.conftest import Stack, wait_for
+
+NODE = "dp-raw"
+TRACE_ID = bytes(range(1, 17))
+
+
+class RawStream:
+    """A node's stream that sends serialized messages as given (bytes on the wire)."""
+
+    def __init__(self, channel: grpc.Channel) -> None:
+        self._outgoing: queue.Queue[bytes | None] = queue.Queue()
+        connect = channel.stream_stream(
+            "/activetrace.cluster.v1.ClusterService/Connect",
+            request_serializer=lambda data: data,
+            response_deserializer=pb.CpMessage.FromString,
+        )
+        self.replies: Iterator[pb.CpMessage] = connect(self._requests(), timeout=30)
+
+    def _requests(self) -> Iterator[bytes]:
+        while (data := self._outgoing.get()) is not None:
+            yield data
+
+    def send(self, data: bytes) -> None:
+        self._outgoing.put(data)
+
+    def next_ack(self) -> str:
+        """The batch ID of the next BatchAck (other messages, config and sessions, skipped)."""
+        for reply in self.replies:
+            if reply.WhichOneof("message") == "batch_ack":
+                return reply.batch_ack.batch_id
+        raise AssertionError("the stream ended without an ack")
+
+    def close(self) -> None:
+        self._outgoing.put(None)
+
+
+def _attribute(key: str, value: str | int) -> common_pb2.KeyValue:
+    any_value = (
+        common_pb2.AnyValue(string_value=value)
+        if isinstance(value, str)
+        else common_pb2.AnyValue(int_value=value)
+    )
+    return common_pb2.KeyValue(key=key, value=any_value)
+
+
+def _field(tag: int, payload: bytes) -> bytes:
+    """A length-delimited protobuf field (payloads here are under 16 KiB)."""
+    n = len(payload)
+    length = bytes([n]) if n < 128 else bytes([n & 0x7F | 0x80, n >> 7])
+    return bytes([tag]) + length + payload
+
+
+def _batch(batch_id: str, session_id: str) -> pb.NodeMessage:
+    root = trace_pb2.Span(
+        trace_id=TRACE_ID,
+        span_id=b"\x01" * 8,
+        name="GET /orders",
+        kind=trace_pb2.Span.SPAN_KIND_SERVER,
+        start_time_unix_nano=1_000_000,
+        end_time_unix_nano=3_000_000,
+        attributes=[
+            _attribute("http.request.method", "GET"),
+            _attribute("url.path", "/orders"),
+            _attribute("http.response.status_code", 200),
+            _attribute("user_agent.original", 'curl "quoted" \x00 é'),
+        ],
+    )
+    router = trace_pb2.Span(
+        trace_id=TRACE_ID,
+        span_id=b"\x02" * 8,
+        parent_span_id=root.span_id,
+        name="gateway.router",
+        kind=trace_pb2.Span.SPAN_KIND_INTERNAL,
+        start_time_unix_nano=1_100_000,
+        end_time_unix_nano=1_200_000,
+    )
+    resource = resource_pb2.Resource(
+        attributes=[
+            _attribute("service.name", GATEWAY_SERVICE_NAME),
+            _attribute("gateway.node.id", NODE),
+        ]
+    )
+    spans = trace_pb2.ResourceSpans(
+        resource=resource, scope_spans=[trace_pb2.ScopeSpans(spans=[root, router])]
+    )
+    return pb.NodeMessage(
+        span_batch=pb.SpanBatch(batch_id=batch_id, session_ids=[session_id], resource_spans=[spans])
+    )
+
+
+def test_a_readable_batch_is_stored_and_an_unreadable_one_acknowledged(stack: Stack) -> None:
+    with grpc.insecure_channel(f"127.0.0.1:{stack.cluster_port}") as channel:
+        stream = RawStream(channel)
+        try:
+            hello = pb.NodeMessage(hello=pb.Hello(node_id=NODE, hostname="h", version="t"))
+            stream.send(hello.SerializeToString())
+            wait_for(
+                lambda: any(n["id"] == NODE for n in stack.ok("GET", "/api/v1/nodes")),
+                "the node to register",
+            )
+            session = stack.ok(
+                "POST", "/api/v1/tracing-sessions", json={"targets": [NODE], "max_samples": 5}
+            )["id"]
+            good = _batch("good", session)
+            # The envelope is sound, the ResourceSpans inside it are cut short.
+            spans = good.span_batch.resource_spans[0].SerializeToString()
+            cut = pb.SpanBatch(batch_id="good", session_ids=[session]).SerializeToString()
+            cut += _field(0x1A, spans[:-7])  # SpanBatch.resource_spans
+            stream.send(_field(0x1A, cut))  # NodeMessage.span_batch
+            assert stream.next_ack() == "good"  # unreadable, acknowledged all the same
+            stream.send(good.SerializeToString())
+            assert stream.next_ack() == "good"  # the same stream is still served
+        finally:
+            stream.close()
+    traces = stack.ok("GET", f"/api/v1/tracing-sessions/{session}/traces")["items"]
+    assert [t["trace_id"] for t in traces] == [TRACE_ID.hex()]
+    assert traces[0]["path"] == "/orders"
+    detail = stack.ok("GET", f"/api/v1/traces/{TRACE_ID.hex()}")
+    assert sorted(s["name"] for s in detail["spans"]) == ["GET /orders", "gateway.router"]
+    root = next(s for s in detail["spans"] if s["name"] == "GET /orders")
+    assert root["attributes"]["user_agent.original"] == 'curl "quoted" \ufffd é'
+    metrics = stack.call("GET", "/metrics").text
+    assert "activetrace_cp_malformed_span_batches_total 1.0" in metrics
+    assert 'activetrace_cp_spans_ingested_total{source="cluster"} 2.0' in metrics
+    assert "unreadable span batch good from node dp-raw" in stack.logs()
