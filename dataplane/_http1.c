@@ -13,6 +13,10 @@
  * first_line must end with CRLF and hold no other CR or LF; names and values must hold
  * none (a CR or LF would split the message: header injection). Either raises ValueError.
  * Pairs that are not two bytes objects raise TypeError (http1.py then decides).
+ *
+ * raw_header(raw, name) -> bytes | None: headers.python_raw_header, the first value of `name`
+ * in (name, value) pairs, without a Python frame. Every request looks up a few headers (Host,
+ * X-Request-Id; Traceparent and User-Agent when traced), each a loop over its headers.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -150,7 +154,54 @@ static PyObject *header_block(PyObject *module, PyObject *const *args, Py_ssize_
     return result;
 }
 
+static PyObject *raw_header(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "raw_header(raw, name) takes two arguments");
+        return NULL;
+    }
+    PyObject *name = args[1];
+    PyObject *pairs = PySequence_Fast(args[0], "raw headers must be iterable");
+    if (pairs == NULL) {
+        return NULL;
+    }
+    int name_is_bytes = PyBytes_CheckExact(name);
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(pairs);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *item = PySequence_Fast_GET_ITEM(pairs, i);
+        PyObject *key, *value;
+        if (PyTuple_CheckExact(item) && PyTuple_GET_SIZE(item) == 2) {
+            key = PyTuple_GET_ITEM(item, 0);
+            value = PyTuple_GET_ITEM(item, 1);
+        } else if (PyList_CheckExact(item) && PyList_GET_SIZE(item) == 2) {
+            key = PyList_GET_ITEM(item, 0);
+            value = PyList_GET_ITEM(item, 1);
+        } else {
+            PyErr_SetString(PyExc_ValueError, "raw headers must be (name, value) pairs");
+            Py_DECREF(pairs);
+            return NULL;
+        }
+        int equal;
+        if (name_is_bytes && PyBytes_CheckExact(key)) {
+            Py_ssize_t n = PyBytes_GET_SIZE(key);
+            equal = n == PyBytes_GET_SIZE(name) &&
+                    memcmp(PyBytes_AS_STRING(key), PyBytes_AS_STRING(name), (size_t)n) == 0;
+        } else if ((equal = PyObject_RichCompareBool(key, name, Py_EQ)) < 0) {
+            Py_DECREF(pairs);
+            return NULL;
+        }
+        if (equal) {
+            Py_INCREF(value);
+            Py_DECREF(pairs);
+            return value;
+        }
+    }
+    Py_DECREF(pairs);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
+    {"raw_header", (PyCFunction)(void (*)(void))raw_header, METH_FASTCALL,
+     "raw_header(raw, name) -> the first value of name in (name, value) pairs, or None."},
     {"header_block", (PyCFunction)(void (*)(void))header_block, METH_FASTCALL,
      "header_block(first_line, headers) -> (block, content_length, chunked, close)."},
     {NULL, NULL, 0, NULL},

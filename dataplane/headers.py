@@ -6,9 +6,9 @@ forwarding them costs nothing.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 
-__all__ = ["HeaderList", "host_without_port", "raw_header"]
+__all__ = ["HeaderList", "host_without_port", "python_raw_header", "raw_header"]
 
 
 _KEYS: dict[str, bytes] = {}
@@ -26,12 +26,21 @@ def _key(name: str) -> bytes:
     return key
 
 
-def raw_header(raw: Iterable[tuple[bytes, bytes]], name: bytes) -> bytes | None:
+def python_raw_header(raw: Iterable[tuple[bytes, bytes]], name: bytes) -> bytes | None:
     """The first value of ``name`` (a lower-case byte name) in raw ``(name, value)`` pairs."""
     for key, value in raw:
         if key == name:
             return value
     return None
+
+
+raw_header: Callable[[Iterable[tuple[bytes, bytes]], bytes], bytes | None]
+"""The first value of ``name`` (a lower-case byte name) in raw ``(name, value)`` pairs: C
+(``dataplane/_http1.c``, no Python frame per lookup) when built, else :func:`python_raw_header`."""
+try:
+    from dataplane._http1 import raw_header
+except ImportError:  # not built (no compiler where the package was installed)
+    raw_header = python_raw_header
 
 
 class HeaderList:

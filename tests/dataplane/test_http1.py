@@ -11,6 +11,8 @@ from hypothesis import strategies as st
 
 from dataplane import http1
 from dataplane._http1 import header_block as c_header_block
+from dataplane._http1 import raw_header as c_raw_header
+from dataplane.headers import python_raw_header
 
 HeaderBlock = Callable[[bytes, Sequence[Any]], tuple[bytes, bytes | None, bool, bool]]
 BOTH: list[HeaderBlock] = [c_header_block, http1.python_header_block]
@@ -110,3 +112,37 @@ def test_pairs_that_are_not_bytes_are_left_to_the_reference() -> None:
 def test_the_extension_is_built() -> None:
     """The node serves with the C version (scripts/bootstrap and the Dockerfile build it)."""
     assert http1.ACCELERATED
+
+
+# raw_header: the first value of a header in raw (name, value) pairs.
+
+LOOKED_UP = st.sampled_from([b"host", b"traceparent", b"x-request-id", b"", b"Host"])
+
+
+@given(headers=st.lists(st.tuples(NAMES | LOOKED_UP, VALUES), max_size=12), name=LOOKED_UP)
+def test_raw_header_agrees_with_python(headers: list[tuple[bytes, bytes]], name: bytes) -> None:
+    assert c_raw_header(headers, name) is python_raw_header(headers, name)
+    assert c_raw_header(tuple(headers), name) is python_raw_header(headers, name)
+
+
+@pytest.mark.parametrize("raw_header", [c_raw_header, python_raw_header])
+def test_raw_header_takes_the_first_and_compares_exactly(
+    raw_header: Callable[[Any, Any], bytes | None],
+) -> None:
+    headers = [(b"Host", b"upper"), (b"host", b"first"), [b"host", b"second"]]
+    assert raw_header(headers, b"host") == b"first"
+    assert raw_header(headers, b"HOST") is None
+    assert raw_header([("host", b"str name")], b"host") is None  # str is not bytes
+    assert raw_header([(bytearray(b"host"), b"v")], b"host") == b"v"  # compared by value
+    assert raw_header([], b"host") is None
+    assert raw_header(iter([(b"a", b"1")]), b"a") == b"1"
+
+
+@pytest.mark.parametrize("raw_header", [c_raw_header, python_raw_header])
+def test_raw_header_refuses_what_is_not_pairs(
+    raw_header: Callable[[Any, Any], bytes | None],
+) -> None:
+    with pytest.raises(ValueError, match=r"pairs|unpack"):
+        raw_header([(b"host", b"v", b"extra")], b"host")
+    with pytest.raises(TypeError):
+        raw_header(None, b"host")
