@@ -185,7 +185,10 @@ def _resource_facts(resource: resource_pb2.Resource) -> tuple[str, str | None, s
 
 
 def _encoded_resource_facts(resource: bytes) -> tuple[str, str | None, str, bool]:
-    return _resource_facts(resource_pb2.Resource.FromString(resource))
+    try:
+        return _resource_facts(resource_pb2.Resource.FromString(resource))
+    except DecodeError as exc:
+        raise ValueError(f"malformed OTLP span batch: its resource: {exc}") from exc
 
 
 def encoded_span_rows(resource_spans: Sequence[bytes]) -> SpanRows:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Any
 
@@ -290,3 +291,42 @@ def test_a_truncated_node_message_is_a_value_error() -> None:
     data = pb.NodeMessage(span_batch=pb.SpanBatch(batch_id="b-1")).SerializeToString()
     with pytest.raises(ValueError, match="malformed"):
         _rows.node_span_batch(data[:-1])
+
+
+_VALID = _resource_spans(
+    [
+        _span(
+            attributes=[
+                _kv("k", common_pb2.AnyValue(string_value="v")),
+                _kv(
+                    "list",
+                    common_pb2.AnyValue(
+                        array_value=common_pb2.ArrayValue(
+                            values=[common_pb2.AnyValue(int_value=-1)]
+                        )
+                    ),
+                ),
+            ],
+            events=[trace_pb2.Span.Event(time_unix_nano=1, name="e")],
+            status=trace_pb2.Status(code=trace_pb2.Status.STATUS_CODE_ERROR, message="m"),
+        )
+    ]
+).SerializeToString()
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    data=st.binary(max_size=200)
+    | st.tuples(st.integers(0, len(_VALID) - 1), st.integers(0, 255)).map(
+        lambda flip: _VALID[: flip[0]] + bytes([flip[1]]) + _VALID[flip[0] + 1 :]
+    )
+)
+def test_any_bytes_give_rows_or_a_value_error(data: bytes) -> None:
+    """Random bytes and valid batches with one byte changed: never a crash or another error."""
+    with contextlib.suppress(ValueError):
+        _rows.node_span_batch(data)
+    try:
+        converted = encoded_span_rows([data])
+    except ValueError:
+        return
+    assert len(converted.rows) == sum(converted.per_trace.values())
