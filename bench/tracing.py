@@ -17,9 +17,11 @@ A session keeps at most 10,000 traces, so the traced rounds last one second and,
 partly untraced. The node's traced-requests counter says how many were traced; the last lines
 give the extra CPU per traced request and the RPS ratio a wholly traced round would read (the
 node is CPU-bound on its own CPU, so its RPS goes as 1 / CPU per request). CPU is also split
-into user and system time. On this 2-CPU VM that split moves from run to run, and the control
-plane storing the spans beside the node adds to the node's CPU (docs/benchmarks.md, "What
-tracing costs").
+into user and system time. A last line pairs each round's traced run with the same round's
+untraced one and gives the median extra CPU per traced request (and its range), which the VM's
+drift between minutes moves less than the best rounds do. On this 2-CPU VM the user/system
+split moves from run to run, and the control plane storing the spans beside the node adds to
+the node's CPU (docs/benchmarks.md, "What tracing costs").
 
 Goals (issue 6): (2) within 2 % of (1); (4) at most 20 µs more CPU per request and at most
 25 % fewer RPS than (2); p99 <= 2x untraced.
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,6 +111,7 @@ def main() -> None:
         rounds.setdefault(name, []).append(run)
 
     every = "tracing every request"
+    paired_untraced: list[Run] = []  # each round's "no session", beside its traced run
     with temporary_dir() as tmp:
         workdir = Path(tmp)
         upstream = free_port()
@@ -147,6 +151,7 @@ def main() -> None:
                 record("tracing disabled (baseline)", _measure(off, args.seconds, args.connections))
                 untraced = _measure(on, args.seconds, args.connections)
                 record("no session", untraced)
+                paired_untraced.append(untraced)
                 on.session(nothing)
                 record("session matching nothing", _measure(on, args.seconds, args.connections))
                 on.stop_sessions()
@@ -195,6 +200,31 @@ def main() -> None:
         print(
             f"with every request traced the node would do {base_cpu / (base_cpu + per_traced):.2f}x"
             " the RPS of no session (its CPU per request, untraced over traced)"
+        )
+    # The best rounds above may come from different minutes of the VM; each round's traced
+    # run against the same round's untraced one cancels that drift.
+    paired = sorted(
+        (traced.cpu_us - untraced.cpu_us) / traced.traced
+        for untraced, traced in zip(paired_untraced, rounds[every], strict=True)
+        if traced.traced > 0
+    )
+    baseline_rounds = rounds["tracing disabled (baseline)"]
+    ratios = sorted(
+        run.result.rps / baseline.result.rps
+        for baseline, run in zip(baseline_rounds, paired_untraced, strict=True)
+    )
+    print(
+        f"round by round, no session against the same round's baseline: RPS "
+        f"{statistics.median(ratios):.2f}x, median of {len(ratios)} (from {ratios[0]:.2f}x to "
+        f"{ratios[-1]:.2f}x)"
+    )
+    if paired:
+        median = statistics.median(paired)
+        base = statistics.median(run.cpu_us for run in paired_untraced)
+        print(
+            f"round by round (traced against the same round's no session): {median:+.1f} µs per "
+            f"traced request, median of {len(paired)} (from {paired[0]:+.1f} to "
+            f"{paired[-1]:+.1f}); wholly traced {base / (base + median):.2f}x the RPS"
         )
 
 
