@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from controlplane.db.engine import Database
 from controlplane.db.models import TraceRow
 from controlplane.metrics import ControlPlaneMetrics
-from controlplane.otlp.convert import SpanRows, only_traces, span_rows
+from controlplane.otlp.convert import SpanRows, message_span_rows, only_traces
 from controlplane.services.ingest import add_span_counts, store_spans
 
 __all__ = ["Overloaded", "ReceiverResult", "TraceReceiver"]
@@ -106,7 +106,7 @@ class TraceReceiver:
         return result
 
     async def _store(self, request: trace_service_pb2.ExportTraceServiceRequest) -> ReceiverResult:
-        converted = span_rows(request.resource_spans)
+        converted = message_span_rows(request.resource_spans)
         received = len(converted.rows)
         if not received:
             return ReceiverResult(0, 0, 0)

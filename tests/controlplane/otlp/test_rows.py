@@ -15,7 +15,13 @@ from opentelemetry.proto.trace.v1 import trace_pb2
 
 from controlplane.cluster.messages import EncodedSpanBatch, read_node_message
 from controlplane.otlp import convert
-from controlplane.otlp.convert import GATEWAY_SERVICE_NAME, SpanRows, encoded_span_rows, span_rows
+from controlplane.otlp.convert import (
+    GATEWAY_SERVICE_NAME,
+    SpanRows,
+    encoded_span_rows,
+    message_span_rows,
+    span_rows,
+)
 from protos.activetrace.cluster.v1 import cluster_pb2 as pb
 
 _rows = pytest.importorskip("controlplane.otlp._rows", reason="the C extension is not built")
@@ -77,6 +83,7 @@ def _check(resource_spans: list[trace_pb2.ResourceSpans]) -> SpanRows:
     expected = span_rows(resource_spans)
     got = encoded_span_rows([rs.SerializeToString() for rs in resource_spans])
     _same(expected, got)
+    _same(expected, message_span_rows(resource_spans))  # the OTLP receiver's way in
     return got
 
 
