@@ -57,7 +57,7 @@ class ControlPlaneMetrics:
         )
         self.forward_dropped = Counter(
             "activetrace_cp_forward_spans_dropped",
-            "Spans not forwarded: queue full, or the endpoint kept failing",
+            "Spans not forwarded: queue full, the endpoint kept failing, or unreadable",
             ["reason"],
             registry=self.registry,
         )

@@ -165,35 +165,46 @@ static PyObject *raw_header(PyObject *self, PyObject *const *args, Py_ssize_t na
         return NULL;
     }
     int name_is_bytes = PyBytes_CheckExact(name);
-    Py_ssize_t count = PySequence_Fast_GET_SIZE(pairs);
-    for (Py_ssize_t i = 0; i < count; i++) {
-        PyObject *item = PySequence_Fast_GET_ITEM(pairs, i);
-        PyObject *key, *value;
-        if (PyTuple_CheckExact(item) && PyTuple_GET_SIZE(item) == 2) {
-            key = PyTuple_GET_ITEM(item, 0);
-            value = PyTuple_GET_ITEM(item, 1);
-        } else if (PyList_CheckExact(item) && PyList_GET_SIZE(item) == 2) {
-            key = PyList_GET_ITEM(item, 0);
-            value = PyList_GET_ITEM(item, 1);
-        } else {
-            PyErr_SetString(PyExc_ValueError, "raw headers must be (name, value) pairs");
+    /* The size is read again each time round: a key's __eq__ may change the list. */
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(pairs); i++) {
+        /* A tuple or list (as ASGI gives them) is used as it is; anything else unpacks as
+         * Python's `for key, value in raw` would (TypeError when it is not iterable). */
+        PyObject *pair = PySequence_Fast(PySequence_Fast_GET_ITEM(pairs, i),
+                                         "cannot unpack a header that is not a (name, value) pair");
+        if (pair == NULL) {
             Py_DECREF(pairs);
             return NULL;
         }
+        if (PySequence_Fast_GET_SIZE(pair) != 2) {
+            PyErr_SetString(PyExc_ValueError, "raw headers must be (name, value) pairs");
+            Py_DECREF(pair);
+            Py_DECREF(pairs);
+            return NULL;
+        }
+        PyObject *key = PySequence_Fast_GET_ITEM(pair, 0);
+        PyObject *value = PySequence_Fast_GET_ITEM(pair, 1);
         int equal;
-        if (name_is_bytes && PyBytes_CheckExact(key)) {
+        if (name_is_bytes && PyBytes_CheckExact(key)) { /* no Python code runs */
             Py_ssize_t n = PyBytes_GET_SIZE(key);
             equal = n == PyBytes_GET_SIZE(name) &&
                     memcmp(PyBytes_AS_STRING(key), PyBytes_AS_STRING(name), (size_t)n) == 0;
-        } else if ((equal = PyObject_RichCompareBool(key, name, Py_EQ)) < 0) {
-            Py_DECREF(pairs);
-            return NULL;
-        }
-        if (equal) {
             Py_INCREF(value);
+        } else {
+            Py_INCREF(key); /* __eq__ may change the list or the pair */
+            Py_INCREF(value);
+            equal = PyObject_RichCompareBool(key, name, Py_EQ);
+            Py_DECREF(key);
+        }
+        Py_DECREF(pair);
+        if (equal != 0) {
             Py_DECREF(pairs);
+            if (equal < 0) {
+                Py_DECREF(value);
+                return NULL;
+            }
             return value;
         }
+        Py_DECREF(value);
     }
     Py_DECREF(pairs);
     Py_RETURN_NONE;

@@ -9,6 +9,7 @@ import re
 from collections.abc import AsyncIterator
 
 import grpc
+from google.protobuf.message import DecodeError
 
 from controlplane.cluster.messages import EncodedSpanBatch, NodeInput
 from controlplane.cluster.registry import NodeConnection
@@ -146,14 +147,27 @@ class ClusterServicer(pb_grpc.ClusterServiceServicer):
                     result = await ingest.ingest_rows(db, batch.session_ids, converted)
             metrics.spans_ingested.labels("cluster").inc(result.stored)
             if self.cp.forwarder is not None and result.stored:
-                self.cp.forwarder.submit(
-                    batch.decoded() if isinstance(batch, EncodedSpanBatch) else batch.resource_spans
-                )
+                self._forward(node_id, batch, result.stored)
             if result.sessions == 0:
                 metrics.spans_dropped.labels("cluster").inc(result.received)
             else:
                 metrics.spans_deduplicated.labels("cluster").inc(result.duplicates)
         connection.send(pb.CpMessage(batch_ack=pb.BatchAck(batch_id=batch.batch_id)))
+
+    def _forward(self, node_id: str, batch: pb.SpanBatch | EncodedSpanBatch, stored: int) -> None:
+        assert self.cp.forwarder is not None
+        if not isinstance(batch, EncodedSpanBatch):
+            self.cp.forwarder.submit(batch.resource_spans)
+            return
+        try:
+            resource_spans = batch.decoded()
+        except DecodeError as exc:
+            # Stored (the rows read only what they need), but protobuf refuses the batch
+            # (invalid UTF-8 in a field the rows skip, say): there is nothing to forward.
+            log.warning("span batch %s from %s not forwarded: %s", batch.batch_id, node_id, exc)
+            self.cp.metrics.forward_dropped.labels("unreadable").inc(stored)
+            return
+        self.cp.forwarder.submit(resource_spans)
 
     async def _mark_disconnected(self, node_id: str) -> None:
         try:

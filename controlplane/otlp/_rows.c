@@ -18,8 +18,10 @@
  * convert.span_rows stays the reference (and the fallback when this module is not built);
  * tests compare both on generated batches. Malformed input (truncated fields, invalid UTF-8,
  * nesting deeper than 100) raises ValueError. As with protobuf, unknown fields and fields of
- * an unexpected wire type are skipped and the last of a repeated singular field wins; unlike
- * protobuf, a singular sub-message sent twice is not merged (no encoder writes that).
+ * an unexpected wire type (groups included) are skipped and the last of a repeated singular
+ * field wins; unlike protobuf, a singular sub-message sent twice is not merged (the last one
+ * wins; no encoder writes that), text is checked as UTF-8 only where it is read, and nesting
+ * is limited per value rather than per message.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -29,11 +31,12 @@
 
 #define MAX_DEPTH 100
 
-enum { WT_VARINT = 0, WT_FIXED64 = 1, WT_LEN = 2, WT_FIXED32 = 5 };
+enum { WT_VARINT = 0, WT_FIXED64 = 1, WT_LEN = 2, WT_START_GROUP = 3, WT_END_GROUP = 4, WT_FIXED32 = 5 };
 
 typedef struct {
     const uint8_t *p;
     const uint8_t *end;
+    uint32_t field; /* the last tag's field number (a group's end must repeat it) */
 } Rd;
 
 typedef struct {
@@ -91,7 +94,7 @@ static int rd_tag(Rd *r, uint32_t *field, int *wire_type) {
     if ((tag >> 3) == 0 || (tag >> 3) > 0x1FFFFFFF) {
         return malformed("field number out of range");
     }
-    *field = (uint32_t)(tag >> 3);
+    *field = r->field = (uint32_t)(tag >> 3);
     *wire_type = (int)(tag & 7);
     return 0;
 }
@@ -110,7 +113,8 @@ static int rd_bytes(Rd *r, Rd *out) {
     return 0;
 }
 
-static int rd_skip(Rd *r, int wire_type) {
+/* Skips the field just read; a group (deprecated, but valid protobuf) up to its end tag. */
+static int rd_skip_at(Rd *r, int wire_type, int depth) {
     uint64_t ignored;
     Rd inner;
     switch (wire_type) {
@@ -126,9 +130,37 @@ static int rd_skip(Rd *r, int wire_type) {
         }
         r->p += 4;
         return 0;
-    default:
-        return malformed("unsupported wire type (groups are not used by OTLP)");
+    case WT_START_GROUP: {
+        if (depth >= MAX_DEPTH) {
+            return malformed("groups nested too deep");
+        }
+        uint32_t group = r->field;
+        for (;;) {
+            uint32_t field;
+            int inner_type;
+            if (rd_tag(r, &field, &inner_type) < 0) {
+                return -1;
+            }
+            if (field == 0) {
+                return malformed("unterminated group");
+            }
+            if (inner_type == WT_END_GROUP) {
+                return field == group ? 0 : malformed("group ended by another field's tag");
+            }
+            if (rd_skip_at(r, inner_type, depth + 1) < 0) {
+                return -1;
+            }
+        }
     }
+    case WT_END_GROUP:
+        return malformed("a group's end without its start");
+    default:
+        return malformed("invalid wire type");
+    }
+}
+
+static int rd_skip(Rd *r, int wire_type) {
+    return rd_skip_at(r, wire_type, 0);
 }
 
 static int reserve(Buf *b, Py_ssize_t extra) {
@@ -741,29 +773,37 @@ static int add_span(Out *out, Rd span) {
     if (row == NULL) {
         goto fail;
     }
-    PyObject *values[15] = {
-        Py_NewRef(trace),
-        hex_str(span_id.p, 8),
-        parent.p == parent.end ? Py_NewRef(Py_None) : hex_str(parent.p, parent.end - parent.p),
-        text_str(name),
-        PyLong_FromLong((int32_t)kind),
-        PyLong_FromUnsignedLongLong(start),
-        PyLong_FromUnsignedLongLong(end),
-        PyLong_FromLong((int32_t)status_code),
-        text_str(status_message),
-        Py_NewRef(out->service_name),
-        Py_NewRef(out->node_id),
-        attributes,
-        events,
-        Py_NewRef(out->resource_json),
-        Py_NewRef(out->scope_json),
-    };
+    /* One item at a time: the first failure stops (no C API call with an exception set). */
+    PyTuple_SET_ITEM(row, 11, attributes);
+    PyTuple_SET_ITEM(row, 12, events);
     attributes = events = NULL; /* the row owns them now */
-    int complete = 1;
-    for (int i = 0; i < 15; i++) {
-        complete &= values[i] != NULL;
-        PyTuple_SET_ITEM(row, i, values[i]); /* a NULL item is fine in a tuple being freed */
-    }
+    PyTuple_SET_ITEM(row, 0, Py_NewRef(trace));
+    PyTuple_SET_ITEM(row, 9, Py_NewRef(out->service_name));
+    PyTuple_SET_ITEM(row, 10, Py_NewRef(out->node_id));
+    PyTuple_SET_ITEM(row, 13, Py_NewRef(out->resource_json));
+    PyTuple_SET_ITEM(row, 14, Py_NewRef(out->scope_json));
+    PyObject *item;
+    int complete = 0;
+    do {
+        if ((item = hex_str(span_id.p, 8)) == NULL) break;
+        PyTuple_SET_ITEM(row, 1, item);
+        item = parent.p == parent.end ? Py_NewRef(Py_None) : hex_str(parent.p, parent.end - parent.p);
+        if (item == NULL) break;
+        PyTuple_SET_ITEM(row, 2, item);
+        if ((item = text_str(name)) == NULL) break;
+        PyTuple_SET_ITEM(row, 3, item);
+        if ((item = PyLong_FromLong((int32_t)kind)) == NULL) break;
+        PyTuple_SET_ITEM(row, 4, item);
+        if ((item = PyLong_FromUnsignedLongLong(start)) == NULL) break;
+        PyTuple_SET_ITEM(row, 5, item);
+        if ((item = PyLong_FromUnsignedLongLong(end)) == NULL) break;
+        PyTuple_SET_ITEM(row, 6, item);
+        if ((item = PyLong_FromLong((int32_t)status_code)) == NULL) break;
+        PyTuple_SET_ITEM(row, 7, item);
+        if ((item = text_str(status_message)) == NULL) break;
+        PyTuple_SET_ITEM(row, 8, item);
+        complete = 1;
+    } while (0);
     if (!complete || PyList_Append(out->rows, row) < 0) {
         goto fail;
     }

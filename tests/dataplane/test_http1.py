@@ -146,3 +146,31 @@ def test_raw_header_refuses_what_is_not_pairs(
         raw_header([(b"host", b"v", b"extra")], b"host")
     with pytest.raises(TypeError):
         raw_header(None, b"host")
+
+
+@pytest.mark.parametrize("raw_header", [c_raw_header, python_raw_header])
+def test_raw_header_survives_a_key_that_changes_the_list(
+    raw_header: Callable[[Any, Any], bytes | None],
+) -> None:
+    headers: list[Any] = []
+
+    class Meddling:
+        def __eq__(self, other: object) -> bool:
+            headers.clear()
+            return False
+
+        __hash__ = None  # type: ignore[assignment]
+
+    headers[:] = [(Meddling(), b"a"), (b"host", b"b")]
+    assert raw_header(headers, b"host") is None  # the list emptied under it
+
+
+@pytest.mark.parametrize("raw_header", [c_raw_header, python_raw_header])
+def test_raw_header_unpacks_any_pair(raw_header: Callable[[Any, Any], bytes | None]) -> None:
+    from collections import namedtuple
+
+    pair = namedtuple("pair", "name value")
+    assert raw_header([pair(b"host", b"h")], b"host") == b"h"
+    assert raw_header([iter((b"host", b"i"))], b"host") == b"i"
+    with pytest.raises(TypeError):
+        raw_header([5], b"host")

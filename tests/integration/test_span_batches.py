@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import queue
 from collections.abc import Iterator
+from pathlib import Path
 
 import grpc
+import pytest
 from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.resource.v1 import resource_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
 from controlplane.otlp.convert import GATEWAY_SERVICE_NAME
 from protos.activetrace.cluster.v1 import cluster_pb2 as pb
-from tests.integration.conftest import Stack, wait_for
+from tests.conftest import sqlite_url
+from tests.integration.conftest import Stack, launch_stack, running, wait_for
 
 NODE = "dp-raw"
 TRACE_ID = bytes(range(1, 17))
@@ -64,10 +67,11 @@ def _field(tag: int, payload: bytes) -> bytes:
     return bytes([tag]) + length + payload
 
 
-def _batch(batch_id: str, session_id: str) -> pb.NodeMessage:
+def _batch(batch_id: str, session_id: str, trace_state: str = "") -> pb.NodeMessage:
     root = trace_pb2.Span(
         trace_id=TRACE_ID,
         span_id=b"\x01" * 8,
+        trace_state=trace_state,
         name="GET /orders",
         kind=trace_pb2.Span.SPAN_KIND_SERVER,
         start_time_unix_nano=1_000_000,
@@ -137,3 +141,42 @@ def test_a_readable_batch_is_stored_and_an_unreadable_one_acknowledged(stack: St
     assert "activetrace_cp_malformed_span_batches_total 1.0" in metrics
     assert 'activetrace_cp_spans_ingested_total{source="cluster"} 2.0' in metrics
     assert "unreadable span batch good from node dp-raw" in stack.logs()
+
+
+def test_a_stored_batch_protobuf_refuses_is_not_forwarded(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Rows read only the fields they need; forwarding parses the whole batch with protobuf,
+    which refuses invalid UTF-8 anywhere (here in a span's trace_state): counted, not fatal."""
+    stack = launch_stack(
+        sqlite_url(tmp_path),
+        tmp_path,
+        cp_args=["--forward-otlp-endpoint", "http://127.0.0.1:9/v1/traces"],
+    )
+    with (
+        running(stack, request) as s,
+        grpc.insecure_channel(f"127.0.0.1:{s.cluster_port}") as channel,
+    ):
+        stream = RawStream(channel)
+        try:
+            hello = pb.NodeMessage(hello=pb.Hello(node_id=NODE, hostname="h", version="t"))
+            stream.send(hello.SerializeToString())
+            wait_for(
+                lambda: any(n["id"] == NODE for n in s.ok("GET", "/api/v1/nodes")),
+                "the node to register",
+            )
+            session = s.ok(
+                "POST", "/api/v1/tracing-sessions", json={"targets": [NODE], "max_samples": 5}
+            )["id"]
+            data = _batch("odd", session, trace_state="X").SerializeToString()
+            assert data.count(b"\x1a\x01X") == 1
+            stream.send(data.replace(b"\x1a\x01X", b"\x1a\x01\xff"))  # Span.trace_state
+            assert stream.next_ack() == "odd"
+        finally:
+            stream.close()
+        traces = s.ok("GET", f"/api/v1/tracing-sessions/{session}/traces")["items"]
+        assert [t["trace_id"] for t in traces] == [TRACE_ID.hex()]
+        metrics = s.call("GET", "/metrics").text
+        assert 'activetrace_cp_forward_spans_dropped_total{reason="unreadable"} 2.0' in metrics
+        assert "activetrace_cp_malformed_span_batches_total 0.0" in metrics
+        assert "span batch odd from dp-raw not forwarded" in s.logs()

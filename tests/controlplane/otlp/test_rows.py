@@ -7,6 +7,7 @@ import math
 from typing import Any
 
 import pytest
+from google.protobuf.message import DecodeError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from opentelemetry.proto.common.v1 import common_pb2
@@ -337,3 +338,52 @@ def test_any_bytes_give_rows_or_a_value_error(data: bytes) -> None:
     except ValueError:
         return
     assert len(converted.rows) == sum(converted.per_trace.values())
+
+
+def test_two_invalid_texts_in_one_span_are_one_value_error(path: str) -> None:
+    span = _span(name="N", status=trace_pb2.Status(message="M"))
+    data = _resource_spans([span]).SerializeToString()
+    data = data.replace(b"\x2a\x01N", b"\x2a\x01\xff").replace(b"\x12\x01M", b"\x12\x01\xff")
+    with pytest.raises(ValueError, match="malformed"):
+        encoded_span_rows([data])
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 127:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def test_unknown_groups_are_skipped_as_protobuf_skips_them() -> None:
+    inner_group = _varint(601 << 3 | 3) + b"\x08\x05" + _varint(601 << 3 | 4)
+    group = _varint(600 << 3 | 3) + b"\x08\x01" + inner_group + _varint(600 << 3 | 4)
+    data = group + _serialized_batch()
+    _same(span_rows([trace_pb2.ResourceSpans.FromString(data)]), encoded_span_rows([data]))
+
+
+@pytest.mark.parametrize(
+    "group",
+    [
+        _varint(600 << 3 | 3) + b"\x08\x01",  # never ended
+        _varint(600 << 3 | 3) + _varint(601 << 3 | 4),  # ended by another field
+        _varint(600 << 3 | 4),  # an end without a start
+        b"\x0e",  # wire type 6 does not exist
+    ],
+)
+def test_broken_groups_are_a_value_error(group: bytes) -> None:
+    with pytest.raises(ValueError, match="malformed"):
+        encoded_span_rows([_serialized_batch() + group])
+
+
+def test_a_batch_rows_accept_may_still_be_refused_by_protobuf() -> None:
+    """Rows read only what they store: invalid UTF-8 in a span's trace_state passes them, and
+    protobuf (what forwarding uses) refuses it; the servicer counts that, tested end to end."""
+    data = _resource_spans([_span(trace_state="X")]).SerializeToString()
+    data = data.replace(b"\x1a\x01X", b"\x1a\x01\xff")
+    assert len(encoded_span_rows([data]).rows) == 1
+    batch = EncodedSpanBatch("b", ["s"], [data])
+    with pytest.raises(DecodeError):
+        batch.decoded()
