@@ -163,6 +163,74 @@ static int rd_skip(Rd *r, int wire_type) {
     return rd_skip_at(r, wire_type, 0);
 }
 
+/* The next length-delimited field numbered `want` in `r` (other fields skipped): 1 with its
+ * bytes in `out`, 0 at the end of the message, -1 on error. Reads a repeated field in order. */
+static int rd_next(Rd *r, uint32_t want, Rd *out) {
+    for (;;) {
+        uint32_t field;
+        int wire_type;
+        if (rd_tag(r, &field, &wire_type) < 0) {
+            return -1;
+        }
+        if (field == 0) {
+            return 0;
+        }
+        if (field == want && wire_type == WT_LEN) {
+            return rd_bytes(r, out) < 0 ? -1 : 1;
+        }
+        if (rd_skip(r, wire_type) < 0) {
+            return -1;
+        }
+    }
+}
+
+/* A singular field to read from a message: its number, wire type and where it goes (an Rd
+ * for WT_LEN, a uint64_t for WT_VARINT and WT_FIXED64). */
+typedef struct {
+    uint32_t field;
+    int wire_type;
+    void *out;
+} Field;
+
+/* Reads `fields` from `message`, the last occurrence of each winning (as protobuf reads a
+ * singular field); other fields are skipped. `last`, when given, gets the index of the last
+ * field read (-1: none), which is how a oneof says which member is set. */
+static int rd_fields(Rd message, const Field *fields, int count, int *last) {
+    if (last != NULL) {
+        *last = -1;
+    }
+    for (;;) {
+        uint32_t number;
+        int wire_type;
+        if (rd_tag(&message, &number, &wire_type) < 0) {
+            return -1;
+        }
+        if (number == 0) {
+            return 0;
+        }
+        int i = 0;
+        while (i < count && (fields[i].field != number || fields[i].wire_type != wire_type)) {
+            i++;
+        }
+        int read;
+        if (i == count) {
+            read = rd_skip(&message, wire_type);
+        } else if (wire_type == WT_LEN) {
+            read = rd_bytes(&message, (Rd *)fields[i].out);
+        } else if (wire_type == WT_VARINT) {
+            read = rd_varint(&message, (uint64_t *)fields[i].out);
+        } else {
+            read = rd_fixed64(&message, (uint64_t *)fields[i].out);
+        }
+        if (read < 0) {
+            return -1;
+        }
+        if (i < count && last != NULL) {
+            *last = i;
+        }
+    }
+}
+
 static int reserve(Buf *b, Py_ssize_t extra) {
     if (b->len + extra <= b->cap) {
         return 0;
@@ -302,59 +370,25 @@ typedef struct {
 } Value;
 
 static int read_value(Rd r, Value *value) {
-    value->field = 0;
-    for (;;) {
-        uint32_t field;
-        int wire_type;
-        if (rd_tag(&r, &field, &wire_type) < 0) {
-            return -1;
-        }
-        if (field == 0) {
-            return 0;
-        }
-        int expected = (field == 2 || field == 3) ? WT_VARINT : field == 4 ? WT_FIXED64 : WT_LEN;
-        if (field > 7 || wire_type != expected) {
-            if (rd_skip(&r, wire_type) < 0) {
-                return -1;
-            }
-            continue;
-        }
-        value->field = field;
-        if (wire_type == WT_VARINT) {
-            if (rd_varint(&r, &value->number) < 0) {
-                return -1;
-            }
-        } else if (wire_type == WT_FIXED64) {
-            if (rd_fixed64(&r, &value->number) < 0) {
-                return -1;
-            }
-        } else if (rd_bytes(&r, &value->bytes) < 0) {
-            return -1;
-        }
+    Field fields[] = {
+        {1, WT_LEN, &value->bytes},        {2, WT_VARINT, &value->number},
+        {3, WT_VARINT, &value->number},    {4, WT_FIXED64, &value->number},
+        {5, WT_LEN, &value->bytes},        {6, WT_LEN, &value->bytes},
+        {7, WT_LEN, &value->bytes},
+    };
+    int last;
+    if (rd_fields(r, fields, 7, &last) < 0) {
+        return -1;
     }
+    value->field = last < 0 ? 0 : fields[last].field;
+    return 0;
 }
 
 /* A KeyValue's key and value (absent ones empty). */
 static int read_key_value(Rd r, Rd *key, Rd *value) {
-    key->p = key->end = NULL;
-    value->p = value->end = NULL;
-    for (;;) {
-        uint32_t field;
-        int wire_type;
-        if (rd_tag(&r, &field, &wire_type) < 0) {
-            return -1;
-        }
-        if (field == 0) {
-            return 0;
-        }
-        if ((field == 1 || field == 2) && wire_type == WT_LEN) {
-            if (rd_bytes(&r, field == 1 ? key : value) < 0) {
-                return -1;
-            }
-        } else if (rd_skip(&r, wire_type) < 0) {
-            return -1;
-        }
-    }
+    *key = *value = (Rd){NULL, NULL, 0};
+    Field fields[] = {{1, WT_LEN, key}, {2, WT_LEN, value}};
+    return rd_fields(r, fields, 2, NULL);
 }
 
 static double as_double(uint64_t bits) {
@@ -398,31 +432,14 @@ static int put_value(Buf *b, Rd any, int depth) {
         if (put_char(b, '[') < 0) {
             return -1;
         }
-        Rd r = value.bytes;
-        int first = 1;
-        for (;;) {
-            uint32_t field;
-            int wire_type;
-            if (rd_tag(&r, &field, &wire_type) < 0) {
+        Rd r = value.bytes, item;
+        int found;
+        for (int first = 1; (found = rd_next(&r, 1, &item)) > 0; first = 0) {
+            if ((!first && put_char(b, ',') < 0) || put_value(b, item, depth + 1) < 0) {
                 return -1;
             }
-            if (field == 0) {
-                break;
-            }
-            if (field != 1 || wire_type != WT_LEN) {
-                if (rd_skip(&r, wire_type) < 0) {
-                    return -1;
-                }
-                continue;
-            }
-            Rd item;
-            if (rd_bytes(&r, &item) < 0 || (!first && put_char(b, ',') < 0) ||
-                put_value(b, item, depth + 1) < 0) {
-                return -1;
-            }
-            first = 0;
         }
-        return put_char(b, ']');
+        return found < 0 ? -1 : put_char(b, ']');
     }
     case 6:
         return put_attributes(b, value.bytes, 1, depth + 1);
@@ -440,29 +457,17 @@ static int put_attributes(Buf *b, Rd list, uint32_t list_field, int depth) {
     if (depth > MAX_DEPTH) {
         return malformed("values nested too deep");
     }
-    int first = 1;
-    for (;;) {
-        uint32_t field;
-        int wire_type;
-        if (rd_tag(&list, &field, &wire_type) < 0) {
+    Rd kv, key, value;
+    int found, first = 1;
+    for (; (found = rd_next(&list, list_field, &kv)) > 0; first = 0) {
+        if (read_key_value(kv, &key, &value) < 0 || put_char(b, first ? '{' : ',') < 0 ||
+            put_text(b, key.p, key.end - key.p) < 0 || put_char(b, ':') < 0 ||
+            put_value(b, value, depth + 1) < 0) {
             return -1;
         }
-        if (field == 0) {
-            break;
-        }
-        if (field != list_field || wire_type != WT_LEN) {
-            if (rd_skip(&list, wire_type) < 0) {
-                return -1;
-            }
-            continue;
-        }
-        Rd kv, key, value;
-        if (rd_bytes(&list, &kv) < 0 || read_key_value(kv, &key, &value) < 0 ||
-            put_char(b, first ? '{' : ',') < 0 || put_text(b, key.p, key.end - key.p) < 0 ||
-            put_char(b, ':') < 0 || put_value(b, value, depth + 1) < 0) {
-            return -1;
-        }
-        first = 0;
+    }
+    if (found < 0) {
+        return -1;
     }
     return first ? PUT_LITERAL(b, "{}") : put_char(b, '}');
 }
@@ -498,39 +503,22 @@ static PyObject *value_object(Rd any, int depth) {
         if (list == NULL) {
             return NULL;
         }
-        Rd r = value.bytes;
-        for (;;) {
-            uint32_t field;
-            int wire_type;
-            if (rd_tag(&r, &field, &wire_type) < 0) {
-                goto fail;
-            }
-            if (field == 0) {
-                return list;
-            }
-            if (field != 1 || wire_type != WT_LEN) {
-                if (rd_skip(&r, wire_type) < 0) {
-                    goto fail;
-                }
-                continue;
-            }
-            Rd item;
-            if (rd_bytes(&r, &item) < 0) {
-                goto fail;
-            }
+        Rd r = value.bytes, item;
+        int found;
+        while ((found = rd_next(&r, 1, &item)) > 0) {
             PyObject *element = value_object(item, depth + 1);
-            if (element == NULL) {
-                goto fail;
+            if (element == NULL || PyList_Append(list, element) < 0) {
+                Py_XDECREF(element);
+                found = -1;
+                break;
             }
-            int appended = PyList_Append(list, element);
             Py_DECREF(element);
-            if (appended < 0) {
-                goto fail;
-            }
         }
-    fail:
-        Py_DECREF(list);
-        return NULL;
+        if (found < 0) {
+            Py_DECREF(list);
+            return NULL;
+        }
+        return list;
     }
     case 6:
         return attributes_dict(value.bytes, 1, depth + 1);
@@ -551,100 +539,48 @@ static PyObject *attributes_dict(Rd list, uint32_t list_field, int depth) {
     if (dict == NULL) {
         return NULL;
     }
-    for (;;) {
-        uint32_t field;
-        int wire_type;
-        if (rd_tag(&list, &field, &wire_type) < 0) {
-            goto fail;
-        }
-        if (field == 0) {
-            return dict;
-        }
-        if (field != list_field || wire_type != WT_LEN) {
-            if (rd_skip(&list, wire_type) < 0) {
-                goto fail;
-            }
-            continue;
-        }
-        Rd kv, key_bytes, value_bytes;
-        if (rd_bytes(&list, &kv) < 0 || read_key_value(kv, &key_bytes, &value_bytes) < 0) {
-            goto fail;
+    Rd kv, key_bytes, value_bytes;
+    int found;
+    while ((found = rd_next(&list, list_field, &kv)) > 0) {
+        if (read_key_value(kv, &key_bytes, &value_bytes) < 0) {
+            break;
         }
         PyObject *key = text_str(key_bytes);
-        if (key == NULL) {
-            goto fail;
-        }
-        PyObject *value = value_object(value_bytes, depth + 1);
-        if (value == NULL) {
-            Py_DECREF(key);
-            goto fail;
-        }
-        int set = PyDict_SetItem(dict, key, value);
-        Py_DECREF(key);
-        Py_DECREF(value);
+        PyObject *value = key == NULL ? NULL : value_object(value_bytes, depth + 1);
+        int set = value == NULL ? -1 : PyDict_SetItem(dict, key, value);
+        Py_XDECREF(key);
+        Py_XDECREF(value);
         if (set < 0) {
-            goto fail;
+            break;
         }
     }
-fail:
-    Py_DECREF(dict);
-    return NULL;
+    if (found != 0) { /* an error (found < 0) or a break out of the loop (found > 0) */
+        Py_DECREF(dict);
+        return NULL;
+    }
+    return dict;
 }
 
 /* convert._events_json over a span's events (field 11). */
 static int put_events(Buf *b, Rd span) {
-    int first = 1;
-    for (;;) {
-        uint32_t field;
-        int wire_type;
-        if (rd_tag(&span, &field, &wire_type) < 0) {
-            return -1;
-        }
-        if (field == 0) {
-            break;
-        }
-        if (field != 11 || wire_type != WT_LEN) {
-            if (rd_skip(&span, wire_type) < 0) {
-                return -1;
-            }
-            continue;
-        }
-        Rd event;
-        if (rd_bytes(&span, &event) < 0) {
-            return -1;
-        }
+    Rd event;
+    int found, first = 1;
+    for (; (found = rd_next(&span, 11, &event)) > 0; first = 0) {
         uint64_t time_ns = 0;
-        Rd name = {NULL, NULL};
-        Rd r = event;
-        for (;;) {
-            uint32_t event_field;
-            int event_wire_type;
-            if (rd_tag(&r, &event_field, &event_wire_type) < 0) {
-                return -1;
-            }
-            if (event_field == 0) {
-                break;
-            }
-            if (event_field == 1 && event_wire_type == WT_FIXED64) {
-                if (rd_fixed64(&r, &time_ns) < 0) {
-                    return -1;
-                }
-            } else if (event_field == 2 && event_wire_type == WT_LEN) {
-                if (rd_bytes(&r, &name) < 0) {
-                    return -1;
-                }
-            } else if (rd_skip(&r, event_wire_type) < 0) {
-                return -1;
-            }
-        }
-        if (put(b, first ? "[{\"name\":" : ",{\"name\":", 9) < 0 ||
+        Rd name = {NULL, NULL, 0};
+        Field fields[] = {{1, WT_FIXED64, &time_ns}, {2, WT_LEN, &name}};
+        if (rd_fields(event, fields, 2, NULL) < 0 ||
+            put(b, first ? "[{\"name\":" : ",{\"name\":", 9) < 0 ||
             put_text(b, name.p, name.end - name.p) < 0 ||
-            PUT_LITERAL(b, ",\"time_unix_nano\":") < 0 || put_format(b, "%llu", (unsigned long long)time_ns) < 0 ||
-            PUT_LITERAL(b, ",\"attributes\":") < 0 ||
-            put_attributes(b, event, 3, 0) < 0 || put_char(b, '}') < 0) {
+            PUT_LITERAL(b, ",\"time_unix_nano\":") < 0 ||
+            put_format(b, "%llu", (unsigned long long)time_ns) < 0 ||
+            PUT_LITERAL(b, ",\"attributes\":") < 0 || put_attributes(b, event, 3, 0) < 0 ||
+            put_char(b, '}') < 0) {
             return -1;
         }
-        first = 0;
+    }
+    if (found < 0) {
+        return -1;
     }
     return first ? PUT_LITERAL(b, "[]") : put_char(b, ']');
 }
@@ -670,69 +606,16 @@ typedef struct {
 } Out;
 
 static int add_span(Out *out, Rd span) {
-    Rd trace_id = {NULL, NULL}, span_id = {NULL, NULL}, parent = {NULL, NULL}, name = {NULL, NULL};
-    Rd status_message = {NULL, NULL};
+    Rd trace_id = {0}, span_id = {0}, parent = {0}, name = {0}, status = {0}, status_message = {0};
     uint64_t kind = 0, start = 0, end = 0, status_code = 0;
-    Rd r = span;
-    for (;;) {
-        uint32_t field;
-        int wire_type;
-        if (rd_tag(&r, &field, &wire_type) < 0) {
-            return -1;
-        }
-        if (field == 0) {
-            break;
-        }
-        Rd *target = NULL;
-        switch (field) {
-        case 1: target = &trace_id; break;
-        case 2: target = &span_id; break;
-        case 4: target = &parent; break;
-        case 5: target = &name; break;
-        }
-        if (target != NULL && wire_type == WT_LEN) {
-            if (rd_bytes(&r, target) < 0) {
-                return -1;
-            }
-        } else if (field == 6 && wire_type == WT_VARINT) {
-            if (rd_varint(&r, &kind) < 0) {
-                return -1;
-            }
-        } else if ((field == 7 || field == 8) && wire_type == WT_FIXED64) {
-            if (rd_fixed64(&r, field == 7 ? &start : &end) < 0) {
-                return -1;
-            }
-        } else if (field == 15 && wire_type == WT_LEN) {
-            Rd status;
-            if (rd_bytes(&r, &status) < 0) {
-                return -1;
-            }
-            status_message.p = status_message.end = NULL;
-            status_code = 0;
-            for (;;) {
-                uint32_t status_field;
-                int status_wire_type;
-                if (rd_tag(&status, &status_field, &status_wire_type) < 0) {
-                    return -1;
-                }
-                if (status_field == 0) {
-                    break;
-                }
-                if (status_field == 2 && status_wire_type == WT_LEN) {
-                    if (rd_bytes(&status, &status_message) < 0) {
-                        return -1;
-                    }
-                } else if (status_field == 3 && status_wire_type == WT_VARINT) {
-                    if (rd_varint(&status, &status_code) < 0) {
-                        return -1;
-                    }
-                } else if (rd_skip(&status, status_wire_type) < 0) {
-                    return -1;
-                }
-            }
-        } else if (rd_skip(&r, wire_type) < 0) {
-            return -1;
-        }
+    Field fields[] = {
+        {1, WT_LEN, &trace_id}, {2, WT_LEN, &span_id},   {4, WT_LEN, &parent},
+        {5, WT_LEN, &name},     {6, WT_VARINT, &kind},   {7, WT_FIXED64, &start},
+        {8, WT_FIXED64, &end},  {15, WT_LEN, &status},
+    };
+    Field status_fields[] = {{2, WT_LEN, &status_message}, {3, WT_VARINT, &status_code}};
+    if (rd_fields(span, fields, 8, NULL) < 0 || rd_fields(status, status_fields, 2, NULL) < 0) {
+        return -1;
     }
     if (trace_id.end - trace_id.p != 16 || span_id.end - span_id.p != 8) {
         return 0; /* could not be joined to a trace */
@@ -870,42 +753,11 @@ static int set_resource(Out *out, PyObject *resource_info, Rd resource) {
 
 static int add_scope_spans(Out *out, Rd scope_spans) {
     /* The scope first (the last one sent, as protobuf reads it), then the spans in order. */
-    Rd scope = {NULL, NULL};
-    Rd r = scope_spans;
-    for (;;) {
-        uint32_t field;
-        int wire_type;
-        if (rd_tag(&r, &field, &wire_type) < 0) {
-            return -1;
-        }
-        if (field == 0) {
-            break;
-        }
-        if (field == 1 && wire_type == WT_LEN) {
-            if (rd_bytes(&r, &scope) < 0) {
-                return -1;
-            }
-        } else if (rd_skip(&r, wire_type) < 0) {
-            return -1;
-        }
-    }
-    Rd scope_name = {NULL, NULL}, scope_version = {NULL, NULL};
-    for (;;) {
-        uint32_t field;
-        int wire_type;
-        if (rd_tag(&scope, &field, &wire_type) < 0) {
-            return -1;
-        }
-        if (field == 0) {
-            break;
-        }
-        if ((field == 1 || field == 2) && wire_type == WT_LEN) {
-            if (rd_bytes(&scope, field == 1 ? &scope_name : &scope_version) < 0) {
-                return -1;
-            }
-        } else if (rd_skip(&scope, wire_type) < 0) {
-            return -1;
-        }
+    Rd scope = {0}, scope_name = {0}, scope_version = {0}, span;
+    Field fields[] = {{1, WT_LEN, &scope}};
+    Field scope_fields[] = {{1, WT_LEN, &scope_name}, {2, WT_LEN, &scope_version}};
+    if (rd_fields(scope_spans, fields, 1, NULL) < 0 || rd_fields(scope, scope_fields, 2, NULL) < 0) {
+        return -1;
     }
     out->json.len = 0;
     if (PUT_LITERAL(&out->json, "{\"name\":") < 0 ||
@@ -920,69 +772,29 @@ static int add_scope_spans(Out *out, Rd scope_spans) {
         return -1;
     }
     Py_XSETREF(out->scope_json, scope_json);
-    r = scope_spans;
-    for (;;) {
-        uint32_t field;
-        int wire_type;
-        if (rd_tag(&r, &field, &wire_type) < 0) {
-            return -1;
-        }
-        if (field == 0) {
-            return 0;
-        }
-        if (field == 2 && wire_type == WT_LEN) {
-            Rd span;
-            if (rd_bytes(&r, &span) < 0 || add_span(out, span) < 0) {
-                return -1;
-            }
-        } else if (rd_skip(&r, wire_type) < 0) {
+    int found;
+    while ((found = rd_next(&scope_spans, 2, &span)) > 0) {
+        if (add_span(out, span) < 0) {
             return -1;
         }
     }
+    return found;
 }
 
 static int add_resource_spans(Out *out, PyObject *resource_info, Rd resource_spans) {
-    Rd resource = {(const uint8_t *)"", (const uint8_t *)""};
-    Rd r = resource_spans;
-    for (;;) {
-        uint32_t field;
-        int wire_type;
-        if (rd_tag(&r, &field, &wire_type) < 0) {
-            return -1;
-        }
-        if (field == 0) {
-            break;
-        }
-        if (field == 1 && wire_type == WT_LEN) {
-            if (rd_bytes(&r, &resource) < 0) {
-                return -1;
-            }
-        } else if (rd_skip(&r, wire_type) < 0) {
-            return -1;
-        }
-    }
-    if (set_resource(out, resource_info, resource) < 0) {
+    Rd resource = {(const uint8_t *)"", (const uint8_t *)"", 0}, scope_spans;
+    Field fields[] = {{1, WT_LEN, &resource}};
+    if (rd_fields(resource_spans, fields, 1, NULL) < 0 ||
+        set_resource(out, resource_info, resource) < 0) {
         return -1;
     }
-    r = resource_spans;
-    for (;;) {
-        uint32_t field;
-        int wire_type;
-        if (rd_tag(&r, &field, &wire_type) < 0) {
-            return -1;
-        }
-        if (field == 0) {
-            return 0;
-        }
-        if (field == 2 && wire_type == WT_LEN) {
-            Rd scope_spans;
-            if (rd_bytes(&r, &scope_spans) < 0 || add_scope_spans(out, scope_spans) < 0) {
-                return -1;
-            }
-        } else if (rd_skip(&r, wire_type) < 0) {
+    int found;
+    while ((found = rd_next(&resource_spans, 2, &scope_spans)) > 0) {
+        if (add_scope_spans(out, scope_spans) < 0) {
             return -1;
         }
     }
+    return found;
 }
 
 static PyObject *rows(PyObject *self, PyObject *args) {
@@ -1032,7 +844,7 @@ static PyObject *node_span_batch(PyObject *self, PyObject *arg) {
     }
     PyObject *batch_id = NULL, *session_ids = NULL, *resource_spans = NULL, *result = NULL;
     Rd message = {(const uint8_t *)view.buf, (const uint8_t *)view.buf + view.len};
-    Rd batch = {NULL, NULL};
+    Rd batch = {0};
     int batches = 0;
     for (;;) {
         uint32_t field;
