@@ -837,6 +837,26 @@ done:
     return result;
 }
 
+/* The length-delimited fields numbered `field` of `message`, in order, as a list of str
+ * (`as_text`) or bytes. */
+static PyObject *repeated(Rd message, uint32_t field, int as_text) {
+    PyObject *list = PyList_New(0);
+    Rd value;
+    int found;
+    while (list != NULL && (found = rd_next(&message, field, &value)) != 0) {
+        PyObject *item = found < 0 ? NULL
+                         : as_text ? text_str(value)
+                                   : PyBytes_FromStringAndSize((const char *)value.p, value.end - value.p);
+        if (item == NULL || PyList_Append(list, item) < 0) {
+            Py_XDECREF(item);
+            Py_CLEAR(list);
+            break;
+        }
+        Py_DECREF(item);
+    }
+    return list;
+}
+
 static PyObject *node_span_batch(PyObject *self, PyObject *arg) {
     Py_buffer view;
     if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) {
@@ -868,45 +888,12 @@ static PyObject *node_span_batch(PyObject *self, PyObject *arg) {
         result = Py_NewRef(Py_None);
         goto done;
     }
-    batch_id = PyUnicode_FromStringAndSize("", 0);
-    session_ids = PyList_New(0);
-    resource_spans = PyList_New(0);
-    if (batch_id == NULL || session_ids == NULL || resource_spans == NULL) {
+    Rd id = {0};
+    Field fields[] = {{1, WT_LEN, &id}};
+    if (rd_fields(batch, fields, 1, NULL) < 0 || (batch_id = text_str(id)) == NULL ||
+        (session_ids = repeated(batch, 2, 1)) == NULL ||
+        (resource_spans = repeated(batch, 3, 0)) == NULL) {
         goto done;
-    }
-    for (;;) {
-        uint32_t field;
-        int wire_type;
-        if (rd_tag(&batch, &field, &wire_type) < 0) {
-            goto done;
-        }
-        if (field == 0) {
-            break;
-        }
-        if (field > 3 || wire_type != WT_LEN) {
-            if (rd_skip(&batch, wire_type) < 0) {
-                goto done;
-            }
-            continue;
-        }
-        Rd value;
-        if (rd_bytes(&batch, &value) < 0) {
-            goto done;
-        }
-        PyObject *item = field == 3 ? PyBytes_FromStringAndSize((const char *)value.p, value.end - value.p)
-                                    : text_str(value);
-        if (item == NULL) {
-            goto done;
-        }
-        if (field == 1) {
-            Py_SETREF(batch_id, item);
-            continue;
-        }
-        int appended = PyList_Append(field == 2 ? session_ids : resource_spans, item);
-        Py_DECREF(item);
-        if (appended < 0) {
-            goto done;
-        }
     }
     result = PyTuple_Pack(3, batch_id, session_ids, resource_spans);
 done:
