@@ -183,28 +183,28 @@ static PyObject *raw_header(PyObject *self, PyObject *const *args, Py_ssize_t na
         }
         PyObject *key = PySequence_Fast_GET_ITEM(pair, 0);
         PyObject *value = PySequence_Fast_GET_ITEM(pair, 1);
-        int equal;
+        int equal; /* a match holds a reference to its value */
         if (name_is_bytes && PyBytes_CheckExact(key)) { /* no Python code runs */
             Py_ssize_t n = PyBytes_GET_SIZE(key);
             equal = n == PyBytes_GET_SIZE(name) &&
                     memcmp(PyBytes_AS_STRING(key), PyBytes_AS_STRING(name), (size_t)n) == 0;
-            Py_INCREF(value);
+            if (equal) {
+                Py_INCREF(value);
+            }
         } else {
             Py_INCREF(key); /* __eq__ may change the list or the pair */
             Py_INCREF(value);
             equal = PyObject_RichCompareBool(key, name, Py_EQ);
             Py_DECREF(key);
+            if (equal <= 0) {
+                Py_DECREF(value);
+            }
         }
         Py_DECREF(pair);
         if (equal != 0) {
             Py_DECREF(pairs);
-            if (equal < 0) {
-                Py_DECREF(value);
-                return NULL;
-            }
-            return value;
+            return equal < 0 ? NULL : value;
         }
-        Py_DECREF(value);
     }
     Py_DECREF(pairs);
     Py_RETURN_NONE;
