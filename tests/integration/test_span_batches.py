@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import queue
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import grpc
@@ -12,10 +13,12 @@ from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.resource.v1 import resource_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
+from controlplane.otlp.codec import to_any_value
 from controlplane.otlp.convert import GATEWAY_SERVICE_NAME
 from protos.activetrace.cluster.v1 import cluster_pb2 as pb
 from tests.conftest import sqlite_url
 from tests.integration.conftest import Stack, launch_stack, running, wait_for
+from tests.protowire import length_delimited
 
 NODE = "dp-raw"
 TRACE_ID = bytes(range(1, 17))
@@ -51,20 +54,28 @@ class RawStream:
         self._outgoing.put(None)
 
 
+@contextmanager
+def node_stream(stack: Stack) -> Iterator[tuple[RawStream, str]]:
+    """A registered node's raw stream and a session targeting that node."""
+    with grpc.insecure_channel(f"127.0.0.1:{stack.cluster_port}") as channel:
+        stream = RawStream(channel)
+        try:
+            hello = pb.NodeMessage(hello=pb.Hello(node_id=NODE, hostname="h", version="t"))
+            stream.send(hello.SerializeToString())
+            wait_for(
+                lambda: any(n["id"] == NODE for n in stack.ok("GET", "/api/v1/nodes")),
+                "the node to register",
+            )
+            session = stack.ok(
+                "POST", "/api/v1/tracing-sessions", json={"targets": [NODE], "max_samples": 5}
+            )["id"]
+            yield stream, session
+        finally:
+            stream.close()
+
+
 def _attribute(key: str, value: str | int) -> common_pb2.KeyValue:
-    any_value = (
-        common_pb2.AnyValue(string_value=value)
-        if isinstance(value, str)
-        else common_pb2.AnyValue(int_value=value)
-    )
-    return common_pb2.KeyValue(key=key, value=any_value)
-
-
-def _field(tag: int, payload: bytes) -> bytes:
-    """A length-delimited protobuf field (payloads here are under 16 KiB)."""
-    n = len(payload)
-    length = bytes([n]) if n < 128 else bytes([n & 0x7F | 0x80, n >> 7])
-    return bytes([tag]) + length + payload
+    return common_pb2.KeyValue(key=key, value=to_any_value(value))
 
 
 def _batch(batch_id: str, session_id: str, trace_state: str = "") -> pb.NodeMessage:
@@ -107,29 +118,16 @@ def _batch(batch_id: str, session_id: str, trace_state: str = "") -> pb.NodeMess
 
 
 def test_a_readable_batch_is_stored_and_an_unreadable_one_acknowledged(stack: Stack) -> None:
-    with grpc.insecure_channel(f"127.0.0.1:{stack.cluster_port}") as channel:
-        stream = RawStream(channel)
-        try:
-            hello = pb.NodeMessage(hello=pb.Hello(node_id=NODE, hostname="h", version="t"))
-            stream.send(hello.SerializeToString())
-            wait_for(
-                lambda: any(n["id"] == NODE for n in stack.ok("GET", "/api/v1/nodes")),
-                "the node to register",
-            )
-            session = stack.ok(
-                "POST", "/api/v1/tracing-sessions", json={"targets": [NODE], "max_samples": 5}
-            )["id"]
-            good = _batch("good", session)
-            # The envelope is sound, the ResourceSpans inside it are cut short.
-            spans = good.span_batch.resource_spans[0].SerializeToString()
-            cut = pb.SpanBatch(batch_id="good", session_ids=[session]).SerializeToString()
-            cut += _field(0x1A, spans[:-7])  # SpanBatch.resource_spans
-            stream.send(_field(0x1A, cut))  # NodeMessage.span_batch
-            assert stream.next_ack() == "good"  # unreadable, acknowledged all the same
-            stream.send(good.SerializeToString())
-            assert stream.next_ack() == "good"  # the same stream is still served
-        finally:
-            stream.close()
+    with node_stream(stack) as (stream, session):
+        good = _batch("good", session)
+        # The envelope is sound, the ResourceSpans inside it are cut short.
+        spans = good.span_batch.resource_spans[0].SerializeToString()
+        cut = pb.SpanBatch(batch_id="good", session_ids=[session]).SerializeToString()
+        cut += length_delimited(0x1A, spans[:-7])  # SpanBatch.resource_spans
+        stream.send(length_delimited(0x1A, cut))  # NodeMessage.span_batch
+        assert stream.next_ack() == "good"  # unreadable, acknowledged all the same
+        stream.send(good.SerializeToString())
+        assert stream.next_ack() == "good"  # the same stream is still served
     traces = stack.ok("GET", f"/api/v1/tracing-sessions/{session}/traces")["items"]
     assert [t["trace_id"] for t in traces] == [TRACE_ID.hex()]
     assert traces[0]["path"] == "/orders"
@@ -153,27 +151,12 @@ def test_a_stored_batch_protobuf_refuses_is_not_forwarded(
         tmp_path,
         cp_args=["--forward-otlp-endpoint", "http://127.0.0.1:9/v1/traces"],
     )
-    with (
-        running(stack, request) as s,
-        grpc.insecure_channel(f"127.0.0.1:{s.cluster_port}") as channel,
-    ):
-        stream = RawStream(channel)
-        try:
-            hello = pb.NodeMessage(hello=pb.Hello(node_id=NODE, hostname="h", version="t"))
-            stream.send(hello.SerializeToString())
-            wait_for(
-                lambda: any(n["id"] == NODE for n in s.ok("GET", "/api/v1/nodes")),
-                "the node to register",
-            )
-            session = s.ok(
-                "POST", "/api/v1/tracing-sessions", json={"targets": [NODE], "max_samples": 5}
-            )["id"]
+    with running(stack, request) as s:
+        with node_stream(s) as (stream, session):
             data = _batch("odd", session, trace_state="X").SerializeToString()
             assert data.count(b"\x1a\x01X") == 1
             stream.send(data.replace(b"\x1a\x01X", b"\x1a\x01\xff"))  # Span.trace_state
             assert stream.next_ack() == "odd"
-        finally:
-            stream.close()
         traces = s.ok("GET", f"/api/v1/tracing-sessions/{session}/traces")["items"]
         assert [t["trace_id"] for t in traces] == [TRACE_ID.hex()]
         metrics = s.call("GET", "/metrics").text

@@ -24,6 +24,7 @@ from controlplane.otlp.convert import (
     span_rows,
 )
 from protos.activetrace.cluster.v1 import cluster_pb2 as pb
+from tests.protowire import length_delimited, varint
 
 _rows = pytest.importorskip("controlplane.otlp._rows", reason="the C extension is not built")
 
@@ -251,24 +252,14 @@ def test_invalid_utf8_is_a_value_error(path: str) -> None:
         encoded_span_rows([data])
 
 
-def _field(tag: int, payload: bytes) -> bytes:
-    """A length-delimited field (protobuf's own messages refuse to nest this deep)."""
-    length = bytearray()
-    n = len(payload)
-    while n > 127:
-        length.append(n & 0x7F | 0x80)
-        n >>= 7
-    length.append(n)
-    return bytes([tag]) + bytes(length) + payload
-
-
 def test_nesting_past_the_limit_is_a_value_error(path: str) -> None:
+    field = length_delimited  # protobuf's own messages refuse to nest this deep
     value = common_pb2.AnyValue(string_value="leaf").SerializeToString()
     for _ in range(120):
-        value = _field(0x2A, _field(0x0A, value))  # AnyValue.array_value.values[0]
-    attribute = _field(0x4A, _field(0x0A, b"deep") + _field(0x12, value))  # Span.attributes
+        value = field(0x2A, field(0x0A, value))  # AnyValue.array_value.values[0]
+    attribute = field(0x4A, field(0x0A, b"deep") + field(0x12, value))  # Span.attributes
     span = _span(kind=1).SerializeToString() + attribute
-    data = _field(0x12, _field(0x12, span))  # ResourceSpans.scope_spans[0].spans[0]
+    data = field(0x12, field(0x12, span))  # ResourceSpans.scope_spans[0].spans[0]
     with pytest.raises(ValueError, match="malformed"):
         encoded_span_rows([data])
 
@@ -348,18 +339,9 @@ def test_two_invalid_texts_in_one_span_are_one_value_error(path: str) -> None:
         encoded_span_rows([data])
 
 
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while value > 127:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
 def test_unknown_groups_are_skipped_as_protobuf_skips_them() -> None:
-    inner_group = _varint(601 << 3 | 3) + b"\x08\x05" + _varint(601 << 3 | 4)
-    group = _varint(600 << 3 | 3) + b"\x08\x01" + inner_group + _varint(600 << 3 | 4)
+    inner_group = varint(601 << 3 | 3) + b"\x08\x05" + varint(601 << 3 | 4)
+    group = varint(600 << 3 | 3) + b"\x08\x01" + inner_group + varint(600 << 3 | 4)
     data = group + _serialized_batch()
     _same(span_rows([trace_pb2.ResourceSpans.FromString(data)]), encoded_span_rows([data]))
 
@@ -367,9 +349,9 @@ def test_unknown_groups_are_skipped_as_protobuf_skips_them() -> None:
 @pytest.mark.parametrize(
     "group",
     [
-        _varint(600 << 3 | 3) + b"\x08\x01",  # never ended
-        _varint(600 << 3 | 3) + _varint(601 << 3 | 4),  # ended by another field
-        _varint(600 << 3 | 4),  # an end without a start
+        varint(600 << 3 | 3) + b"\x08\x01",  # never ended
+        varint(600 << 3 | 3) + varint(601 << 3 | 4),  # ended by another field
+        varint(600 << 3 | 4),  # an end without a start
         b"\x0e",  # wire type 6 does not exist
     ],
 )

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 
 from controlplane.db.engine import Database
 from controlplane.db.models import SpanRow, TraceRow
+from controlplane.otlp.codec import to_any_value
 from controlplane.services.ingest import ingest_batch
 from protos.activetrace.cluster.v1 import cluster_pb2 as pb
 from tests.controlplane.otlp.traced import active_session_row
@@ -19,12 +20,7 @@ NOW = datetime(2026, 11, 24, tzinfo=UTC)
 
 
 def _kv(key: str, value: str | int) -> common_pb2.KeyValue:
-    any_value = (
-        common_pb2.AnyValue(int_value=value)
-        if isinstance(value, int)
-        else common_pb2.AnyValue(string_value=value)
-    )
-    return common_pb2.KeyValue(key=key, value=any_value)
+    return common_pb2.KeyValue(key=key, value=to_any_value(value))
 
 
 def _batch(
