@@ -111,7 +111,6 @@ def main() -> None:
         rounds.setdefault(name, []).append(run)
 
     every = "tracing every request"
-    paired_untraced: list[Run] = []  # each round's "no session", beside its traced run
     with temporary_dir() as tmp:
         workdir = Path(tmp)
         upstream = free_port()
@@ -151,7 +150,6 @@ def main() -> None:
                 record("tracing disabled (baseline)", _measure(off, args.seconds, args.connections))
                 untraced = _measure(on, args.seconds, args.connections)
                 record("no session", untraced)
-                paired_untraced.append(untraced)
                 on.session(nothing)
                 record("session matching nothing", _measure(on, args.seconds, args.connections))
                 on.stop_sessions()
@@ -202,7 +200,9 @@ def main() -> None:
             " the RPS of no session (its CPU per request, untraced over traced)"
         )
     # The best rounds above may come from different minutes of the VM; each round's traced
-    # run against the same round's untraced one cancels that drift.
+    # run against the same round's untraced one cancels that drift (every list holds one run
+    # per round, in order).
+    paired_untraced = rounds["no session"]
     paired = sorted(
         (traced.cpu_us - untraced.cpu_us) / traced.traced
         for untraced, traced in zip(paired_untraced, rounds[every], strict=True)
