@@ -6,7 +6,7 @@ Runs for wheels (``pip install .``, the Docker image) and editable installs (``p
 -e .``, ``scripts/bootstrap``). The extensions are built in place next to their sources, so an
 editable install imports them from the tree, and a wheel carries them as artifacts. Without a
 C compiler the build fails loudly unless ``ACTIVETRACE_PURE_PYTHON=1`` is set: the node then
-builds spans in Python (``spans.PySpanBase``, about 3x slower), encodes them in Python
+builds spans in Python (``spans.PySpan``, about 3x slower), encodes them in Python
 (``dataplane/tracing/wire.py``, about 4x slower) and writes header blocks in Python
 (``dataplane/http1.py``, about 5x slower); the control plane parses span batches with
 protobuf (``controlplane/otlp/convert.span_rows``, about 4.5x slower).

@@ -8,11 +8,13 @@
  * outside 64 bits, non-str keys, IDs of the wrong length) raise TypeError, ValueError or
  * OverflowError here, and wire.py then encodes that trace itself.
  *
- * SpanBase: the fields of spans.Span as a C struct, so building a span on a traced request
- * (its random ID, its start time, its end) costs no Python frames. spans.py subclasses it
- * (adding set_error and record_exception) and keeps a pure-Python twin for builds without
- * this module; tests run both. Its attribute dict is made on first use, and
- * encoded_attributes holds attribute fields already written (sent after the dict's).
+ * SpanBase: spans.Span as a C struct, so building a span on a traced request (its random ID,
+ * its start time, its end, an error) costs no Python frames. spans.py uses it as Span and
+ * keeps a pure-Python twin (PySpan) for builds without this module; tests run both. Its IDs
+ * are integers in the struct (bytes objects are made only when Python reads them), its
+ * attribute dict is made on first use, encoded_attributes holds attribute fields already
+ * written (sent after the dict's), and freed spans are kept for reuse (a traced request makes
+ * about ten and frees them when its trace is encoded).
  *
  * The rest does in C what a traced request would otherwise do in Python, each with its
  * Python version kept as the reference and fallback, and tests comparing the two:
@@ -441,16 +443,18 @@ static int attributes(Buf *b, unsigned char tag, PyObject *mapping) {
     return rc;
 }
 
-static int id_field(Buf *b, unsigned char tag, PyObject *id) {
-    if (!PyBytes_Check(id) || PyBytes_GET_SIZE(id) != 8) {
-        PyErr_SetString(PyExc_ValueError, "span IDs are 8 bytes");
+static int id_field(Buf *b, unsigned char tag, uint64_t id) {
+    if (room(b, 10) < 0) {
         return -1;
     }
-    unsigned char head[2] = {tag, 8};
-    if (put(b, head, 2) < 0) {
-        return -1;
+    char *p = b->data + b->len;
+    *p++ = (char)tag;
+    *p++ = 8;
+    for (int i = 7; i >= 0; i--) {
+        *p++ = (char)(id >> (8 * i));
     }
-    return put(b, PyBytes_AS_STRING(id), 8);
+    b->len += 10;
+    return 0;
 }
 
 static int event(Buf *b, PyObject *ev) {
@@ -478,8 +482,9 @@ static int event(Buf *b, PyObject *ev) {
 typedef struct {
     PyObject_HEAD
     PyObject *name;
-    PyObject *span_id;
-    PyObject *parent_id;
+    uint64_t id;     /* span_id, big-endian as bytes */
+    uint64_t parent; /* parent_id, when has_parent */
+    int has_parent;  /* parent_id is b"" when not (a root without a remote parent) */
     PyObject *attributes;
     PyObject *events;
     PyObject *status_message;
@@ -538,8 +543,43 @@ static PyObject *trace_id(PyObject *module, PyObject *unused) {
     return PyBytes_FromStringAndSize((const char *)bytes, 16);
 }
 
-static PyObject *new_span(PyTypeObject *type, PyObject *name, PyObject *parent_id,
+static PyObject *new_span(PyTypeObject *type, PyObject *name, uint64_t parent, int has_parent,
                           unsigned long long start_ns, int kind, PyObject *attributes);
+
+/* An 8-byte ID as an integer (big-endian), or b"" as none (``empty_ok``). */
+static int id_of(PyObject *value, uint64_t *out, int *present, int empty_ok) {
+    if (!PyBytes_Check(value)) {
+        PyErr_SetString(PyExc_TypeError, "span IDs are bytes");
+        return -1;
+    }
+    Py_ssize_t size = PyBytes_GET_SIZE(value);
+    if (size == 0 && empty_ok) {
+        *out = 0;
+        *present = 0;
+        return 0;
+    }
+    if (size != 8) {
+        PyErr_SetString(PyExc_ValueError, "span IDs are 8 bytes");
+        return -1;
+    }
+    const unsigned char *raw = (const unsigned char *)PyBytes_AS_STRING(value);
+    uint64_t id = 0;
+    for (int i = 0; i < 8; i++) {
+        id = (id << 8) | raw[i];
+    }
+    *out = id;
+    *present = 1;
+    return 0;
+}
+
+static PyObject *id_bytes(uint64_t id) {
+    unsigned char raw[8];
+    for (int i = 7; i >= 0; i--) {
+        raw[i] = (unsigned char)(id & 0xFF);
+        id >>= 8;
+    }
+    return PyBytes_FromStringAndSize((const char *)raw, 8);
+}
 
 /* A span's start from its argument: None is now. */
 static int start_time(PyObject *start, unsigned long long *out) {
@@ -587,10 +627,12 @@ static PyObject *span_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
         return NULL;
     }
     unsigned long long start_ns;
-    if (start_time(start, &start_ns) < 0) {
+    uint64_t parent;
+    int has_parent;
+    if (id_of(parent_id, &parent, &has_parent, 1) < 0 || start_time(start, &start_ns) < 0) {
         return NULL;
     }
-    return new_span(type, name, parent_id, start_ns, kind, attributes);
+    return new_span(type, name, parent, has_parent, start_ns, kind, attributes);
 }
 
 /* A span's attribute dict, made on first use: most phase spans never get one. Borrowed. */
@@ -601,29 +643,37 @@ static PyObject *span_dict(SpanObject *span) {
     return span->attributes;
 }
 
+/* Freed SpanBase instances (not subclasses'), kept for the next ones: a traced request makes
+ * about ten spans and frees them when its trace is encoded. */
+#define MAX_FREE_SPANS 256
+static SpanObject *free_spans[MAX_FREE_SPANS];
+static int free_span_count = 0;
+
 /* A started span of ``type`` (SpanBase or a subclass); ``attributes`` Py_None: none yet (a
  * dict is made when they are first read or set). */
-static PyObject *new_span(PyTypeObject *type, PyObject *name, PyObject *parent_id,
+static PyObject *new_span(PyTypeObject *type, PyObject *name, uint64_t parent, int has_parent,
                           unsigned long long start_ns, int kind, PyObject *attributes) {
-    SpanObject *self = (SpanObject *)type->tp_alloc(type, 0);
-    if (self == NULL) {
-        return NULL;
+    SpanObject *self;
+    if (type == &SpanType && free_span_count > 0) {
+        self = free_spans[--free_span_count];
+        PyObject_Init((PyObject *)self, type); /* fields were cleared when it was freed */
+        PyObject_GC_Track(self);
+    } else {
+        self = (SpanObject *)type->tp_alloc(type, 0);
+        if (self == NULL) {
+            return NULL;
+        }
     }
-    uint64_t id = next_id();
-    unsigned char raw[8];
-    for (int i = 7; i >= 0; i--) {
-        raw[i] = (unsigned char)(id & 0xFF);
-        id >>= 8;
-    }
-    self->span_id = PyBytes_FromStringAndSize((const char *)raw, 8);
+    self->id = next_id();
+    self->parent = parent;
+    self->has_parent = has_parent;
     self->attributes = attributes == Py_None ? NULL : Py_NewRef(attributes);
     self->status_message = PyUnicode_FromStringAndSize(NULL, 0);
-    if (self->span_id == NULL || self->status_message == NULL) {
+    if (self->status_message == NULL) {
         Py_DECREF(self);
         return NULL;
     }
     self->name = Py_NewRef(name);
-    self->parent_id = Py_NewRef(parent_id);
     self->events = Py_NewRef(Py_None);
     self->encoded = Py_NewRef(empty_bytes);
     self->start_ns = start_ns;
@@ -635,9 +685,9 @@ static PyObject *new_span(PyTypeObject *type, PyObject *name, PyObject *parent_i
 
 /* A started child span of ``parent_id`` appended to the trace's ``spans``: a new reference. */
 static PyObject *add_child(PyObject *spans, PyTypeObject *type, PyObject *name,
-                           PyObject *parent_id, unsigned long long start_ns, int kind,
+                           uint64_t parent_id, unsigned long long start_ns, int kind,
                            PyObject *attributes) {
-    PyObject *span = new_span(type, name, parent_id, start_ns, kind, attributes);
+    PyObject *span = new_span(type, name, parent_id, 1, start_ns, kind, attributes);
     if (span != NULL && PyList_Append(spans, span) < 0) {
         Py_CLEAR(span);
     }
@@ -646,8 +696,6 @@ static PyObject *add_child(PyObject *spans, PyTypeObject *type, PyObject *name,
 
 static int span_traverse(SpanObject *self, visitproc visit, void *arg) {
     Py_VISIT(self->name);
-    Py_VISIT(self->span_id);
-    Py_VISIT(self->parent_id);
     Py_VISIT(self->attributes);
     Py_VISIT(self->events);
     Py_VISIT(self->status_message);
@@ -657,8 +705,6 @@ static int span_traverse(SpanObject *self, visitproc visit, void *arg) {
 
 static int span_clear(SpanObject *self) {
     Py_CLEAR(self->name);
-    Py_CLEAR(self->span_id);
-    Py_CLEAR(self->parent_id);
     Py_CLEAR(self->attributes);
     Py_CLEAR(self->events);
     Py_CLEAR(self->status_message);
@@ -670,9 +716,13 @@ static int span_clear(SpanObject *self) {
  * releases the subclass itself. */
 static void span_dealloc(SpanObject *self) {
     PyObject_GC_UnTrack(self);
-    Py_TRASHCAN_BEGIN(self, span_dealloc) /* a long chain of spans must not overflow the stack */
+    Py_TRASHCAN_BEGIN(self, span_dealloc) /* deep attribute values must not overflow the stack */
     span_clear(self);
-    Py_TYPE(self)->tp_free((PyObject *)self);
+    if (Py_TYPE(self) == &SpanType && free_span_count < MAX_FREE_SPANS) {
+        free_spans[free_span_count++] = self; /* untracked, fields cleared: new_span's to reuse */
+    } else {
+        Py_TYPE(self)->tp_free((PyObject *)self);
+    }
     Py_TRASHCAN_END
 }
 
@@ -710,21 +760,166 @@ static int span_set_attributes(SpanObject *self, PyObject *value, void *closure)
     return 0;
 }
 
+static PyObject *span_get_span_id(SpanObject *self, void *closure) {
+    (void)closure;
+    return id_bytes(self->id);
+}
+
+static int span_set_span_id(SpanObject *self, PyObject *value, void *closure) {
+    (void)closure;
+    int present;
+    if (value == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "a span's ID cannot be deleted");
+        return -1;
+    }
+    return id_of(value, &self->id, &present, 0);
+}
+
+static PyObject *span_get_parent_id(SpanObject *self, void *closure) {
+    (void)closure;
+    return self->has_parent ? id_bytes(self->parent) : Py_NewRef(empty_bytes);
+}
+
+static int span_set_parent_id(SpanObject *self, PyObject *value, void *closure) {
+    (void)closure;
+    if (value == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "a span's parent ID cannot be deleted");
+        return -1;
+    }
+    return id_of(value, &self->parent, &self->has_parent, 1);
+}
+
 static PyGetSetDef span_getset[] = {
     {"attributes", (getter)span_get_attributes, (setter)span_set_attributes, NULL, NULL},
+    {"span_id", (getter)span_get_span_id, (setter)span_set_span_id, NULL, NULL},
+    {"parent_id", (getter)span_get_parent_id, (setter)span_set_parent_id, NULL, NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
+
+/* A method's arguments, by position or by keyword (``names``), into ``out`` (borrowed; NULL
+ * where not given). ``required`` come first. */
+static int method_args(const char *usage, const char *const *names, int count, int required,
+                       PyObject *const *args, size_t nargsf, PyObject *kwnames, PyObject **out) {
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    if (nargs > count) {
+        PyErr_SetString(PyExc_TypeError, usage);
+        return -1;
+    }
+    for (int i = 0; i < count; i++) {
+        out[i] = i < nargs ? args[i] : NULL;
+    }
+    Py_ssize_t keywords = kwnames != NULL ? PyTuple_GET_SIZE(kwnames) : 0;
+    for (Py_ssize_t k = 0; k < keywords; k++) {
+        PyObject *key = PyTuple_GET_ITEM(kwnames, k);
+        int slot = -1;
+        for (int i = 0; i < count && slot < 0; i++) {
+            if (PyUnicode_Check(key) && PyUnicode_CompareWithASCIIString(key, names[i]) == 0) {
+                slot = i;
+            }
+        }
+        if (slot < 0 || out[slot] != NULL) {
+            PyErr_SetString(PyExc_TypeError, usage);
+            return -1;
+        }
+        out[slot] = args[nargs + k];
+    }
+    for (int i = 0; i < required; i++) {
+        if (out[i] == NULL) {
+            PyErr_SetString(PyExc_TypeError, usage);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* set_error(error_type, message=""): spans.PySpan.set_error. */
+static PyObject *span_set_error(SpanObject *self, PyObject *const *args, size_t nargsf,
+                                PyObject *kwnames) {
+    static const char *const names[] = {"error_type", "message"};
+    PyObject *given[2];
+    if (method_args("set_error(error_type, message='')", names, 2, 1, args, nargsf, kwnames,
+                    given) < 0) {
+        return NULL;
+    }
+    PyObject *message = given[1] ? Py_NewRef(given[1]) : PyUnicode_FromStringAndSize(NULL, 0);
+    if (message == NULL) {
+        return NULL;
+    }
+    self->status_code = 2; /* STATUS_ERROR */
+    Py_XSETREF(self->status_message, message);
+    PyObject *attributes = span_dict(self);
+    if (attributes == NULL || PyObject_SetItem(attributes, s_error_type, given[0]) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *exception_event = NULL; /* spans.exception_event(exc, time_ns) */
+
+/* record_exception(exc, time_ns=None): an OTel "exception" event (spans.exception_event). */
+static PyObject *span_record_exception(SpanObject *self, PyObject *const *args, size_t nargsf,
+                                       PyObject *kwnames) {
+    static const char *const names[] = {"exc", "time_ns"};
+    PyObject *given[2];
+    if (method_args("record_exception(exc, time_ns=None)", names, 2, 1, args, nargsf, kwnames,
+                    given) < 0) {
+        return NULL;
+    }
+    if (exception_event == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "set_exception_event() was not called");
+        return NULL;
+    }
+    if (self->events == NULL || self->events == Py_None) {
+        PyObject *list = PyList_New(0);
+        if (list == NULL) {
+            return NULL;
+        }
+        Py_XSETREF(self->events, list);
+    }
+    PyObject *when = given[1] != NULL && given[1] != Py_None
+                         ? Py_NewRef(given[1])
+                         : PyLong_FromUnsignedLongLong(now_ns());
+    if (when == NULL) {
+        return NULL;
+    }
+    PyObject *call[2] = {given[0], when};
+    PyObject *ev = PyObject_Vectorcall(exception_event, call, 2, NULL);
+    Py_DECREF(when);
+    if (ev == NULL) {
+        return NULL;
+    }
+    PyObject *events = Py_NewRef(self->events); /* the event's making may have replaced it */
+    PyObject *result = PyList_CheckExact(events)
+                           ? (PyList_Append(events, ev) < 0 ? NULL : Py_NewRef(Py_None))
+                           : PyObject_CallMethod(events, "append", "O", ev);
+    Py_DECREF(events);
+    Py_DECREF(ev);
+    return result;
+}
+
+static PyObject *set_exception_event(PyObject *module, PyObject *factory) {
+    (void)module;
+    if (!PyCallable_Check(factory)) {
+        PyErr_SetString(PyExc_TypeError, "set_exception_event(factory): a callable");
+        return NULL;
+    }
+    Py_XSETREF(exception_event, Py_NewRef(factory));
+    Py_RETURN_NONE;
+}
 
 static PyMethodDef span_methods[] = {
     {"end", (PyCFunction)(void (*)(void))span_end, METH_FASTCALL,
      "Close the span (now, or at end_ns); ending twice keeps the first end."},
+    {"set_error", (PyCFunction)(void (*)(void))span_set_error, METH_FASTCALL | METH_KEYWORDS,
+     "Mark the span failed with an error.type."},
+    {"record_exception", (PyCFunction)(void (*)(void))span_record_exception,
+     METH_FASTCALL | METH_KEYWORDS,
+     "Add an OTel exception event (at time_ns, or now)."},
     {NULL, NULL, 0, NULL},
 };
 
 static PyMemberDef span_members[] = {
     {"name", T_OBJECT_EX, offsetof(SpanObject, name), 0, NULL},
-    {"span_id", T_OBJECT_EX, offsetof(SpanObject, span_id), 0, NULL},
-    {"parent_id", T_OBJECT_EX, offsetof(SpanObject, parent_id), 0, NULL},
     {"events", T_OBJECT, offsetof(SpanObject, events), 0, NULL},
     {"status_message", T_OBJECT_EX, offsetof(SpanObject, status_message), 0, NULL},
     {"encoded_attributes", T_OBJECT_EX, offsetof(SpanObject, encoded), 0, NULL},
@@ -737,7 +932,9 @@ static PyMemberDef span_members[] = {
 
 static PyTypeObject SpanType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "dataplane.tracing._wire.SpanBase",
-    .tp_doc = "The fields of a span as a C struct (spans.Span subclasses it).",
+    .tp_doc = "Span(name, parent_id, start_ns=None, kind=KIND_INTERNAL, attributes=None): "
+              "one operation of a traced request, started now unless start_ns is given; "
+              "end() closes it.",
     .tp_basicsize = sizeof(SpanObject),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
     .tp_new = span_new,
@@ -765,9 +962,10 @@ typedef struct {
 
 static PyObject *s_start_ns_kw, *s_kind_kw, *s_attributes_kw;
 
-static PyObject *span_maker_call(PyObject *callable, PyObject *const *args, size_t nargsf,
-                                 PyObject *kwnames) {
-    SpanMakerObject *self = (SpanMakerObject *)callable;
+/* span(name, parent, start_ns=None, kind=1, attributes=None): a started child span of
+ * ``parent`` of ``type``, appended to ``spans`` (SpanMaker's call, RequestTrace.span). */
+static PyObject *make_child(PyObject *spans, PyTypeObject *type, PyObject *const *args,
+                            size_t nargsf, PyObject *kwnames) {
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
     PyObject *given[5] = {NULL, NULL, Py_None, NULL, Py_None}; /* name .. attributes */
     if (nargs < 2 || nargs > 5) {
@@ -799,29 +997,34 @@ static PyObject *span_maker_call(PyObject *callable, PyObject *const *args, size
         given[slot] = args[nargs + i];
     }
     PyObject *parent = given[1];
-    PyObject *parent_id;
+    uint64_t parent_id;
     if (PyObject_TypeCheck(parent, &SpanType)) {
-        parent_id = Py_XNewRef(((SpanObject *)parent)->span_id);
-        if (parent_id == NULL) {
-            PyErr_SetString(PyExc_AttributeError, "span field deleted");
+        parent_id = ((SpanObject *)parent)->id;
+    } else {
+        PyObject *id = PyObject_GetAttr(parent, s_span_id);
+        int present;
+        if (id == NULL) {
             return NULL;
         }
-    } else {
-        parent_id = PyObject_GetAttr(parent, s_span_id);
-        if (parent_id == NULL) {
+        int failed = id_of(id, &parent_id, &present, 0);
+        Py_DECREF(id);
+        if (failed < 0) {
             return NULL;
         }
     }
     unsigned long long start_ns;
     int kind = 1;
-    PyObject *span = NULL;
-    if (start_time(given[2], &start_ns) == 0 &&
-        (given[3] == NULL || span_kind(given[3], &kind) == 0)) {
-        span = add_child(self->spans, self->span_type, given[0], parent_id, start_ns, kind,
-                         given[4]);
+    if (start_time(given[2], &start_ns) < 0 ||
+        (given[3] != NULL && span_kind(given[3], &kind) < 0)) {
+        return NULL;
     }
-    Py_DECREF(parent_id);
-    return span;
+    return add_child(spans, type, given[0], parent_id, start_ns, kind, given[4]);
+}
+
+static PyObject *span_maker_call(PyObject *callable, PyObject *const *args, size_t nargsf,
+                                 PyObject *kwnames) {
+    SpanMakerObject *self = (SpanMakerObject *)callable;
+    return make_child(self->spans, self->span_type, args, nargsf, kwnames);
 }
 
 static PyObject *span_maker_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
@@ -878,6 +1081,239 @@ static PyTypeObject SpanMakerType = {
     .tp_dealloc = (destructor)span_maker_dealloc,
     .tp_traverse = (traverseproc)span_maker_traverse,
     .tp_clear = (inquiry)span_maker_clear,
+};
+
+/* ---- RequestTrace ------------------------------------------------------------------------ */
+
+/* RequestTrace(*, head, tail, start_ns, parent=None): the spans of one traced request and the
+ * sessions that (may) keep it (recorder.PyRequestTrace is the Python version and the
+ * reference; tests run both). Made once per traced request: in C, its making (the trace ID,
+ * the root span, the sessions' capture settings and in-flight counts) costs no Python frame,
+ * and its ``span(...)`` is a method rather than a SpanMaker object of its own. */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *head;
+    PyObject *tail;
+    PyObject *trace_id;
+    PyObject *root;
+    PyObject *spans;
+    PyObject *logs;
+    char capture_headers;
+    char capture_body;
+    Py_ssize_t body_max_bytes;
+} TraceObject;
+
+static PyTypeObject TraceType;
+static PyObject *s_http, *s_capture_headers, *s_capture_body, *s_body_max_bytes, *s_in_flight,
+    *one;
+
+/* One session's part: its capture settings join the trace's, its in-flight count goes up. */
+static int join_session(TraceObject *self, PyObject *session) {
+    PyObject *headers = PyObject_GetAttr(session, s_capture_headers);
+    PyObject *body = headers ? PyObject_GetAttr(session, s_capture_body) : NULL;
+    PyObject *max_bytes = body ? PyObject_GetAttr(session, s_body_max_bytes) : NULL;
+    PyObject *in_flight = max_bytes ? PyObject_GetAttr(session, s_in_flight) : NULL;
+    PyObject *more = in_flight ? PyNumber_Add(in_flight, one) : NULL;
+    int rc = -1;
+    if (more != NULL) {
+        int wants_headers = self->capture_headers ? 1 : PyObject_IsTrue(headers);
+        int wants_body = wants_headers < 0 ? -1 : self->capture_body ? 1 : PyObject_IsTrue(body);
+        Py_ssize_t size = wants_body < 0 ? -1 : PyLong_AsSsize_t(max_bytes);
+        if (wants_body >= 0 && !(size == -1 && PyErr_Occurred()) &&
+            PyObject_SetAttr(session, s_in_flight, more) == 0) {
+            self->capture_headers = (char)wants_headers;
+            self->capture_body = (char)wants_body;
+            if (size > self->body_max_bytes) {
+                self->body_max_bytes = size;
+            }
+            rc = 0;
+        }
+    }
+    Py_XDECREF(headers);
+    Py_XDECREF(body);
+    Py_XDECREF(max_bytes);
+    Py_XDECREF(in_flight);
+    Py_XDECREF(more);
+    return rc;
+}
+
+static PyObject *trace_vectorcall(PyObject *type, PyObject *const *args, size_t nargsf,
+                                  PyObject *kwnames) {
+    static const char *const names[] = {"head", "tail", "start_ns", "parent"};
+    static const char usage[] = "RequestTrace(*, head, tail, start_ns, parent=None)";
+    PyObject *given[4];
+    if (PyVectorcall_NARGS(nargsf) != 0 ||
+        method_args(usage, names, 4, 3, args, nargsf, kwnames, given) < 0) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_TypeError, usage);
+        }
+        return NULL;
+    }
+    PyObject *head = given[0], *tail = given[1], *parent = given[3];
+    if (!PyList_Check(head) || !PyList_Check(tail)) {
+        PyErr_SetString(PyExc_TypeError, "head and tail are lists of sessions");
+        return NULL;
+    }
+    uint64_t parent_id = 0;
+    int has_parent = 0;
+    PyObject *trace = NULL;
+    if (parent != NULL && parent != Py_None) {
+        if (!PyTuple_Check(parent) || PyTuple_GET_SIZE(parent) != 2 ||
+            !PyBytes_Check(PyTuple_GET_ITEM(parent, 0))) {
+            PyErr_SetString(PyExc_TypeError, "parent is (trace_id, span_id) bytes");
+            return NULL;
+        }
+        if (id_of(PyTuple_GET_ITEM(parent, 1), &parent_id, &has_parent, 1) < 0) {
+            return NULL;
+        }
+        trace = Py_NewRef(PyTuple_GET_ITEM(parent, 0));
+    } else {
+        trace = trace_id(NULL, NULL);
+        if (trace == NULL) {
+            return NULL;
+        }
+    }
+    unsigned long long start_ns;
+    if (start_time(given[2], &start_ns) < 0) {
+        Py_DECREF(trace);
+        return NULL;
+    }
+    TraceObject *self = (TraceObject *)((PyTypeObject *)type)->tp_alloc((PyTypeObject *)type, 0);
+    if (self == NULL) {
+        Py_DECREF(trace);
+        return NULL;
+    }
+    self->trace_id = trace;
+    self->head = Py_NewRef(head);
+    self->tail = Py_NewRef(tail);
+    self->root = new_span(&SpanType, s_http, parent_id, has_parent, start_ns, 2 /* SERVER */,
+                          Py_None);
+    self->spans = self->root ? PyList_New(1) : NULL;
+    self->logs = self->spans ? PyList_New(0) : NULL;
+    if (self->logs == NULL) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    PyList_SET_ITEM(self->spans, 0, Py_NewRef(self->root));
+    for (int part = 0; part < 2; part++) {
+        PyObject *sessions = part == 0 ? head : tail;
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(sessions); i++) {
+            PyObject *session = Py_NewRef(PyList_GET_ITEM(sessions, i));
+            int failed = join_session(self, session);
+            Py_DECREF(session);
+            if (failed) {
+                Py_DECREF(self);
+                return NULL;
+            }
+        }
+    }
+    return (PyObject *)self;
+}
+
+static PyObject *trace_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
+    /* type.__call__ with a kwargs dict (e.g. RequestTrace(**kwargs)): as the vectorcall */
+    if (PyTuple_GET_SIZE(args) != 0) {
+        PyErr_SetString(PyExc_TypeError, "RequestTrace(*, head, tail, start_ns, parent=None)");
+        return NULL;
+    }
+    Py_ssize_t count = kwds ? PyDict_GET_SIZE(kwds) : 0;
+    PyObject *values[4], *names = PyTuple_New(count), *key, *value;
+    if (names == NULL || count > 4) {
+        Py_XDECREF(names);
+        PyErr_SetString(PyExc_TypeError, "RequestTrace(*, head, tail, start_ns, parent=None)");
+        return NULL;
+    }
+    Py_ssize_t pos = 0, i = 0;
+    while (kwds && PyDict_Next(kwds, &pos, &key, &value)) {
+        PyTuple_SET_ITEM(names, i, Py_NewRef(key));
+        values[i++] = value;
+    }
+    PyObject *result = trace_vectorcall((PyObject *)type, values, 0, names);
+    Py_DECREF(names);
+    return result;
+}
+
+static PyObject *trace_span(TraceObject *self, PyObject *const *args, size_t nargsf,
+                            PyObject *kwnames) {
+    if (self->spans == NULL || !PyList_Check(self->spans)) {
+        PyErr_SetString(PyExc_TypeError, "a trace's spans are a list");
+        return NULL;
+    }
+    return make_child(self->spans, &SpanType, args, nargsf, kwnames);
+}
+
+static PyObject *trace_sessions(TraceObject *self, PyObject *unused) {
+    (void)unused;
+    if (self->head == NULL || self->tail == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "a trace's sessions were deleted");
+        return NULL;
+    }
+    return PySequence_Concat(self->head, self->tail);
+}
+
+static int trace_traverse(TraceObject *self, visitproc visit, void *arg) {
+    Py_VISIT(self->head);
+    Py_VISIT(self->tail);
+    Py_VISIT(self->trace_id);
+    Py_VISIT(self->root);
+    Py_VISIT(self->spans);
+    Py_VISIT(self->logs);
+    return 0;
+}
+
+static int trace_clear(TraceObject *self) {
+    Py_CLEAR(self->head);
+    Py_CLEAR(self->tail);
+    Py_CLEAR(self->trace_id);
+    Py_CLEAR(self->root);
+    Py_CLEAR(self->spans);
+    Py_CLEAR(self->logs);
+    return 0;
+}
+
+static void trace_dealloc(TraceObject *self) {
+    PyObject_GC_UnTrack(self);
+    trace_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMethodDef trace_methods[] = {
+    {"span", (PyCFunction)(void (*)(void))trace_span, METH_FASTCALL | METH_KEYWORDS,
+     "span(name, parent, start_ns=None, kind=KIND_INTERNAL, attributes=None): start a child "
+     "span of parent (at start_ns, or now) and add it to the trace."},
+    {"sessions", (PyCFunction)trace_sessions, METH_NOARGS,
+     "Every session involved (kept or still deciding)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyMemberDef trace_members[] = {
+    {"head", T_OBJECT_EX, offsetof(TraceObject, head), 0, NULL},
+    {"tail", T_OBJECT_EX, offsetof(TraceObject, tail), 0, NULL},
+    {"trace_id", T_OBJECT_EX, offsetof(TraceObject, trace_id), 0, NULL},
+    {"root", T_OBJECT_EX, offsetof(TraceObject, root), 0, NULL},
+    {"spans", T_OBJECT_EX, offsetof(TraceObject, spans), 0, NULL},
+    {"logs", T_OBJECT_EX, offsetof(TraceObject, logs), 0, NULL},
+    {"capture_headers", T_BOOL, offsetof(TraceObject, capture_headers), 0, NULL},
+    {"capture_body", T_BOOL, offsetof(TraceObject, capture_body), 0, NULL},
+    {"body_max_bytes", T_PYSSIZET, offsetof(TraceObject, body_max_bytes), 0, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyTypeObject TraceType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "dataplane.tracing._wire.RequestTrace",
+    .tp_doc = "RequestTrace(*, head, tail, start_ns, parent=None): the spans of one request for "
+              "the sessions that (may) keep it; head sessions kept it when it arrived, tail "
+              "sessions decide at the log phase from response fields.",
+    .tp_basicsize = sizeof(TraceObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_new = trace_new,
+    .tp_vectorcall = trace_vectorcall,
+    .tp_dealloc = (destructor)trace_dealloc,
+    .tp_traverse = (traverseproc)trace_traverse,
+    .tp_clear = (inquiry)trace_clear,
+    .tp_methods = trace_methods,
+    .tp_members = trace_members,
 };
 
 /* ---- PhaseEvents ------------------------------------------------------------------------- */
@@ -957,12 +1393,8 @@ static PyObject *phase_events_call(PyObject *callable, PyObject *const *args, si
         Py_RETURN_NONE;
     }
     if (action->name != NULL) { /* started */
-        if (upstream->span_id == NULL) {
-            PyErr_SetString(PyExc_AttributeError, "span field deleted"); /* as span_fields */
-            return NULL;
-        }
-        PyObject *span = add_child(self->spans, phase_span_type, action->name,
-                                   upstream->span_id, now_ns(), action->kind, Py_None);
+        PyObject *span = add_child(self->spans, phase_span_type, action->name, upstream->id,
+                                   now_ns(), action->kind, Py_None);
         if (span == NULL) {
             return NULL;
         }
@@ -1156,13 +1588,12 @@ static PyObject *clock_ns(PyObject *module, PyObject *unused) {
 
 /* What span_body writes of one span. The objects are new references. */
 typedef struct {
-    PyObject *span_id, *parent, *name, *attributes, *events, *message, *encoded;
-    uint64_t kind, start, end, code;
+    PyObject *name, *attributes, *events, *message, *encoded;
+    uint64_t id, parent, kind, start, end, code;
+    int has_parent;
 } Fields;
 
 static void fields_clear(Fields *f) {
-    Py_XDECREF(f->span_id);
-    Py_XDECREF(f->parent);
     Py_XDECREF(f->name);
     Py_XDECREF(f->attributes);
     Py_XDECREF(f->events);
@@ -1175,8 +1606,7 @@ static void fields_clear(Fields *f) {
 static int span_fields(PyObject *span, Fields *f) {
     if (PyObject_TypeCheck(span, &SpanType)) {
         SpanObject *s = (SpanObject *)span;
-        if (s->span_id == NULL || s->parent_id == NULL || s->name == NULL ||
-            s->status_message == NULL || s->encoded == NULL) {
+        if (s->name == NULL || s->status_message == NULL || s->encoded == NULL) {
             PyErr_SetString(PyExc_AttributeError, "span field deleted");
             return -1;
         }
@@ -1185,8 +1615,9 @@ static int span_fields(PyObject *span, Fields *f) {
             PyErr_SetString(PyExc_OverflowError, "negative kind or status code");
             return -1;
         }
-        f->span_id = Py_NewRef(s->span_id);
-        f->parent = Py_NewRef(s->parent_id);
+        f->id = s->id;
+        f->parent = s->parent;
+        f->has_parent = s->has_parent;
         f->name = Py_NewRef(s->name);
         f->attributes = Py_NewRef(s->attributes ? s->attributes : Py_None); /* None: none yet */
         f->events = Py_NewRef(s->events ? s->events : Py_None);
@@ -1198,9 +1629,24 @@ static int span_fields(PyObject *span, Fields *f) {
         f->code = (uint64_t)s->status_code;
         return 0;
     }
-    PyObject *names[] = {s_span_id, s_parent_id, s_name, s_attributes, s_events, s_status_message};
-    PyObject **slots[] = {&f->span_id, &f->parent, &f->name, &f->attributes, &f->events, &f->message};
-    for (int i = 0; i < 6; i++) {
+    PyObject *ids[2] = {PyObject_GetAttr(span, s_span_id), NULL};
+    if (ids[0] == NULL || (ids[1] = PyObject_GetAttr(span, s_parent_id)) == NULL) {
+        Py_XDECREF(ids[0]);
+        return -1;
+    }
+    /* a span-like's parent: any false value is none (as wire.py says) */
+    int present, has_parent = PyObject_IsTrue(ids[1]);
+    int bad = has_parent < 0 || id_of(ids[0], &f->id, &present, 0) < 0 ||
+              (has_parent && id_of(ids[1], &f->parent, &present, 0) < 0);
+    f->has_parent = has_parent > 0;
+    Py_DECREF(ids[0]);
+    Py_DECREF(ids[1]);
+    if (bad) {
+        return -1;
+    }
+    PyObject *names[] = {s_name, s_attributes, s_events, s_status_message};
+    PyObject **slots[] = {&f->name, &f->attributes, &f->events, &f->message};
+    for (int i = 0; i < 4; i++) {
         *slots[i] = PyObject_GetAttr(span, names[i]);
         if (*slots[i] == NULL) {
             return -1;
@@ -1248,12 +1694,8 @@ static int span_body(Buf *b, const char *trace_field, PyObject *span) {
     if (span_fields(span, &f) < 0) {
         goto done;
     }
-    if (put(b, trace_field, 18) < 0 || id_field(b, 0x12, f.span_id) < 0) {
-        goto done;
-    }
-    int has_parent = PyBytes_CheckExact(f.parent) ? PyBytes_GET_SIZE(f.parent) > 0
-                                                  : PyObject_IsTrue(f.parent);
-    if (has_parent < 0 || (has_parent && id_field(b, 0x22, f.parent) < 0)) {
+    if (put(b, trace_field, 18) < 0 || id_field(b, 0x12, f.id) < 0 ||
+        (f.has_parent && id_field(b, 0x22, f.parent) < 0)) {
         goto done;
     }
     if (put_text(b, 0x2A, f.name) < 0 || room(b, 1 + 10 + 2 * 9) < 0) {
@@ -1668,6 +2110,8 @@ static PyMethodDef methods[] = {
      "set_clock_offset(ns): unix time minus CLOCK_MONOTONIC, for span times."},
     {"now_ns", clock_ns, METH_NOARGS, "now_ns() -> unix nanoseconds on the span clock."},
     {"trace_id", trace_id, METH_NOARGS, "trace_id() -> 16 random bytes, never all zero."},
+    {"set_exception_event", set_exception_event, METH_O,
+     "set_exception_event(factory): record_exception's factory(exc, time_ns) -> SpanEvent."},
     {"traceparent", (PyCFunction)(void (*)(void))traceparent, METH_FASTCALL,
      "traceparent(trace_id, span_id) -> bytes: a sampled W3C traceparent header value."},
     {"write_root", (PyCFunction)(void (*)(void))write_root, METH_FASTCALL,
@@ -1706,6 +2150,11 @@ PyMODINIT_FUNC PyInit__wire(void) {
         {&s_attributes_kw, "attributes"},
         {&s_reused_attribute, "gateway.connection.reused"},
         {&s_peer_attribute, "network.peer.address"},
+        {&s_http, "HTTP"},
+        {&s_capture_headers, "capture_headers"},
+        {&s_capture_body, "capture_body"},
+        {&s_body_max_bytes, "body_max_bytes"},
+        {&s_in_flight, "in_flight"},
     };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         *names[i].slot = PyUnicode_InternFromString(names[i].text);
@@ -1714,13 +2163,14 @@ PyMODINIT_FUNC PyInit__wire(void) {
         }
     }
     empty_bytes = PyBytes_FromStringAndSize(NULL, 0);
-    if (empty_bytes == NULL) {
+    one = PyLong_FromLong(1);
+    if (empty_bytes == NULL || one == NULL) {
         return NULL;
     }
     seed_ids();
     pthread_atfork(NULL, NULL, seed_ids); /* a forked child must not repeat its parent's IDs */
     if (PyType_Ready(&SpanType) < 0 || PyType_Ready(&PhaseEventsType) < 0 ||
-        PyType_Ready(&SpanMakerType) < 0) {
+        PyType_Ready(&SpanMakerType) < 0 || PyType_Ready(&TraceType) < 0) {
         return NULL;
     }
     PyObject *m = PyModule_Create(&module);
@@ -1729,7 +2179,8 @@ PyMODINIT_FUNC PyInit__wire(void) {
     }
     if (PyModule_AddObjectRef(m, "SpanBase", (PyObject *)&SpanType) < 0 ||
         PyModule_AddObjectRef(m, "PhaseEvents", (PyObject *)&PhaseEventsType) < 0 ||
-        PyModule_AddObjectRef(m, "SpanMaker", (PyObject *)&SpanMakerType) < 0) {
+        PyModule_AddObjectRef(m, "SpanMaker", (PyObject *)&SpanMakerType) < 0 ||
+        PyModule_AddObjectRef(m, "RequestTrace", (PyObject *)&TraceType) < 0) {
         Py_DECREF(m);
         return NULL;
     }

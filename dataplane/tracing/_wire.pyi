@@ -1,12 +1,14 @@
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from dataplane.tracing.sessions import NodeSession
 from dataplane.tracing.spans import Span, SpanEvent
 
 def trace_spans(trace_id: bytes, spans: Sequence[Span], /) -> bytes: ...
 def set_clock_offset(offset_ns: int, /) -> None: ...
 def now_ns() -> int: ...
 def trace_id() -> bytes: ...
+def set_exception_event(factory: Callable[[BaseException, int], SpanEvent], /) -> None: ...
 def traceparent(trace_id: bytes, span_id: bytes, /) -> bytes: ...
 def write_root(
     root: Span, end_ns: int, values: tuple[Any, ...], route: dict[str, Any], /
@@ -43,6 +45,8 @@ class SpanBase:
         attributes: dict[str, Any] | None = None,
     ) -> None: ...
     def end(self, end_ns: int | None = None, /) -> None: ...
+    def set_error(self, error_type: str, message: str = "") -> None: ...
+    def record_exception(self, exc: BaseException, time_ns: int | None = None) -> None: ...
 
 class SpanMaker:
     def __init__(self, spans: list[Span], span_type: type[Span], /) -> None: ...
@@ -54,3 +58,31 @@ class SpanMaker:
         kind: int = 1,
         attributes: dict[str, Any] | None = None,
     ) -> Span: ...
+
+class RequestTrace:
+    head: list[NodeSession]
+    tail: list[NodeSession]
+    trace_id: bytes
+    root: Span
+    spans: list[Span]
+    logs: list[tuple[int, str, str, str]]
+    capture_headers: bool
+    capture_body: bool
+    body_max_bytes: int
+    def __init__(
+        self,
+        *,
+        head: list[NodeSession],
+        tail: list[NodeSession],
+        start_ns: int,
+        parent: tuple[bytes, bytes] | None = None,
+    ) -> None: ...
+    def span(
+        self,
+        name: str,
+        parent: Span,
+        start_ns: int | None = None,
+        kind: int = 1,
+        attributes: dict[str, Any] | None = None,
+    ) -> Span: ...
+    def sessions(self) -> list[NodeSession]: ...

@@ -11,6 +11,7 @@ from dataplane.tracing.sessions import NodeSession
 from dataplane.tracing.spans import KIND_INTERNAL, KIND_SERVER, Span, new_trace_id
 
 __all__ = [
+    "PyRequestTrace",
     "PySpanMaker",
     "RequestTrace",
     "format_traceparent",
@@ -85,11 +86,12 @@ else:
         _SpanMaker = PySpanMaker
 
 
-class RequestTrace:
+class PyRequestTrace:
     """Collects the spans of one request for the sessions that (may) keep it.
 
     ``head`` sessions kept the request when it arrived; ``tail`` sessions decide at the log
-    phase from response fields.
+    phase from response fields. ``_wire.RequestTrace`` is the same in C (made once per traced
+    request without a Python frame), used when the extension is built; tests run both.
     """
 
     __slots__ = (
@@ -137,3 +139,12 @@ class RequestTrace:
     def sessions(self) -> list[NodeSession]:
         """Every session involved (kept or still deciding)."""
         return self.head + self.tail
+
+
+if TYPE_CHECKING:
+    RequestTrace = PyRequestTrace
+else:
+    try:
+        from dataplane.tracing._wire import RequestTrace
+    except ImportError:  # not built
+        RequestTrace = PyRequestTrace

@@ -17,9 +17,10 @@ __all__ = [
     "STATUS_ERROR",
     "STATUS_OK",
     "STATUS_UNSET",
-    "PySpanBase",
+    "PySpan",
     "Span",
     "SpanEvent",
+    "exception_event",
     "new_span_id",
     "new_trace_id",
     "now_ns",
@@ -67,9 +68,25 @@ class SpanEvent:
         self.attributes = attributes
 
 
-class PySpanBase:
-    """A span's fields and its end, in Python: what ``_wire.SpanBase`` does in C, used when
-    the extension is not built (and tested against it)."""
+def exception_event(exc: BaseException, time_ns: int) -> SpanEvent:
+    """The OTel ``exception`` event of ``exc`` (what ``record_exception`` adds)."""
+    return SpanEvent(
+        "exception",
+        time_ns,
+        {
+            "exception.type": f"{type(exc).__module__}.{type(exc).__qualname__}",
+            "exception.message": str(exc),
+        },
+    )
+
+
+class PySpan:
+    """One operation of a traced request, in Python: what ``_wire.SpanBase`` is in C, used
+    when the extension is not built (and tested against it).
+
+    ``Span(name, parent_id, start_ns=None, kind=KIND_INTERNAL, attributes=None)``: a random
+    8-byte ``span_id``, started now unless ``start_ns`` is given; ``end()`` closes it.
+    """
 
     __slots__ = (
         "attributes",
@@ -113,30 +130,6 @@ class PySpanBase:
         if not self.end_ns:
             self.end_ns = end_ns if end_ns is not None else now_ns()
 
-
-if TYPE_CHECKING:
-    _SpanBase = PySpanBase
-else:
-    try:  # built by `pip install` (hatch_build.py); hot on traced requests: no Python frames
-        from dataplane.tracing._wire import SpanBase as _SpanBase
-        from dataplane.tracing._wire import set_clock_offset
-        from dataplane.tracing._wire import trace_id as new_trace_id  # the span IDs' generator
-    except ImportError:
-        _SpanBase = PySpanBase
-    else:
-        set_clock_offset(_OFFSET_NS)  # C spans read CLOCK_MONOTONIC, as perf_counter_ns does
-        from dataplane.tracing._wire import now_ns  # the same clock, without a Python frame
-
-
-class Span(_SpanBase):
-    """One operation of a traced request.
-
-    ``Span(name, parent_id, start_ns=None, kind=KIND_INTERNAL, attributes=None)``: a random
-    8-byte ``span_id``, started now unless ``start_ns`` is given; ``end()`` closes it.
-    """
-
-    __slots__ = ()
-
     def set_error(self, error_type: str, message: str = "") -> None:
         """Mark the span failed with an ``error.type``."""
         self.status_code = STATUS_ERROR
@@ -147,13 +140,19 @@ class Span(_SpanBase):
         """Add an OTel ``exception`` event."""
         if self.events is None:
             self.events = []
-        self.events.append(
-            SpanEvent(
-                "exception",
-                time_ns if time_ns is not None else now_ns(),
-                {
-                    "exception.type": f"{type(exc).__module__}.{type(exc).__qualname__}",
-                    "exception.message": str(exc),
-                },
-            )
-        )
+        self.events.append(exception_event(exc, time_ns if time_ns is not None else now_ns()))
+
+
+if TYPE_CHECKING:
+    Span = PySpan
+else:
+    try:  # built by `pip install` (hatch_build.py); hot on traced requests: no Python frames
+        from dataplane.tracing._wire import SpanBase as Span
+        from dataplane.tracing._wire import set_clock_offset, set_exception_event
+        from dataplane.tracing._wire import trace_id as new_trace_id  # the span IDs' generator
+    except ImportError:
+        Span = PySpan
+    else:
+        set_clock_offset(_OFFSET_NS)  # C spans read CLOCK_MONOTONIC, as perf_counter_ns does
+        set_exception_event(exception_event)
+        from dataplane.tracing._wire import now_ns  # the same clock, without a Python frame

@@ -163,7 +163,7 @@ def test_bad_arguments_are_type_errors() -> None:
 
 
 @pytest.mark.parametrize("make", [_python, _c], ids=["python", "c"])
-def test_a_deleted_upstream_field_raises_instead_of_crashing(
+def test_the_upstream_span_s_id_and_attributes_cannot_be_deleted(
     make: Callable[[RequestTrace, Span], Any],
 ) -> None:
     trace = RequestTrace(head=[], tail=[], start_ns=1)
@@ -171,8 +171,9 @@ def test_a_deleted_upstream_field_raises_instead_of_crashing(
     on_event = make(trace, upstream)
     with pytest.raises(AttributeError):  # the C struct keeps its (lazily made) attribute dict
         del upstream.attributes
-    del upstream.span_id
-    on_event(REUSED, {"peer": ("10.0.0.7", 80)})  # needs no span ID
+    with pytest.raises(AttributeError):  # and its ID, an integer in the struct
+        del upstream.span_id
+    on_event(REUSED, {"peer": ("10.0.0.7", 80)})
+    on_event(SEND + ".started", {})
     assert upstream.attributes["gateway.connection.reused"] is True
-    with pytest.raises(AttributeError):
-        on_event(SEND + ".started", {})  # a child span needs its parent's ID
+    assert trace.spans[-1].parent_id == upstream.span_id

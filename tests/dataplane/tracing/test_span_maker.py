@@ -8,14 +8,14 @@ import pytest
 
 from dataplane.tracing import recorder
 from dataplane.tracing._wire import SpanMaker
-from dataplane.tracing.recorder import PySpanMaker, RequestTrace
+from dataplane.tracing.recorder import PyRequestTrace, PySpanMaker
 from dataplane.tracing.spans import KIND_CLIENT, KIND_INTERNAL, Span, now_ns
 
 MAKERS = [SpanMaker, PySpanMaker]
 
 
-def test_the_c_maker_is_what_traces_use() -> None:
-    trace = RequestTrace(head=[], tail=[], start_ns=1)
+def test_the_c_maker_is_what_python_traces_use() -> None:
+    trace = PyRequestTrace(head=[], tail=[], start_ns=1)  # (the C RequestTrace has a method)
     assert type(trace.span) is SpanMaker  # type: ignore[comparison-overlap]
     assert recorder._SpanMaker is SpanMaker
 

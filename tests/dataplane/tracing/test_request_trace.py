@@ -1,0 +1,106 @@
+"""A request's trace: the C ``_wire.RequestTrace`` behaves as the Python ``PyRequestTrace``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from dataplane.tracing import recorder
+from dataplane.tracing.recorder import PyRequestTrace, RequestTrace
+from dataplane.tracing.sessions import NodeSession, SessionDefinition
+from dataplane.tracing.spans import KIND_CLIENT, KIND_SERVER, Span
+
+TRACES = [RequestTrace, PyRequestTrace]
+
+
+def session(name: str, capture: tuple[str, ...] = (), body_max_bytes: int = 4096) -> NodeSession:
+    definition = SessionDefinition(session_id=name, capture=capture, body_max_bytes=body_max_bytes)
+    return NodeSession(definition, None, 0.0)
+
+
+def test_the_c_trace_is_what_the_node_uses() -> None:
+    from dataplane.tracing import _wire
+
+    assert RequestTrace is _wire.RequestTrace  # type: ignore[comparison-overlap]
+    assert recorder.RequestTrace is _wire.RequestTrace  # type: ignore[comparison-overlap]
+
+
+@pytest.mark.parametrize("cls", TRACES)
+def test_a_new_trace_has_its_root_and_a_random_id(cls: Any) -> None:
+    trace = cls(head=[], tail=[], start_ns=123)
+    assert len(trace.trace_id) == 16
+    assert trace.trace_id != cls(head=[], tail=[], start_ns=1).trace_id
+    root = trace.root
+    assert type(root) is Span
+    assert (root.name, root.kind, root.start_ns, root.end_ns, root.parent_id) == (
+        "HTTP",
+        KIND_SERVER,
+        123,
+        0,
+        b"",
+    )
+    assert trace.spans == [root]
+    assert trace.logs == []
+    assert (trace.capture_headers, trace.capture_body, trace.body_max_bytes) == (False, False, 0)
+
+
+@pytest.mark.parametrize("cls", TRACES)
+def test_an_incoming_parent_is_continued(cls: Any) -> None:
+    trace = cls(head=[], tail=[], start_ns=5, parent=(b"\x0a" * 16, b"\x0b" * 8))
+    assert trace.trace_id == b"\x0a" * 16
+    assert trace.root.parent_id == b"\x0b" * 8
+
+
+@pytest.mark.parametrize("cls", TRACES)
+def test_sessions_join_their_capture_settings_and_count_in_flight(cls: Any) -> None:
+    plain, headers = session("a", body_max_bytes=100), session("b", ("headers",), 50)
+    body = session("c", ("body",), 2048)
+    trace = cls(head=[plain, headers], tail=[body], start_ns=1)
+    assert (trace.capture_headers, trace.capture_body, trace.body_max_bytes) == (True, True, 2048)
+    assert [s.in_flight for s in (plain, headers, body)] == [1, 1, 1]
+    assert trace.sessions() == [plain, headers, body]
+    assert (trace.head, trace.tail) == ([plain, headers], [body])
+    cls(head=[plain], tail=[], start_ns=1)
+    assert plain.in_flight == 2
+    only_plain = cls(head=[plain], tail=[], start_ns=1)
+    assert (only_plain.capture_headers, only_plain.capture_body) == (False, False)
+    assert only_plain.body_max_bytes == 100
+
+
+@pytest.mark.parametrize("cls", TRACES)
+def test_span_adds_a_child(cls: Any) -> None:
+    trace = cls(head=[], tail=[], start_ns=1)
+    child = trace.span("gateway.upstream", trace.root, 7, KIND_CLIENT, {"a": 1})
+    grandchild = trace.span("gateway.dns", child, start_ns=9)
+    assert trace.spans == [trace.root, child, grandchild]
+    assert (child.parent_id, grandchild.parent_id) == (trace.root.span_id, child.span_id)
+    assert (child.start_ns, child.kind, child.attributes) == (7, KIND_CLIENT, {"a": 1})
+
+
+@pytest.mark.parametrize("cls", TRACES)
+def test_fields_are_writable(cls: Any) -> None:
+    trace = cls(head=[], tail=[], start_ns=1)
+    trace.capture_body = True
+    trace.body_max_bytes = 10
+    trace.logs.append((1, "INFO", "x", "hello"))
+    assert (trace.capture_body, trace.body_max_bytes, len(trace.logs)) == (True, 10, 1)
+
+
+def test_the_c_trace_refuses_bad_arguments() -> None:
+    with pytest.raises(TypeError):
+        RequestTrace([], [], 1)  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        RequestTrace(head=[], tail=[])  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        RequestTrace(head=[], tail=[], start_ns=1, other=2)  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        RequestTrace(head=(), tail=[], start_ns=1)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        RequestTrace(head=[], tail=[], start_ns=1, parent=b"x")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="8 bytes"):
+        RequestTrace(head=[], tail=[], start_ns=1, parent=(b"\x01" * 16, b"\x02"))
+    with pytest.raises(AttributeError):
+        RequestTrace(head=[object()], tail=[], start_ns=1)  # type: ignore[list-item]
+    arguments: dict[str, Any] = {"head": [], "tail": [], "start_ns": 3}
+    assert RequestTrace(**arguments).root.start_ns == 3  # (type.__call__ with a dict)
