@@ -40,6 +40,7 @@ typedef struct {
 
 static PyObject *s_error_type, *s_encoded_attributes, *s_span_id, *s_parent_id, *s_name, *s_kind, *s_start_ns, *s_end_ns,
     *s_attributes, *s_events, *s_status_code, *s_status_message, *s_time_ns;
+static PyObject *s_head, *s_tail, *s_parent, *s_error_type_kw, *s_message, *s_exc;
 
 /* A str's UTF-8 bytes: compact ASCII strings (attribute keys and nearly every value) are
  * read in place, without a call. */
@@ -443,16 +444,19 @@ static int attributes(Buf *b, unsigned char tag, PyObject *mapping) {
     return rc;
 }
 
-static int id_field(Buf *b, unsigned char tag, uint64_t id) {
+static inline int id_field(Buf *b, unsigned char tag, uint64_t id) {
     if (room(b, 10) < 0) {
         return -1;
     }
     char *p = b->data + b->len;
-    *p++ = (char)tag;
-    *p++ = 8;
-    for (int i = 7; i >= 0; i--) {
-        *p++ = (char)(id >> (8 * i));
-    }
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    uint64_t big = __builtin_bswap64(id);
+#else
+    uint64_t big = id;
+#endif
+    p[0] = (char)tag;
+    p[1] = 8;
+    memcpy(p + 2, &big, 8);
     b->len += 10;
     return 0;
 }
@@ -796,9 +800,25 @@ static PyGetSetDef span_getset[] = {
     {NULL, NULL, NULL, NULL, NULL},
 };
 
-/* A method's arguments, by position or by keyword (``names``), into ``out`` (borrowed; NULL
- * where not given). ``required`` come first. */
-static int method_args(const char *usage, const char *const *names, int count, int required,
+/* Which of ``names`` (interned) a keyword is, or -1. A call site's keywords are interned
+ * too, so the first loop finds them without comparing text. */
+static inline int keyword_slot(PyObject *key, PyObject *const *names, int count) {
+    for (int i = 0; i < count; i++) {
+        if (key == names[i]) {
+            return i;
+        }
+    }
+    for (int i = 0; i < count; i++) {
+        if (PyUnicode_Check(key) && PyUnicode_Compare(key, names[i]) == 0) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+/* A method's arguments, by position or by keyword (``names``, interned), into ``out``
+ * (borrowed; NULL where not given). ``required`` come first. */
+static int method_args(const char *usage, PyObject *const *names, int count, int required,
                        PyObject *const *args, size_t nargsf, PyObject *kwnames, PyObject **out) {
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
     if (nargs > count) {
@@ -810,13 +830,7 @@ static int method_args(const char *usage, const char *const *names, int count, i
     }
     Py_ssize_t keywords = kwnames != NULL ? PyTuple_GET_SIZE(kwnames) : 0;
     for (Py_ssize_t k = 0; k < keywords; k++) {
-        PyObject *key = PyTuple_GET_ITEM(kwnames, k);
-        int slot = -1;
-        for (int i = 0; i < count && slot < 0; i++) {
-            if (PyUnicode_Check(key) && PyUnicode_CompareWithASCIIString(key, names[i]) == 0) {
-                slot = i;
-            }
-        }
+        int slot = keyword_slot(PyTuple_GET_ITEM(kwnames, k), names, count);
         if (slot < 0 || out[slot] != NULL) {
             PyErr_SetString(PyExc_TypeError, usage);
             return -1;
@@ -835,7 +849,7 @@ static int method_args(const char *usage, const char *const *names, int count, i
 /* set_error(error_type, message=""): spans.PySpan.set_error. */
 static PyObject *span_set_error(SpanObject *self, PyObject *const *args, size_t nargsf,
                                 PyObject *kwnames) {
-    static const char *const names[] = {"error_type", "message"};
+    PyObject *names[] = {s_error_type_kw, s_message};
     PyObject *given[2];
     if (method_args("set_error(error_type, message='')", names, 2, 1, args, nargsf, kwnames,
                     given) < 0) {
@@ -859,7 +873,7 @@ static PyObject *exception_event = NULL; /* spans.exception_event(exc, time_ns) 
 /* record_exception(exc, time_ns=None): an OTel "exception" event (spans.exception_event). */
 static PyObject *span_record_exception(SpanObject *self, PyObject *const *args, size_t nargsf,
                                        PyObject *kwnames) {
-    static const char *const names[] = {"exc", "time_ns"};
+    PyObject *names[] = {s_exc, s_time_ns};
     PyObject *given[2];
     if (method_args("record_exception(exc, time_ns=None)", names, 2, 1, args, nargsf, kwnames,
                     given) < 0) {
@@ -960,7 +974,6 @@ typedef struct {
     PyTypeObject *span_type;
 } SpanMakerObject;
 
-static PyObject *s_start_ns_kw, *s_kind_kw, *s_attributes_kw;
 
 /* span(name, parent, start_ns=None, kind=1, attributes=None): a started child span of
  * ``parent`` of ``type``, appended to ``spans`` (SpanMaker's call, RequestTrace.span). */
@@ -979,16 +992,9 @@ static PyObject *make_child(PyObject *spans, PyTypeObject *type, PyObject *const
     Py_ssize_t keywords = kwnames != NULL ? PyTuple_GET_SIZE(kwnames) : 0;
     for (Py_ssize_t i = 0; i < keywords; i++) {
         PyObject *key = PyTuple_GET_ITEM(kwnames, i);
-        int slot = -1;
-        if (PyUnicode_Check(key)) {
-            if (PyUnicode_Compare(key, s_start_ns_kw) == 0) {
-                slot = 2;
-            } else if (PyUnicode_Compare(key, s_kind_kw) == 0) {
-                slot = 3;
-            } else if (PyUnicode_Compare(key, s_attributes_kw) == 0) {
-                slot = 4;
-            }
-        }
+        PyObject *names[] = {s_start_ns, s_kind, s_attributes};
+        int slot = keyword_slot(key, names, 3);
+        slot = slot < 0 ? -1 : slot + 2;
         if (slot < 0 || slot < nargs) {
             PyErr_Format(PyExc_TypeError, "span() got an unexpected or repeated argument %R",
                          key);
@@ -1140,7 +1146,7 @@ static int join_session(TraceObject *self, PyObject *session) {
 
 static PyObject *trace_vectorcall(PyObject *type, PyObject *const *args, size_t nargsf,
                                   PyObject *kwnames) {
-    static const char *const names[] = {"head", "tail", "start_ns", "parent"};
+    PyObject *names[] = {s_head, s_tail, s_start_ns, s_parent};
     static const char usage[] = "RequestTrace(*, head, tail, start_ns, parent=None)";
     PyObject *given[4];
     if (PyVectorcall_NARGS(nargsf) != 0 ||
@@ -1537,13 +1543,20 @@ static PyObject *set_phase_table(PyObject *module, PyObject *const *args, Py_ssi
             Py_DECREF(index);
             return NULL;
         }
-        PyObject *number = PyLong_FromLong(count);
-        if (number == NULL || PyDict_SetItem(index, key, number) < 0) {
+        /* interned: the transport's event names are too (events.py), so a lookup finds its
+         * key by identity instead of comparing text */
+        PyObject *number = PyLong_FromLong(count), *event = Py_NewRef(key);
+        if (PyUnicode_CheckExact(event)) {
+            PyUnicode_InternInPlace(&event);
+        }
+        if (number == NULL || PyDict_SetItem(index, event, number) < 0) {
             Py_XDECREF(number);
+            Py_DECREF(event);
             Py_DECREF(index);
             return NULL;
         }
         Py_DECREF(number);
+        Py_DECREF(event);
         actions[count].slot = slot;
         actions[count].name = PyUnicode_GET_LENGTH(name) ? name : NULL;
         actions[count].kind = kind;
@@ -2146,8 +2159,9 @@ PyMODINIT_FUNC PyInit__wire(void) {
         {&s_time_ns, "time_ns"},         {&s_peer, "peer"},
         {&s_encoded_attributes, "encoded_attributes"},
         {&s_error_type, "error.type"},
-        {&s_start_ns_kw, "start_ns"},    {&s_kind_kw, "kind"},
-        {&s_attributes_kw, "attributes"},
+        {&s_head, "head"},               {&s_tail, "tail"},
+        {&s_parent, "parent"},           {&s_error_type_kw, "error_type"},
+        {&s_message, "message"},         {&s_exc, "exc"},
         {&s_reused_attribute, "gateway.connection.reused"},
         {&s_peer_attribute, "network.peer.address"},
         {&s_http, "HTTP"},

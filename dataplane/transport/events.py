@@ -8,6 +8,7 @@ synchronous and only made when the request carries a ``trace`` callable.
 from __future__ import annotations
 
 from collections.abc import Callable
+from sys import intern
 from typing import Any, Final, TypeAlias
 
 __all__ = [
@@ -30,21 +31,24 @@ __all__ = [
 Trace: TypeAlias = Callable[[str, dict[str, Any]], object]
 """Called as ``trace(event_name, info)``."""
 
-DNS: Final = "dns.resolve"
-CONNECT_TCP: Final = "connection.connect_tcp"
-REUSED: Final = "connection.reused"
-START_TLS: Final = "connection.start_tls"
-SEND: Final = "http11.send_request_headers"
+# Interned, as the phase table's keys are (dataplane/tracing/_wire.c): the traced path looks
+# each event up there, and equal interned strings are found by identity, without comparing
+# their text.
+DNS: Final = intern("dns.resolve")
+CONNECT_TCP: Final = intern("connection.connect_tcp")
+REUSED: Final = intern("connection.reused")
+START_TLS: Final = intern("connection.start_tls")
+SEND: Final = intern("http11.send_request_headers")
 """From before the request head is written until the whole body has been written."""
-HEAD: Final = "http11.receive_response_headers"
+HEAD: Final = intern("http11.receive_response_headers")
 """From the request sent until the response head is parsed (time to first byte)."""
-BODY: Final = "http11.receive_response_body"
+BODY: Final = intern("http11.receive_response_body")
 """From the response head until the end of the body (info: ``bytes``)."""
 
 # The events of every traced exchange, spelled once (not concatenated per request).
-SEND_STARTED: Final = SEND + ".started"
-SEND_COMPLETE: Final = SEND + ".complete"
-HEAD_STARTED: Final = HEAD + ".started"
-HEAD_COMPLETE: Final = HEAD + ".complete"
-BODY_STARTED: Final = BODY + ".started"
-BODY_COMPLETE: Final = BODY + ".complete"
+SEND_STARTED: Final = intern(SEND + ".started")
+SEND_COMPLETE: Final = intern(SEND + ".complete")
+HEAD_STARTED: Final = intern(HEAD + ".started")
+HEAD_COMPLETE: Final = intern(HEAD + ".complete")
+BODY_STARTED: Final = intern(BODY + ".started")
+BODY_COMPLETE: Final = intern(BODY + ".complete")

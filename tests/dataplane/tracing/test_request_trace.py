@@ -104,3 +104,20 @@ def test_the_c_trace_refuses_bad_arguments() -> None:
         RequestTrace(head=[object()], tail=[], start_ns=1)  # type: ignore[list-item]
     arguments: dict[str, Any] = {"head": [], "tail": [], "start_ns": 3}
     assert RequestTrace(**arguments).root.start_ns == 3  # (type.__call__ with a dict)
+
+
+def test_keywords_made_at_run_time_are_matched_by_text() -> None:
+    """Keywords written at a call site are interned (matched by identity); others by text."""
+    start, attributes = "".join(["start", "_ns"]), "".join(["attri", "butes"])
+    at_four: dict[str, Any] = {start: 4}
+    trace = RequestTrace(head=[], tail=[], **at_four)
+    given: dict[str, Any] = {attributes: {"k": 1}, start: 6}
+    child = trace.span("c", trace.root, **given)
+    child.set_error(**{"".join(["error", "_type"]): "x", "".join(["mess", "age"]): "m"})
+    child.record_exception(ValueError("v"), **{"".join(["time", "_ns"]): 9})
+    assert (trace.root.start_ns, child.start_ns, child.attributes) == (
+        4,
+        6,
+        {"k": 1, "error.type": "x"},
+    )
+    assert (child.status_message, child.events[0].time_ns) == ("m", 9)  # type: ignore[index]
