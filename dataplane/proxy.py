@@ -328,11 +328,14 @@ def _response_facts(exchange: Exchange, scope: Scope) -> RequestFacts:
 def _router_span(
     trace: RequestTrace, match: RouteMatch | None, cache_hit: bool, started: int, routed: int
 ) -> None:
-    attributes: dict[str, Any] = {"gateway.router.cache_hit": cache_hit}
-    if match is not None:
-        attributes["gateway.route.id"] = match.route.id
-    span = trace.span("gateway.router", trace.root, started + _OFFSET_NS, attributes=attributes)
-    span.end(routed + _OFFSET_NS)
+    attributes: dict[str, Any] = (
+        {"gateway.router.cache_hit": cache_hit, "gateway.route.id": match.route.id}
+        if match is not None
+        else {"gateway.router.cache_hit": cache_hit}
+    )
+    trace.span("gateway.router", trace.root, started + _OFFSET_NS, KIND_INTERNAL, attributes).end(
+        routed + _OFFSET_NS
+    )
 
 
 def _phase_span(exchange: Exchange, name: str) -> Span | None:
@@ -403,6 +406,7 @@ def _finish_root(exchange: Exchange, match: RouteMatch | None) -> None:
             consumer.id if consumer is not None else None,
         ),
         match.span_attributes if match is not None else _NO_ATTRIBUTES,
+        match.encoded_span_attributes if match is not None else b"",
     )
     if trace.logs:
         root.events = [

@@ -15,6 +15,7 @@ from typing import Any
 
 from dataplane.gateway_config import Route, Service
 from dataplane.router.hosts import HostPattern, parse_host_pattern
+from dataplane.tracing.wire import span_attribute_fields
 
 __all__ = ["Candidate", "HeaderRule", "RequestFacts", "candidates_for"]
 
@@ -64,8 +65,10 @@ class Candidate:
     headers: tuple[HeaderRule, ...]
     key: tuple[int, ...]
     # What a traced request's root span says about its route, assembled once per config
-    # (shared by every match: read only; a plain dict because dict.update is fastest from one).
+    # (shared by every match: read only; a plain dict because dict.update is fastest from one),
+    # and the same already encoded (what the C root writer copies).
     span_attributes: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    encoded_span_attributes: bytes = field(default=b"", compare=False)
 
     def accepts(self, request: RequestFacts) -> bool:
         """The criteria the index does not check: protocol, method, host port, headers."""
@@ -132,6 +135,7 @@ def candidates_for(route: Route, service: Service, order: int) -> Iterator[Candi
     }
     for path in paths:
         span_attributes = {"http.route": path, **common} if path else common
+        encoded = span_attribute_fields(span_attributes)
         regex: re.Pattern[str] | None = None
         if path is not None and path.startswith("~"):
             try:
@@ -142,6 +146,16 @@ def candidates_for(route: Route, service: Service, order: int) -> Iterator[Candi
         for host in hosts:
             key = _priority(route, host, path, order, index)
             yield Candidate(
-                route, service, host, path, regex, methods, protocols, headers, key, span_attributes
+                route,
+                service,
+                host,
+                path,
+                regex,
+                methods,
+                protocols,
+                headers,
+                key,
+                span_attributes,
+                encoded,
             )
             index += 1

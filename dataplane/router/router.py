@@ -33,7 +33,7 @@ class RouteMatch:
     without paths. ``upstream_path`` is the path to request upstream (no query string).
     ``upstream_host`` is the Host header to send when the route preserves the host, else None.
     ``span_attributes`` are the route's attributes on a traced request's root span (shared:
-    read only).
+    read only), ``encoded_span_attributes`` the same as encoded ``Span.attributes`` fields.
     """
 
     route: Route
@@ -42,6 +42,7 @@ class RouteMatch:
     upstream_path: str
     upstream_host: str | None
     span_attributes: Mapping[str, Any]
+    encoded_span_attributes: bytes = b""
 
 
 class Router:
@@ -160,4 +161,5 @@ class Router:
             join_upstream_path(candidate.service.path, request.path, stripped),
             host if route.preserve_host and host else None,
             candidate.span_attributes,
+            candidate.encoded_span_attributes,
         )

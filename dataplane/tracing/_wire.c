@@ -1912,15 +1912,18 @@ static int root_int(PyObject *value, uint64_t *out) {
     return int64_value(value, out);
 }
 
-/* write_root(root, end_ns, values, route_attributes): see root.py. */
-static PyObject *write_root(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+/* write_root(root, end_ns, values, route_attributes[, route_encoded]): see root.py. */
+static PyObject *write_root_here(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     (void)module;
-    if (nargs != 4 || !PyObject_TypeCheck(args[0], &SpanType) || !PyTuple_Check(args[2]) ||
-        PyTuple_GET_SIZE(args[2]) != R_FIELDS || !PyDict_Check(args[3])) {
-        PyErr_SetString(PyExc_TypeError,
-                        "write_root(root: SpanBase, end_ns: int, values: tuple, route: dict)");
+    if (nargs < 4 || nargs > 5 || !PyObject_TypeCheck(args[0], &SpanType) ||
+        !PyTuple_Check(args[2]) || PyTuple_GET_SIZE(args[2]) != R_FIELDS ||
+        !PyDict_Check(args[3]) || (nargs == 5 && !PyBytes_Check(args[4]))) {
+        PyErr_SetString(PyExc_TypeError, "write_root(root: SpanBase, end_ns: int, values: tuple, "
+                                         "route: dict, route_encoded: bytes = b'')");
         return NULL;
     }
+    /* the route's attributes already encoded (the same as its dict's: router/candidate.py) */
+    PyObject *route_encoded = nargs == 5 && PyBytes_GET_SIZE(args[4]) ? args[4] : NULL;
     SpanObject *root = (SpanObject *)args[0];
     PyObject *const *v = &PyTuple_GET_ITEM(args[2], 0);
     PyObject *route = args[3];
@@ -2020,7 +2023,9 @@ static PyObject *write_root(PyObject *module, PyObject *const *args, Py_ssize_t 
         kv_number(&b, root_keys[12], 1, 0, total) < 0 ||
         kv_number(&b, root_keys[13], 1, 0, upstream) < 0 ||
         kv_number(&b, root_keys[14], 1, 0, gateway) < 0 ||
-        (PyDict_GET_SIZE(route) && attributes(&b, 0x4A, route) < 0) ||
+        (route_encoded != NULL
+             ? put(&b, PyBytes_AS_STRING(route_encoded), PyBytes_GET_SIZE(route_encoded)) < 0
+             : PyDict_GET_SIZE(route) && attributes(&b, 0x4A, route) < 0) ||
         (status && kv_number(&b, "http.response.status_code", 0, status, 0) < 0) ||
         (len[R_QUERY] && kv_str(&b, "url.query", text[R_QUERY], len[R_QUERY]) < 0) ||
         (text[R_USER_AGENT] &&
@@ -2086,6 +2091,32 @@ static PyObject *write_root(PyObject *module, PyObject *const *args, Py_ssize_t 
     Py_RETURN_NONE;
 }
 
+static PyObject *root_fallback = NULL; /* root.python_write_root */
+
+/* What write_root_here refuses (TypeError, ValueError, OverflowError, raised before the span
+ * is touched) goes to the Python writer registered with set_root_fallback: the proxy calls
+ * this directly, without a Python wrapper deciding. */
+static PyObject *write_root(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    PyObject *result = write_root_here(module, args, nargs);
+    if (result == NULL && root_fallback != NULL && nargs >= 4 && nargs <= 5 &&
+        (PyErr_ExceptionMatches(PyExc_TypeError) || PyErr_ExceptionMatches(PyExc_ValueError) ||
+         PyErr_ExceptionMatches(PyExc_OverflowError))) {
+        PyErr_Clear();
+        return PyObject_Vectorcall(root_fallback, args, (size_t)nargs, NULL);
+    }
+    return result;
+}
+
+static PyObject *set_root_fallback(PyObject *module, PyObject *fallback) {
+    (void)module;
+    if (fallback != Py_None && !PyCallable_Check(fallback)) {
+        PyErr_SetString(PyExc_TypeError, "set_root_fallback(writer or None)");
+        return NULL;
+    }
+    Py_XSETREF(root_fallback, fallback == Py_None ? NULL : Py_NewRef(fallback));
+    Py_RETURN_NONE;
+}
+
 /* traceparent(trace_id, span_id) -> bytes: recorder.format_traceparent's header value, as
  * bytes (a sampled W3C traceparent: "00-<trace hex>-<span hex>-01"). */
 static PyObject *traceparent(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
@@ -2128,7 +2159,10 @@ static PyMethodDef methods[] = {
     {"traceparent", (PyCFunction)(void (*)(void))traceparent, METH_FASTCALL,
      "traceparent(trace_id, span_id) -> bytes: a sampled W3C traceparent header value."},
     {"write_root", (PyCFunction)(void (*)(void))write_root, METH_FASTCALL,
-     "write_root(root, end_ns, values, route): the root span's standard attributes."},
+     "write_root(root, end_ns, values, route, route_encoded=b''): the root span's standard "
+     "attributes (what C refuses goes to the writer given to set_root_fallback)."},
+    {"set_root_fallback", set_root_fallback, METH_O,
+     "set_root_fallback(writer): write_root's Python writer for values C leaves to it."},
     {"set_phase_table", (PyCFunction)(void (*)(void))set_phase_table, METH_FASTCALL,
      "set_phase_table(table, span_type, fallback): what PhaseEvents does per event."},
     {NULL, NULL, 0, NULL},

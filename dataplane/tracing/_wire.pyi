@@ -1,4 +1,4 @@
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from dataplane.tracing.sessions import NodeSession
@@ -11,7 +11,15 @@ def trace_id() -> bytes: ...
 def set_exception_event(factory: Callable[[BaseException, int], SpanEvent], /) -> None: ...
 def traceparent(trace_id: bytes, span_id: bytes, /) -> bytes: ...
 def write_root(
-    root: Span, end_ns: int, values: tuple[Any, ...], route: dict[str, Any], /
+    root: Span,
+    end_ns: int,
+    values: tuple[Any, ...],
+    route: Mapping[str, Any],
+    route_encoded: bytes = b"",
+    /,
+) -> None: ...
+def set_root_fallback(
+    writer: Callable[[Span, int, Any, Mapping[str, Any], bytes], None] | None, /
 ) -> None: ...
 def set_phase_table(
     table: dict[str, tuple[int, str, int, bool, bool]],

@@ -1,12 +1,15 @@
 """The root span's standard attributes, written once when the request is over.
 
-``write_root(root, end_ns, values, route_attributes)`` takes the request's values as one tuple
-in :data:`ROOT_FIELDS` order and the route's attributes (its own keys: ``http.route``,
-``gateway.route.*``, ``gateway.service.*``, never one written here). The C extension writes
-them straight into the root's ``encoded_attributes`` (already-encoded OTLP fields); without it,
-or for a value it leaves to Python (a non-``str`` string, an ``int`` subclass, a latency that
-is not a finite float), :func:`python_write_root` puts them into the root's attribute dict.
-Both give the same attributes: tests decode both encodings and compare them.
+``write_root(root, end_ns, values, route_attributes, route_encoded)`` takes the request's values
+as one tuple in :data:`ROOT_FIELDS` order and the route's attributes (its own keys:
+``http.route``, ``gateway.route.*``, ``gateway.service.*``, never one written here), also as
+encoded fields (``wire.span_attribute_fields`` of the same dict, made once per config; the C
+writer copies them instead of encoding the dict again). ``write_root`` is the C extension's
+writer when it is built, which writes them straight into the root's ``encoded_attributes``
+(already-encoded OTLP fields) and hands a value it leaves to Python (a non-``str`` string, an
+``int`` subclass, a latency that is not a finite float) to :func:`python_write_root`, which puts
+them into the root's attribute dict (and is ``write_root`` without the extension). Both give the
+same attributes: tests decode both encodings and compare them.
 
 Attributes set on the root before (by plugins, failures) stay, except under a key written here,
 which wins as it would in a dict merge; ``error.type`` is written (for a 5xx) only when none was
@@ -16,7 +19,7 @@ set.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from dataplane.headers import host_without_port
 from dataplane.tracing.spans import STATUS_ERROR, Span
@@ -48,11 +51,8 @@ RootValues = tuple[
     str, str, str, str, str, str, int, int, int, int, str, float, float, int, str | None, str | None
 ]
 
-_c_write_root: Callable[[Span, int, tuple[Any, ...], dict[str, Any]], None] | None
-try:
-    from dataplane.tracing._wire import write_root as _c_write_root
-except ImportError:  # not built
-    _c_write_root = None
+WriteRoot = Callable[[Span, int, RootValues, Mapping[str, Any], bytes], None]
+"""``write_root(root, end_ns, values, route_attributes, route_encoded)``"""
 
 
 def ms3(value: float) -> float:
@@ -61,24 +61,16 @@ def ms3(value: float) -> float:
     return int(value * 1000.0 + (0.5 if value >= 0 else -0.5)) / 1000.0
 
 
-def write_root(
-    root: Span, end_ns: int, values: RootValues, route_attributes: Mapping[str, Any]
+def python_write_root(
+    root: Span,
+    end_ns: int,
+    values: RootValues,
+    route_attributes: Mapping[str, Any],
+    route_encoded: bytes = b"",
 ) -> None:
     """Write the root's standard attributes, mark a 5xx an error and end it at ``end_ns``
-    (unless it ended already)."""
-    if _c_write_root is not None and isinstance(route_attributes, dict):
-        try:
-            _c_write_root(root, end_ns, values, route_attributes)
-            return
-        except (TypeError, ValueError, OverflowError):
-            pass  # Python decides (and raises what it raises)
-    python_write_root(root, end_ns, values, route_attributes)
-
-
-def python_write_root(
-    root: Span, end_ns: int, values: RootValues, route_attributes: Mapping[str, Any]
-) -> None:
-    """:func:`write_root` in Python, into the root's attribute dict: the reference."""
+    (unless it ended already): :data:`write_root` in Python, into the root's attribute dict
+    (``route_encoded`` is not needed here), the reference."""
     (
         method,
         scheme,
@@ -131,3 +123,13 @@ def python_write_root(
         root.status_code = STATUS_ERROR
         attributes.setdefault("error.type", str(status))
     root.end(end_ns)
+
+
+write_root: WriteRoot = python_write_root
+if not TYPE_CHECKING:
+    try:  # built: C writes the root, and leaves what it refuses to Python
+        from dataplane.tracing._wire import set_root_fallback, write_root
+    except ImportError:  # not built
+        pass
+    else:
+        set_root_fallback(python_write_root)

@@ -110,6 +110,13 @@ def _any(value: Any) -> bytes:
     return _string(_ANY_STRING, str(value))
 
 
+def span_attribute_fields(attributes: Mapping[str, Any]) -> bytes:
+    """``attributes`` as encoded ``Span.attributes`` fields: what a span's
+    ``encoded_attributes`` holds, and how a route's root attributes are kept, written once
+    per config rather than once per traced request."""
+    return b"".join(_attributes(_SPAN_ATTRIBUTE, attributes))
+
+
 def _attributes(tag: bytes, attributes: Mapping[str, Any]) -> list[bytes]:
     """Each attribute as a length-delimited KeyValue field. Strings, ints, floats and bools
     (nearly all of them) take the inlined path; a repeated short string attribute of a span

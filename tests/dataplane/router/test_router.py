@@ -8,6 +8,7 @@ import pytest
 
 from dataplane.gateway_config import Route, Service
 from dataplane.router import RouteMatch, Router
+from dataplane.tracing.wire import span_attribute_fields
 from tests.dataplane.router.conftest import RouteFactory, RouterFactory
 
 R = dict[str, Any]
@@ -426,6 +427,17 @@ def test_match_carries_route_and_service(
     found = match(make_router({"name": "api", "paths": ["/"], "service_id": "svc-s"}), "/")
     assert found.route.name == "api"
     assert found.service == services["svc-s"]
+
+
+def test_match_carries_the_route_s_root_attributes_encoded_once(
+    make_router: RouterFactory,
+) -> None:
+    router = make_router({"name": "api", "paths": ["/api", "/"], "service_id": "svc-s"})
+    for path, route_path in (("/api/x", "/api"), ("/x", "/")):
+        found = match(router, path)
+        assert found.span_attributes["http.route"] == route_path
+        assert found.encoded_span_attributes == span_attribute_fields(found.span_attributes)
+        assert found.encoded_span_attributes is match(router, path).encoded_span_attributes
 
 
 def test_cache_hit_flag(make_router: RouterFactory) -> None:

@@ -11,6 +11,7 @@ from opentelemetry.proto.trace.v1 import trace_pb2
 
 from dataplane.tracing import root as root_module
 from dataplane.tracing import wire
+from dataplane.tracing._wire import set_root_fallback
 from dataplane.tracing._wire import write_root as c_write_root
 from dataplane.tracing.root import ROOT_FIELDS, python_write_root, write_root
 from dataplane.tracing.spans import KIND_SERVER, STATUS_ERROR, STATUS_UNSET, Span
@@ -68,10 +69,14 @@ def _decoded(span: Span) -> tuple[dict[str, bytes], int, int]:
 def _both(
     request: tuple[Any, ...], route: dict[str, Any], extras: dict[str, Any] | None = None
 ) -> tuple[Span, Span]:
-    fast, reference = _root(extras), _root(extras)
+    fast, reference, preencoded = _root(extras), _root(extras), _root(extras)
     c_write_root(fast, 5_000, request, route)
     python_write_root(reference, 5_000, request, route)
+    # the route's attributes encoded once per config (as the router keeps them): the same
+    c_write_root(preencoded, 5_000, request, route, wire.span_attribute_fields(route))
     assert _decoded(fast) == _decoded(reference)
+    assert preencoded.encoded_attributes == fast.encoded_attributes
+    assert preencoded.attributes == fast.attributes
     assert wire.trace_spans(b"\x01" * 16, [fast]) == wire.python_trace_spans(b"\x01" * 16, [fast])
     return fast, reference
 
@@ -127,7 +132,7 @@ def test_a_5xx_is_an_error_with_the_status_as_its_type() -> None:
 def test_an_ended_root_keeps_its_end() -> None:
     span = _root()
     span.end(3_000)
-    write_root(span, 9_000, values(), ROUTE)
+    write_root(span, 9_000, values(), ROUTE, b"")
     assert span.end_ns == 3_000
 
 
@@ -144,25 +149,43 @@ def test_an_ended_root_keeps_its_end() -> None:
 )
 def test_values_the_c_writer_leaves_to_python(odd: tuple[Any, ...]) -> None:
     span = _root({"x": 1})
-    with pytest.raises((TypeError, ValueError, OverflowError)):
-        c_write_root(span, 5_000, odd, ROUTE)
-    # nothing was written before the refusal
-    assert (span.attributes, span.encoded_attributes, span.end_ns) == ({"x": 1}, b"", 0)
+    seen: list[tuple[Any, ...]] = []
+
+    def refused(root: Span, *args: Any) -> None:
+        seen.append((dict(root.attributes), root.encoded_attributes, root.end_ns, args))
+
+    set_root_fallback(refused)
+    try:
+        c_write_root(span, 5_000, odd, ROUTE, b"")
+    finally:
+        set_root_fallback(python_write_root)
+    # handed over as given, nothing written before the refusal
+    assert seen == [({"x": 1}, b"", 0, (5_000, odd, ROUTE, b""))]
+    set_root_fallback(None)
+    try:
+        with pytest.raises((TypeError, ValueError, OverflowError)):
+            c_write_root(span, 5_000, odd, ROUTE)
+    finally:
+        set_root_fallback(python_write_root)
     reference = _root({"x": 1})
     try:
         python_write_root(reference, 5_000, odd, ROUTE)
     except (TypeError, ValueError, OverflowError) as exc:
         with pytest.raises(type(exc)):
-            write_root(span, 5_000, odd, ROUTE)
+            write_root(span, 5_000, odd, ROUTE, b"")
     else:
-        write_root(span, 5_000, odd, ROUTE)  # falls back to Python
+        write_root(span, 5_000, odd, ROUTE, b"")  # falls back to Python
         assert _decoded(span) == _decoded(reference)
 
 
-def test_without_the_extension_python_writes_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(root_module, "_c_write_root", None)
+def test_the_node_writes_roots_in_c() -> None:
+    assert write_root is c_write_root
+    assert root_module.write_root is c_write_root
+
+
+def test_without_the_extension_python_writes_it() -> None:
     span = _root()
-    write_root(span, 5_000, values(), ROUTE)
+    python_write_root(span, 5_000, values(), ROUTE, wire.span_attribute_fields(ROUTE))
     assert span.encoded_attributes == b""
     assert span.attributes["url.full"] == "http://shop.example:8000/orders/7"
     assert span.attributes["server.address"] == "shop.example"
