@@ -11,7 +11,7 @@ import logging
 import random
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
 from typing import Any, Final
 
 import httpx
@@ -809,7 +809,7 @@ class _TransportEvents:
         self.upstream = upstream
         self._open: dict[str, Span] = {}
 
-    def on_event(self, event: str, info: dict[str, Any]) -> None:
+    def on_event(self, event: str, info: Mapping[str, Any]) -> None:
         """One transport event: a phase started, ended or failed, or the connection was reused."""
         action = _EVENT_ACTIONS.get(event)
         if action is None:
@@ -828,7 +828,7 @@ class _TransportEvents:
             opened.end()
 
 
-def _phase_event(upstream: Span, opened: Span | None, event: str, info: dict[str, Any]) -> None:
+def _phase_event(upstream: Span, opened: Span | None, event: str, info: Mapping[str, Any]) -> None:
     """What a phase event needs beyond starting or ending a span: the connection's reuse
     (``opened`` None), a phase's attributes from its info, a failure."""
     if opened is None:
@@ -911,14 +911,14 @@ else:
     )
 
 
-def phase_events(trace: RequestTrace, upstream: Span) -> Callable[[str, dict[str, Any]], None]:
+def phase_events(trace: RequestTrace, upstream: Span) -> Callable[[str, Mapping[str, Any]], None]:
     """The transport's trace callable for one try: C when built, else :class:`_TransportEvents`."""
     if _CPhaseEvents is not None:
         return _CPhaseEvents(trace.spans, upstream)
     return _TransportEvents(trace, upstream).on_event
 
 
-def _annotate(span: Span, name: str, info: dict[str, Any]) -> None:
+def _annotate(span: Span, name: str, info: Mapping[str, Any]) -> None:
     attributes = span.attributes
     if name == "dns.resolve":
         attributes["dns.question.name"] = str(info.get("host", ""))

@@ -18,9 +18,12 @@
  *
  * The rest does in C what a traced request would otherwise do in Python, each with its
  * Python version kept as the reference and fallback, and tests comparing the two:
- * SpanMaker (a trace's span(...), recorder.PySpanMaker), PhaseEvents (the transport's events
- * to phase spans, proxy._TransportEvents), write_root (the root's standard attributes,
- * root.python_write_root) and traceparent (recorder.python_traceparent_header).
+ * RequestTrace (a request's trace, recorder.PyRequestTrace), SpanMaker (a Python trace's
+ * span(...), recorder.PySpanMaker), PhaseEvents (the transport's events to phase spans,
+ * proxy._TransportEvents), write_root (the root's standard attributes,
+ * root.python_write_root) and traceparent (recorder.python_traceparent_header). trace_spans
+ * and write_root hand what they refuse to their Python versions themselves (set_fallback),
+ * so the node calls them without a Python wrapper.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -1776,7 +1779,7 @@ done:
     return rc;
 }
 
-static PyObject *trace_spans(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+static PyObject *trace_spans_here(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     (void)module;
     if (nargs != 2) {
         PyErr_SetString(PyExc_TypeError, "trace_spans(trace_id, spans)");
@@ -2091,29 +2094,49 @@ static PyObject *write_root_here(PyObject *module, PyObject *const *args, Py_ssi
     Py_RETURN_NONE;
 }
 
-static PyObject *root_fallback = NULL; /* root.python_write_root */
+/* write_root and trace_spans hand what C refuses (TypeError, ValueError, OverflowError, raised
+ * before anything is touched) to the Python version registered with set_fallback (root.py's
+ * python_write_root, wire.py's python_trace_spans), which decides and raises what it raises:
+ * the node calls these directly, without a Python wrapper per call deciding. */
+static PyObject *root_fallback = NULL, *spans_fallback = NULL;
 
-/* What write_root_here refuses (TypeError, ValueError, OverflowError, raised before the span
- * is touched) goes to the Python writer registered with set_root_fallback: the proxy calls
- * this directly, without a Python wrapper deciding. */
-static PyObject *write_root(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
-    PyObject *result = write_root_here(module, args, nargs);
-    if (result == NULL && root_fallback != NULL && nargs >= 4 && nargs <= 5 &&
+static PyObject *python_decides(PyObject *result, PyObject *fallback, PyObject *const *args,
+                                Py_ssize_t nargs) {
+    if (result == NULL && fallback != NULL &&
         (PyErr_ExceptionMatches(PyExc_TypeError) || PyErr_ExceptionMatches(PyExc_ValueError) ||
          PyErr_ExceptionMatches(PyExc_OverflowError))) {
         PyErr_Clear();
-        return PyObject_Vectorcall(root_fallback, args, (size_t)nargs, NULL);
+        return PyObject_Vectorcall(fallback, args, (size_t)nargs, NULL);
     }
     return result;
 }
 
-static PyObject *set_root_fallback(PyObject *module, PyObject *fallback) {
+static PyObject *write_root(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    return python_decides(write_root_here(module, args, nargs), root_fallback, args, nargs);
+}
+
+static PyObject *trace_spans(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    return python_decides(trace_spans_here(module, args, nargs), spans_fallback, args, nargs);
+}
+
+/* set_fallback(name, version): the Python version of write_root or trace_spans (None: raise
+ * instead). */
+static PyObject *set_fallback(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     (void)module;
-    if (fallback != Py_None && !PyCallable_Check(fallback)) {
-        PyErr_SetString(PyExc_TypeError, "set_root_fallback(writer or None)");
+    PyObject **slot = NULL;
+    if (nargs == 2 && PyUnicode_Check(args[0])) {
+        if (PyUnicode_CompareWithASCIIString(args[0], "write_root") == 0) {
+            slot = &root_fallback;
+        } else if (PyUnicode_CompareWithASCIIString(args[0], "trace_spans") == 0) {
+            slot = &spans_fallback;
+        }
+    }
+    if (slot == NULL || (args[1] != Py_None && !PyCallable_Check(args[1]))) {
+        PyErr_SetString(PyExc_TypeError,
+                        "set_fallback('write_root' or 'trace_spans', a callable or None)");
         return NULL;
     }
-    Py_XSETREF(root_fallback, fallback == Py_None ? NULL : Py_NewRef(fallback));
+    Py_XSETREF(*slot, args[1] == Py_None ? NULL : Py_NewRef(args[1]));
     Py_RETURN_NONE;
 }
 
@@ -2149,7 +2172,8 @@ static PyObject *traceparent(PyObject *module, PyObject *const *args, Py_ssize_t
 
 static PyMethodDef methods[] = {
     {"trace_spans", (PyCFunction)(void (*)(void))trace_spans, METH_FASTCALL,
-     "trace_spans(trace_id, spans) -> bytes: the spans as ScopeSpans.spans fields."},
+     "trace_spans(trace_id, spans) -> bytes: the spans as ScopeSpans.spans fields (what C "
+     "refuses goes to the Python encoder given to set_fallback)."},
     {"set_clock_offset", set_clock_offset, METH_O,
      "set_clock_offset(ns): unix time minus CLOCK_MONOTONIC, for span times."},
     {"now_ns", clock_ns, METH_NOARGS, "now_ns() -> unix nanoseconds on the span clock."},
@@ -2160,9 +2184,10 @@ static PyMethodDef methods[] = {
      "traceparent(trace_id, span_id) -> bytes: a sampled W3C traceparent header value."},
     {"write_root", (PyCFunction)(void (*)(void))write_root, METH_FASTCALL,
      "write_root(root, end_ns, values, route, route_encoded=b''): the root span's standard "
-     "attributes (what C refuses goes to the writer given to set_root_fallback)."},
-    {"set_root_fallback", set_root_fallback, METH_O,
-     "set_root_fallback(writer): write_root's Python writer for values C leaves to it."},
+     "attributes (what C refuses goes to the Python writer given to set_fallback)."},
+    {"set_fallback", (PyCFunction)(void (*)(void))set_fallback, METH_FASTCALL,
+     "set_fallback(name, version): write_root's or trace_spans' Python version, for what C "
+     "leaves to it."},
     {"set_phase_table", (PyCFunction)(void (*)(void))set_phase_table, METH_FASTCALL,
      "set_phase_table(table, span_type, fallback): what PhaseEvents does per event."},
     {NULL, NULL, 0, NULL},

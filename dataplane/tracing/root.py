@@ -128,8 +128,8 @@ def python_write_root(
 write_root: WriteRoot = python_write_root
 if not TYPE_CHECKING:
     try:  # built: C writes the root, and leaves what it refuses to Python
-        from dataplane.tracing._wire import set_root_fallback, write_root
+        from dataplane.tracing._wire import set_fallback, write_root
     except ImportError:  # not built
         pass
     else:
-        set_root_fallback(python_write_root)
+        set_fallback("write_root", python_write_root)

@@ -25,6 +25,7 @@ __all__ = [
 
 _c_trace_spans: Callable[[bytes, Sequence[Span]], bytes] | None
 try:
+    from dataplane.tracing._wire import set_fallback
     from dataplane.tracing._wire import trace_spans as _c_trace_spans
 except ImportError:  # not built (no compiler where the package was installed)
     _c_trace_spans = None
@@ -211,26 +212,21 @@ def _span(trace_field: bytes, span: Span) -> bytes:
     return _SS_SPAN + (_VARINTS[size] if size < 128 else _varint(size)) + body
 
 
-def trace_spans(trace_id: bytes, spans: Sequence[Span]) -> bytes:
-    """The spans of one trace as consecutive ``ScopeSpans.spans`` fields (concatenating such
-    pieces is how several traces share one ``ScopeSpans``).
-
-    Encoded by the C extension (``_wire.c``, the same bytes ~10x faster) when it is built;
-    values it leaves to this module (integers beyond 64 bits, odd IDs) and builds without
-    it use :func:`python_trace_spans`.
-    """
-    if _c_trace_spans is not None:
-        try:
-            return _c_trace_spans(trace_id, spans)
-        except (TypeError, ValueError, OverflowError):
-            pass  # this module decides (and raises what it raises)
-    return python_trace_spans(trace_id, spans)
-
-
 def python_trace_spans(trace_id: bytes, spans: Sequence[Span]) -> bytes:
-    """:func:`trace_spans` in Python: the reference the C encoder is tested against."""
+    """The spans of one trace as consecutive ``ScopeSpans.spans`` fields (concatenating such
+    pieces is how several traces share one ``ScopeSpans``), in Python: :data:`trace_spans`
+    without the extension, and the reference the C encoder is tested against."""
     trace_field = _SPAN_TRACE_ID + trace_id
     return b"".join([_span(trace_field, span) for span in spans])
+
+
+trace_spans: Callable[[bytes, Sequence[Span]], bytes] = python_trace_spans
+"""``trace_spans(trace_id, spans)``: :func:`python_trace_spans`, encoded by the C extension
+(``_wire.c``, the same bytes ~10x faster) when it is built, which hands values it leaves to
+this module (integers beyond 64 bits, odd IDs) to :func:`python_trace_spans`."""
+if _c_trace_spans is not None:
+    set_fallback("trace_spans", python_trace_spans)
+    trace_spans = _c_trace_spans
 
 
 def _scope_field(scope_name: str, scope_version: str) -> bytes:

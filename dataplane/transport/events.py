@@ -7,8 +7,9 @@ synchronous and only made when the request carries a ``trace`` callable.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from sys import intern
+from types import MappingProxyType
 from typing import Any, Final, TypeAlias
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "HEAD",
     "HEAD_COMPLETE",
     "HEAD_STARTED",
+    "NO_INFO",
     "REUSED",
     "SEND",
     "SEND_COMPLETE",
@@ -28,8 +30,13 @@ __all__ = [
     "Trace",
 ]
 
-Trace: TypeAlias = Callable[[str, dict[str, Any]], object]
-"""Called as ``trace(event_name, info)``."""
+Trace: TypeAlias = Callable[[str, Mapping[str, Any]], object]
+"""Called as ``trace(event_name, info)``; ``info`` is read only (an event without any shares
+:data:`NO_INFO`)."""
+
+NO_INFO: Final[Mapping[str, Any]] = MappingProxyType({})
+"""The info of an event that carries none: one shared, read-only empty mapping (a traced
+exchange sends four such events, each a new dict before)."""
 
 # Interned, as the phase table's keys are (dataplane/tracing/_wire.c): the traced path looks
 # each event up there, and equal interned strings are found by identity, without comparing

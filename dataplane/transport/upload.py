@@ -14,7 +14,7 @@ import httpx
 
 from dataplane.transport.connection import Connection, ResponseReader
 from dataplane.transport.errors import error_type
-from dataplane.transport.events import SEND, SEND_COMPLETE, Trace
+from dataplane.transport.events import NO_INFO, SEND, SEND_COMPLETE, Trace
 from dataplane.transport.request import chunk
 
 __all__ = ["Upload"]
@@ -59,7 +59,7 @@ class Upload:
                 self._trace(SEND + ".failed", {"error_type": error_type(exc), "error": str(exc)})
         else:
             if self._trace is not None:
-                self._trace(SEND_COMPLETE, {})
+                self._trace(SEND_COMPLETE, NO_INFO)
         finally:
             self.done = True
             self._reader.wake()

@@ -25,6 +25,7 @@ from dataplane.transport.events import (
     HEAD,
     HEAD_COMPLETE,
     HEAD_STARTED,
+    NO_INFO,
     REUSED,
     SEND,
     SEND_COMPLETE,
@@ -226,13 +227,13 @@ class UpstreamTransport(httpx.AsyncBaseTransport):
         phase = SEND
         try:
             if trace is not None:
-                trace(SEND_STARTED, {})
+                trace(SEND_STARTED, NO_INFO)
             if head.body is not None:
                 await self._send(conn, reader, head, timeouts.get("write"))
                 phase = HEAD
                 if trace is not None:
-                    trace(SEND_COMPLETE, {})
-                    trace(HEAD_STARTED, {})
+                    trace(SEND_COMPLETE, NO_INFO)
+                    trace(HEAD_STARTED, NO_INFO)
             else:
                 conn.write(head.data)
                 upload = Upload(
@@ -255,7 +256,7 @@ class UpstreamTransport(httpx.AsyncBaseTransport):
                         raise upload.error
                     waiting = True
                     if trace is not None:
-                        trace(HEAD_STARTED, {})
+                        trace(HEAD_STARTED, NO_INFO)
                 failure = reader.error
                 if failure is not None:
                     if conn.reused and not reader.received and failure.kind in _STALE_KINDS:
@@ -264,7 +265,7 @@ class UpstreamTransport(httpx.AsyncBaseTransport):
                 if not await reader.wait(seconds if waiting else None):
                     raise httpx.ReadTimeout(f"no response from upstream within {seconds}s")
             if not waiting and trace is not None:
-                trace(HEAD_STARTED, {})  # answered before the upload ended
+                trace(HEAD_STARTED, NO_INFO)  # answered before the upload ended
         except BaseException as exc:
             if upload is not None:
                 upload.cancel()
@@ -277,7 +278,7 @@ class UpstreamTransport(httpx.AsyncBaseTransport):
             raise
         if trace is not None:
             trace(HEAD_COMPLETE, {"status_code": reader.status})
-            trace(BODY_STARTED, {})
+            trace(BODY_STARTED, NO_INFO)
         return UpstreamResponse(
             reader.status,
             reader.headers,

@@ -11,7 +11,7 @@ from opentelemetry.proto.trace.v1 import trace_pb2
 
 from dataplane.tracing import root as root_module
 from dataplane.tracing import wire
-from dataplane.tracing._wire import set_root_fallback
+from dataplane.tracing._wire import set_fallback
 from dataplane.tracing._wire import write_root as c_write_root
 from dataplane.tracing.root import ROOT_FIELDS, python_write_root, write_root
 from dataplane.tracing.spans import KIND_SERVER, STATUS_ERROR, STATUS_UNSET, Span
@@ -154,19 +154,19 @@ def test_values_the_c_writer_leaves_to_python(odd: tuple[Any, ...]) -> None:
     def refused(root: Span, *args: Any) -> None:
         seen.append((dict(root.attributes), root.encoded_attributes, root.end_ns, args))
 
-    set_root_fallback(refused)
+    set_fallback("write_root", refused)
     try:
         c_write_root(span, 5_000, odd, ROUTE, b"")
     finally:
-        set_root_fallback(python_write_root)
+        set_fallback("write_root", python_write_root)
     # handed over as given, nothing written before the refusal
     assert seen == [({"x": 1}, b"", 0, (5_000, odd, ROUTE, b""))]
-    set_root_fallback(None)
+    set_fallback("write_root", None)
     try:
         with pytest.raises((TypeError, ValueError, OverflowError)):
             c_write_root(span, 5_000, odd, ROUTE)
     finally:
-        set_root_fallback(python_write_root)
+        set_fallback("write_root", python_write_root)
     reference = _root({"x": 1})
     try:
         python_write_root(reference, 5_000, odd, ROUTE)

@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dataplane.tracing import wire
+from dataplane.tracing._wire import set_fallback
 from dataplane.tracing._wire import trace_spans as c_trace_spans
 from dataplane.tracing.otlp import encode_spans, encode_spans_messages, resource
 from dataplane.tracing.spans import Span, SpanEvent
@@ -77,9 +78,14 @@ def test_c_and_python_encoders_write_the_same_bytes(drawn: list[tuple[bytes, lis
 def test_values_the_c_encoder_leaves_to_python() -> None:
     span = Span("s", b"", 1, 1, {"huge": 2**70})  # beyond 64 bits: wire.py's varint
     span.end(2)
-    with pytest.raises(OverflowError):
-        c_trace_spans(b"\x01" * 16, [span])
-    # wire.py then encodes the trace itself, as it always did
+    set_fallback("trace_spans", None)
+    try:
+        with pytest.raises(OverflowError):
+            c_trace_spans(b"\x01" * 16, [span])
+    finally:
+        set_fallback("trace_spans", wire.python_trace_spans)
+    # with its fallback (as the node runs it), wire.py encodes the trace itself
+    assert wire.trace_spans is c_trace_spans
     assert wire.trace_spans(b"\x01" * 16, [span]) == wire.python_trace_spans(b"\x01" * 16, [span])
 
 
@@ -152,3 +158,10 @@ def test_a_long_chain_through_span_attributes_is_freed_without_overflowing_the_s
     for _ in range(200_000):
         chain = SpanBase("n", b"", attributes={"next": chain})
     del chain  # a dealloc without the trashcan recursed once per link (a segfault)
+
+
+def test_a_fallback_is_a_callable_for_a_known_function() -> None:
+    with pytest.raises(TypeError):
+        set_fallback("node_span_batch", wire.python_trace_spans)
+    with pytest.raises(TypeError):
+        set_fallback("trace_spans", "not callable")  # type: ignore[arg-type]

@@ -179,9 +179,9 @@ class Events:
     """A ``trace`` extension recording (event, info) pairs."""
 
     def __init__(self) -> None:
-        self.seen: list[tuple[str, dict[str, Any]]] = []
+        self.seen: list[tuple[str, Mapping[str, Any]]] = []
 
-    def __call__(self, event: str, info: dict[str, Any]) -> None:
+    def __call__(self, event: str, info: Mapping[str, Any]) -> None:
         self.seen.append((event, info))
 
     @property

@@ -17,6 +17,7 @@ from dataplane.transport import (
     UpstreamTransport,
     error_type,
 )
+from dataplane.transport.events import NO_INFO
 from tests.conftest import Pki, free_port
 from tests.dataplane.transport.conftest import Events, ReceivedRequest, Reply, Upstream, ok
 
@@ -961,3 +962,14 @@ async def test_failing_upload_raises_its_error(
 
     assert events.info("http11.send_request_headers.failed")["error_type"] == "ClientGone"
     assert transport.pool.size == 0
+
+
+async def test_events_without_info_share_one_read_only_mapping(
+    upstream: Upstream, transport: UpstreamTransport, events: Events
+) -> None:
+    await fetch(transport, "GET", upstream.url + "/", trace=events)
+    empty = [info for _, info in events.seen if not info]
+    assert len(empty) >= 3
+    assert all(info is NO_INFO for info in empty)
+    with pytest.raises(TypeError):
+        NO_INFO["x"] = 1  # type: ignore[index]
