@@ -639,9 +639,17 @@ async def _balance_and_send(
     service = match.service
     balancer = runtime.balancer_for(service)
     trace = exchange.trace
-    balancer_span = trace.span("gateway.balancer", trace.root) if trace is not None else None
-    if balancer_span is not None:
-        balancer_span.attributes["gateway.upstream.name"] = service.host
+    balancer_span = (
+        trace.span(
+            "gateway.balancer",
+            trace.root,
+            None,
+            KIND_INTERNAL,
+            {"gateway.upstream.name": service.host},
+        )
+        if trace is not None
+        else None
+    )
     exchange.balancer_span = balancer_span
     tried: set[str] = set()  # "host:port" of failed tries (retries go elsewhere)
     query = exchange.query_string

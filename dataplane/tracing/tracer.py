@@ -12,6 +12,7 @@ from dataplane.tracing.export import SpanExport
 from dataplane.tracing.recorder import RequestTrace, parse_traceparent
 from dataplane.tracing.sessions import ENDED_STATES, NodeSession, SessionTable
 from dataplane.tracing.spans import Span
+from dataplane.tracing.wire import span_attribute_fields
 from protos.activetrace.cluster.v1 import cluster_pb2 as pb
 
 __all__ = ["ALWAYS_REDACTED", "Tracer", "capture_headers"]
@@ -19,6 +20,7 @@ __all__ = ["ALWAYS_REDACTED", "Tracer", "capture_headers"]
 ALWAYS_REDACTED = frozenset({"authorization", "cookie", "set-cookie", "proxy-authorization"})
 REDACTED = "[REDACTED]"
 _ENDED_KEEP_SECS = 3600.0
+_SESSION_FIELDS_KEPT = 256  # encoded session attributes kept, per set of sessions
 _session_id = attrgetter("id")
 
 _STATES = {
@@ -56,6 +58,7 @@ class Tracer:
         self.dirty: set[str] = set()
         self.traced = 0
         self._ended_at: dict[str, float] = {}
+        self._session_fields: dict[tuple[str, ...], bytes] = {}
 
     # -- request path ---------------------------------------------------------------------
 
@@ -112,9 +115,8 @@ class Tracer:
                         self.sessions.finish(session, "completed")
         session_ids = tuple(map(_session_id, kept))
         if session_ids:
-            trace.root.attributes["gateway.session.id"] = session_ids[0]
-            if len(session_ids) > 1:
-                trace.root.attributes["gateway.session.ids"] = list(session_ids)
+            fields = self._session_fields.get(session_ids) or self._encode_sessions(session_ids)
+            trace.root.encoded_attributes += fields
             self.export.submit(session_ids, trace.trace_id, trace.spans)
             self.traced += 1
         for session in trace.sessions():
@@ -122,6 +124,18 @@ class Tracer:
             if session.in_flight == 0 and session.state in ENDED_STATES:
                 self.dirty.add(session.id)
         return session_ids
+
+    def _encode_sessions(self, session_ids: tuple[str, ...]) -> bytes:
+        """The root's ``gateway.session.id`` (and ``gateway.session.ids`` when several sessions
+        kept the trace) as encoded attribute fields: written once per set of sessions, not as
+        a dict on every root (whose other attributes are written encoded too)."""
+        attributes: dict[str, Any] = {"gateway.session.id": session_ids[0]}
+        if len(session_ids) > 1:
+            attributes["gateway.session.ids"] = list(session_ids)
+        if len(self._session_fields) >= _SESSION_FIELDS_KEPT:
+            self._session_fields.clear()
+        fields = self._session_fields[session_ids] = span_attribute_fields(attributes)
+        return fields
 
     def export_late(
         self, session_ids: tuple[str, ...], trace_id: bytes, spans: Sequence[Span]
