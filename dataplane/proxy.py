@@ -679,7 +679,7 @@ async def _balance_and_send(
         events = None
         if trace is not None and balancer_span is not None:
             upstream_span = _upstream_span(
-                trace, balancer_span, exchange, service, host, port, raw_target, attempt
+                trace, balancer_span, exchange, service, host, port, query, attempt
             )
             traceparent = traceparent_header(trace.trace_id, upstream_span.span_id)
             events = phase_events(trace, upstream_span)
@@ -782,24 +782,21 @@ def _upstream_span(
     service: Service,
     host: str,
     port: int,
-    raw_target: bytes,
+    query: bytes,
     attempt: int,
 ) -> Span:
+    # url.full: the path and query as sent upstream (the query redacted), before the transport
+    # percent-encodes bytes outside ASCII (upstream_target)
+    url = f"{service.protocol}://{host}:{port}{exchange.upstream_path}"
     attributes: dict[str, Any] = {
         "http.request.method": exchange.method,
-        "url.full": f"{service.protocol}://{host}:{port}{_redacted_target(exchange, raw_target)}",
+        "url.full": f"{url}?{exchange.redacted_query(query)}" if query else url,
         "server.address": host,
         "server.port": port,
     }
     if attempt:
         attributes["http.request.resend_count"] = attempt
     return trace.span("gateway.upstream", parent, None, KIND_CLIENT, attributes)
-
-
-def _redacted_target(exchange: Exchange, raw_target: bytes) -> str:
-    path, sep, query = raw_target.partition(b"?")
-    text = path.decode("latin-1")
-    return f"{text}?{exchange.redacted_query(query)}" if sep else text
 
 
 class _TransportEvents:
