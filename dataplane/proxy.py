@@ -916,11 +916,18 @@ else:
     )
 
 
-def phase_events(trace: RequestTrace, upstream: Span) -> Callable[[str, Mapping[str, Any]], None]:
-    """The transport's trace callable for one try: C when built, else :class:`_TransportEvents`."""
-    if _CPhaseEvents is not None:
-        return _CPhaseEvents(trace.spans, upstream)
+def python_phase_events(
+    trace: RequestTrace, upstream: Span
+) -> Callable[[str, Mapping[str, Any]], None]:
+    """The transport's trace callable for one try, in Python (:class:`_TransportEvents`)."""
     return _TransportEvents(trace, upstream).on_event
+
+
+phase_events: Callable[[RequestTrace, Span], Callable[[str, Mapping[str, Any]], None]] = (
+    python_phase_events if _CPhaseEvents is None else _CPhaseEvents
+)
+"""``phase_events(trace, upstream)``: the transport's trace callable for one try, C
+(``_wire.PhaseEvents``) when built, without a Python frame per try."""
 
 
 def _annotate(span: Span, name: str, info: Mapping[str, Any]) -> None:

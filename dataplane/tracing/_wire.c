@@ -1444,20 +1444,28 @@ static PyObject *phase_events_call(PyObject *callable, PyObject *const *args, si
     Py_RETURN_NONE;
 }
 
-static PyObject *phase_events_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
-    PyObject *spans, *upstream;
-    if (kwds != NULL && PyDict_GET_SIZE(kwds)) {
-        PyErr_SetString(PyExc_TypeError, "PhaseEvents(spans, upstream)");
+/* PhaseEvents(trace, upstream): ``trace`` a RequestTrace (its spans) or the list of spans
+ * itself. Made once per upstream try: called without an argument tuple. */
+static PyObject *phase_events_vectorcall(PyObject *type, PyObject *const *args, size_t nargsf,
+                                         PyObject *kwnames) {
+    if (PyVectorcall_NARGS(nargsf) != 2 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames))) {
+        PyErr_SetString(PyExc_TypeError, "PhaseEvents(trace or spans, upstream)");
         return NULL;
     }
-    if (!PyArg_ParseTuple(args, "O!O!:PhaseEvents", &PyList_Type, &spans, &SpanType, &upstream)) {
+    PyObject *spans = args[0], *upstream = args[1];
+    if (Py_IS_TYPE(spans, &TraceType)) {
+        spans = ((TraceObject *)spans)->spans;
+    }
+    if (spans == NULL || !PyList_Check(spans) || !PyObject_TypeCheck(upstream, &SpanType)) {
+        PyErr_SetString(PyExc_TypeError, "PhaseEvents(trace or spans: list, upstream: SpanBase)");
         return NULL;
     }
     if (phase_index == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "set_phase_table() was not called");
         return NULL;
     }
-    PhaseEventsObject *self = (PhaseEventsObject *)type->tp_alloc(type, 0);
+    PyTypeObject *cls = (PyTypeObject *)type;
+    PhaseEventsObject *self = (PhaseEventsObject *)cls->tp_alloc(cls, 0);
     if (self == NULL) {
         return NULL;
     }
@@ -1465,6 +1473,15 @@ static PyObject *phase_events_new(PyTypeObject *type, PyObject *args, PyObject *
     self->spans = Py_NewRef(spans);
     self->upstream = Py_NewRef(upstream);
     return (PyObject *)self;
+}
+
+static PyObject *phase_events_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
+    if (kwds != NULL && PyDict_GET_SIZE(kwds)) {
+        PyErr_SetString(PyExc_TypeError, "PhaseEvents(trace or spans, upstream)");
+        return NULL;
+    }
+    return phase_events_vectorcall((PyObject *)type, &PyTuple_GET_ITEM(args, 0),
+                                   (size_t)PyTuple_GET_SIZE(args), NULL);
 }
 
 static int phase_events_traverse(PhaseEventsObject *self, visitproc visit, void *arg) {
@@ -1493,12 +1510,14 @@ static void phase_events_dealloc(PhaseEventsObject *self) {
 
 static PyTypeObject PhaseEventsType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "dataplane.tracing._wire.PhaseEvents",
-    .tp_doc = "PhaseEvents(spans, upstream): the transport's trace callable for one try.",
+    .tp_doc = "PhaseEvents(trace or spans, upstream): the transport's trace callable for one "
+              "try.",
     .tp_basicsize = sizeof(PhaseEventsObject),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
     .tp_vectorcall_offset = offsetof(PhaseEventsObject, vectorcall),
     .tp_call = PyVectorcall_Call,
     .tp_new = phase_events_new,
+    .tp_vectorcall = phase_events_vectorcall,
     .tp_dealloc = (destructor)phase_events_dealloc,
     .tp_traverse = (traverseproc)phase_events_traverse,
     .tp_clear = (inquiry)phase_events_clear,

@@ -1,6 +1,7 @@
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from dataplane.tracing.recorder import PyRequestTrace
 from dataplane.tracing.sessions import NodeSession
 from dataplane.tracing.spans import Span, SpanEvent
 
@@ -27,7 +28,9 @@ def set_phase_table(
 ) -> None: ...
 
 class PhaseEvents:
-    def __init__(self, spans: list[Span], upstream: Span, /) -> None: ...
+    def __init__(
+        self, trace: RequestTrace | PyRequestTrace | list[Span], upstream: Span, /
+    ) -> None: ...
     def __call__(self, event: str, info: Mapping[str, Any], /) -> None: ...
 
 class SpanBase:

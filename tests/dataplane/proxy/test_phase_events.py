@@ -143,12 +143,14 @@ def test_what_the_spans_are() -> None:
     )
 
 
-def test_the_proxy_uses_c_when_it_is_built(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_proxy_uses_c_when_it_is_built() -> None:
     trace = RequestTrace(head=[], tail=[], start_ns=1)
     upstream = trace.span("gateway.upstream", trace.root)
-    assert type(proxy.phase_events(trace, upstream)) is proxy._CPhaseEvents
-    monkeypatch.setattr(proxy, "_CPhaseEvents", None)
-    fallback: Any = proxy.phase_events(trace, upstream)
+    assert proxy.phase_events is proxy._CPhaseEvents
+    on_event = proxy.phase_events(trace, upstream)  # a trace, or its spans list as below
+    on_event(SEND + ".started", {})
+    assert trace.spans[-1].name == "gateway.upstream.send_request"
+    fallback: Any = proxy.python_phase_events(trace, upstream)
     assert isinstance(fallback.__self__, proxy._TransportEvents)
 
 
