@@ -18,8 +18,8 @@
  *
  * The rest does in C what a traced request would otherwise do in Python, each with its
  * Python version kept as the reference and fallback, and tests comparing the two:
- * RequestTrace (a request's trace, recorder.PyRequestTrace), SpanMaker (a Python trace's
- * span(...), recorder.PySpanMaker), PhaseEvents (the transport's events to phase spans,
+ * RequestTrace (a request's trace and its span(...), recorder.PyRequestTrace and
+ * PySpanMaker), PhaseEvents (the transport's events to phase spans,
  * proxy._TransportEvents), write_root (the root's standard attributes,
  * root.python_write_root) and traceparent (recorder.python_traceparent_header). trace_spans
  * and write_root hand what they refuse to their Python versions themselves (set_fallback),
@@ -963,23 +963,11 @@ static PyTypeObject SpanType = {
     .tp_getset = span_getset,
 };
 
-/* ---- SpanMaker --------------------------------------------------------------------------- */
-
-/* SpanMaker(spans, span_type): a trace's ``span(name, parent, start_ns=None, kind=INTERNAL,
- * attributes=None)``, which starts a child span of ``parent`` and appends it to ``spans``
- * (recorder.PySpanMaker is the Python version; tests run both). A traced request starts
- * several such spans; as a C callable each costs no Python frame. */
-
-typedef struct {
-    PyObject_HEAD
-    vectorcallfunc vectorcall;
-    PyObject *spans;
-    PyTypeObject *span_type;
-} SpanMakerObject;
-
+/* ---- a trace's span(...) ---------------------------------------------------------------- */
 
 /* span(name, parent, start_ns=None, kind=1, attributes=None): a started child span of
- * ``parent`` of ``type``, appended to ``spans`` (SpanMaker's call, RequestTrace.span). */
+ * ``parent`` of ``type``, appended to ``spans`` (RequestTrace.span; recorder.PySpanMaker is
+ * the Python version). */
 static PyObject *make_child(PyObject *spans, PyTypeObject *type, PyObject *const *args,
                             size_t nargsf, PyObject *kwnames) {
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
@@ -1030,75 +1018,13 @@ static PyObject *make_child(PyObject *spans, PyTypeObject *type, PyObject *const
     return add_child(spans, type, given[0], parent_id, start_ns, kind, given[4]);
 }
 
-static PyObject *span_maker_call(PyObject *callable, PyObject *const *args, size_t nargsf,
-                                 PyObject *kwnames) {
-    SpanMakerObject *self = (SpanMakerObject *)callable;
-    return make_child(self->spans, self->span_type, args, nargsf, kwnames);
-}
-
-static PyObject *span_maker_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
-    PyObject *spans, *span_type;
-    if (kwds != NULL && PyDict_GET_SIZE(kwds)) {
-        PyErr_SetString(PyExc_TypeError, "SpanMaker(spans, span_type)");
-        return NULL;
-    }
-    if (!PyArg_ParseTuple(args, "O!O!:SpanMaker", &PyList_Type, &spans, &PyType_Type,
-                          &span_type)) {
-        return NULL;
-    }
-    if (!PyType_IsSubtype((PyTypeObject *)span_type, &SpanType)) {
-        PyErr_SetString(PyExc_TypeError, "span_type must be a SpanBase subclass");
-        return NULL;
-    }
-    SpanMakerObject *self = (SpanMakerObject *)type->tp_alloc(type, 0);
-    if (self == NULL) {
-        return NULL;
-    }
-    self->vectorcall = span_maker_call;
-    self->spans = Py_NewRef(spans);
-    self->span_type = (PyTypeObject *)Py_NewRef(span_type);
-    return (PyObject *)self;
-}
-
-static int span_maker_traverse(SpanMakerObject *self, visitproc visit, void *arg) {
-    Py_VISIT(self->spans);
-    Py_VISIT(self->span_type);
-    return 0;
-}
-
-static int span_maker_clear(SpanMakerObject *self) {
-    Py_CLEAR(self->spans);
-    Py_CLEAR(self->span_type);
-    return 0;
-}
-
-static void span_maker_dealloc(SpanMakerObject *self) {
-    PyObject_GC_UnTrack(self);
-    span_maker_clear(self);
-    Py_TYPE(self)->tp_free((PyObject *)self);
-}
-
-static PyTypeObject SpanMakerType = {
-    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "dataplane.tracing._wire.SpanMaker",
-    .tp_doc = "SpanMaker(spans, span_type): a trace's span(name, parent, start_ns=None, "
-              "kind=1, attributes=None).",
-    .tp_basicsize = sizeof(SpanMakerObject),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
-    .tp_vectorcall_offset = offsetof(SpanMakerObject, vectorcall),
-    .tp_call = PyVectorcall_Call,
-    .tp_new = span_maker_new,
-    .tp_dealloc = (destructor)span_maker_dealloc,
-    .tp_traverse = (traverseproc)span_maker_traverse,
-    .tp_clear = (inquiry)span_maker_clear,
-};
-
 /* ---- RequestTrace ------------------------------------------------------------------------ */
 
 /* RequestTrace(*, head, tail, start_ns, parent=None): the spans of one traced request and the
  * sessions that (may) keep it (recorder.PyRequestTrace is the Python version and the
  * reference; tests run both). Made once per traced request: in C, its making (the trace ID,
  * the root span, the sessions' capture settings and in-flight counts) costs no Python frame,
- * and its ``span(...)`` is a method rather than a SpanMaker object of its own. */
+ * and its ``span(...)`` is a method rather than a callable object of its own. */
 
 typedef struct {
     PyObject_HEAD
@@ -1227,11 +1153,13 @@ static PyObject *trace_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
         return NULL;
     }
     Py_ssize_t count = kwds ? PyDict_GET_SIZE(kwds) : 0;
-    PyObject *values[4], *names = PyTuple_New(count), *key, *value;
-    if (names == NULL || count > 4) {
-        Py_XDECREF(names);
+    if (count > 4) {
         PyErr_SetString(PyExc_TypeError, "RequestTrace(*, head, tail, start_ns, parent=None)");
         return NULL;
+    }
+    PyObject *values[4], *names = PyTuple_New(count), *key, *value;
+    if (names == NULL) {
+        return NULL; /* (no memory: that error, not a TypeError) */
     }
     Py_ssize_t pos = 0, i = 0;
     while (kwds && PyDict_Next(kwds, &pos, &key, &value)) {
@@ -2262,7 +2190,7 @@ PyMODINIT_FUNC PyInit__wire(void) {
     seed_ids();
     pthread_atfork(NULL, NULL, seed_ids); /* a forked child must not repeat its parent's IDs */
     if (PyType_Ready(&SpanType) < 0 || PyType_Ready(&PhaseEventsType) < 0 ||
-        PyType_Ready(&SpanMakerType) < 0 || PyType_Ready(&TraceType) < 0) {
+        PyType_Ready(&TraceType) < 0) {
         return NULL;
     }
     PyObject *m = PyModule_Create(&module);
@@ -2271,7 +2199,6 @@ PyMODINIT_FUNC PyInit__wire(void) {
     }
     if (PyModule_AddObjectRef(m, "SpanBase", (PyObject *)&SpanType) < 0 ||
         PyModule_AddObjectRef(m, "PhaseEvents", (PyObject *)&PhaseEventsType) < 0 ||
-        PyModule_AddObjectRef(m, "SpanMaker", (PyObject *)&SpanMakerType) < 0 ||
         PyModule_AddObjectRef(m, "RequestTrace", (PyObject *)&TraceType) < 0) {
         Py_DECREF(m);
         return NULL;

@@ -57,17 +57,6 @@ class SpanBase:
     def set_error(self, error_type: str, message: str = "") -> None: ...
     def record_exception(self, exc: BaseException, time_ns: int | None = None) -> None: ...
 
-class SpanMaker:
-    def __init__(self, spans: list[Span], span_type: type[Span], /) -> None: ...
-    def __call__(
-        self,
-        name: str,
-        parent: Span,
-        start_ns: int | None = None,
-        kind: int = 1,
-        attributes: dict[str, Any] | None = None,
-    ) -> Span: ...
-
 class RequestTrace:
     head: list[NodeSession]
     tail: list[NodeSession]

@@ -55,8 +55,8 @@ if not TYPE_CHECKING:
 
 
 class PySpanMaker:
-    """A trace's ``span`` in Python: what ``_wire.SpanMaker`` does in C (without a Python frame
-    per span), used when the extension is not built and tested against it."""
+    """A trace's ``span`` in Python: what ``_wire.RequestTrace.span`` does in C (without a
+    Python frame per span), used when the extension is not built and tested against it."""
 
     __slots__ = ("span_type", "spans")
 
@@ -75,15 +75,6 @@ class PySpanMaker:
         span = self.span_type(name, parent.span_id, start_ns, kind, attributes)
         self.spans.append(span)
         return span
-
-
-if TYPE_CHECKING:
-    _SpanMaker = PySpanMaker
-else:
-    try:
-        from dataplane.tracing._wire import SpanMaker as _SpanMaker
-    except ImportError:  # not built
-        _SpanMaker = PySpanMaker
 
 
 class PyRequestTrace:
@@ -120,7 +111,7 @@ class PyRequestTrace:
         self.trace_id = parent[0] if parent is not None else new_trace_id()
         self.root = Span("HTTP", parent[1] if parent is not None else b"", start_ns, KIND_SERVER)
         self.spans: list[Span] = [self.root]
-        self.span = _SpanMaker(self.spans, Span)
+        self.span = PySpanMaker(self.spans, Span)
         """``span(name, parent, start_ns=None, kind=KIND_INTERNAL, attributes=None)``: start a
         child span of ``parent`` (at ``start_ns``, or now) and add it to the trace."""
         self.logs: list[tuple[int, str, str, str]] = []  # (time, level, logger, message)

@@ -1,34 +1,38 @@
-"""A trace's ``span(...)``: the C SpanMaker and the Python PySpanMaker behave alike."""
+"""A trace's ``span(...)``: the C ``RequestTrace.span`` and the Python ``PySpanMaker`` (what
+``PyRequestTrace.span`` is) behave alike. A trace's spans start with its root."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from dataplane.tracing import recorder
-from dataplane.tracing._wire import SpanMaker
-from dataplane.tracing.recorder import PyRequestTrace, PySpanMaker
+from dataplane.tracing.recorder import PyRequestTrace, PySpanMaker, RequestTrace
 from dataplane.tracing.spans import KIND_CLIENT, KIND_INTERNAL, Span, now_ns
 
-MAKERS = [SpanMaker, PySpanMaker]
+
+def _c() -> Any:
+    return RequestTrace(head=[], tail=[], start_ns=1)
 
 
-def test_the_c_maker_is_what_python_traces_use() -> None:
-    trace = PyRequestTrace(head=[], tail=[], start_ns=1)  # (the C RequestTrace has a method)
-    assert type(trace.span) is SpanMaker  # type: ignore[comparison-overlap]
-    assert recorder._SpanMaker is SpanMaker
+def _python() -> Any:
+    trace = PyRequestTrace(head=[], tail=[], start_ns=1)
+    assert type(trace.span) is PySpanMaker
+    return trace
 
 
-@pytest.mark.parametrize("maker", MAKERS)
-def test_a_child_is_started_and_added(maker: Any) -> None:
-    spans: list[Span] = []
-    make = maker(spans, Span)
+TRACES: list[Callable[[], Any]] = [_c, _python]
+
+
+@pytest.mark.parametrize("new_trace", TRACES, ids=["c", "python"])
+def test_a_child_is_started_and_added(new_trace: Callable[[], Any]) -> None:
+    trace = new_trace()
     parent = Span("HTTP", b"")
     before = now_ns()
-    child = make("gateway.balancer", parent)
+    child = trace.span("gateway.balancer", parent)
     assert type(child) is Span
-    assert spans == [child]
+    assert trace.spans[1:] == [child]
     assert child.parent_id == parent.span_id
     assert (child.name, child.kind, child.attributes, child.end_ns) == (
         "gateway.balancer",
@@ -39,10 +43,10 @@ def test_a_child_is_started_and_added(maker: Any) -> None:
     assert before <= child.start_ns <= now_ns()
 
 
-@pytest.mark.parametrize("maker", MAKERS)
-def test_arguments_by_position_and_by_keyword(maker: Any) -> None:
-    spans: list[Span] = []
-    make = maker(spans, Span)
+@pytest.mark.parametrize("new_trace", TRACES, ids=["c", "python"])
+def test_arguments_by_position_and_by_keyword(new_trace: Callable[[], Any]) -> None:
+    trace = new_trace()
+    make = trace.span
     parent = Span("HTTP", b"")
     attributes = {"server.port": 80}
     by_position = make("a", parent, 5, KIND_CLIENT, attributes)
@@ -52,13 +56,13 @@ def test_arguments_by_position_and_by_keyword(maker: Any) -> None:
         assert (span.start_ns, span.kind) == (5, KIND_CLIENT)
         assert span.attributes is attributes
     assert (mixed.start_ns, mixed.kind, mixed.attributes) == (5, KIND_INTERNAL, attributes)
-    assert [s.name for s in spans] == ["a", "b", "c"]
+    assert [s.name for s in trace.spans[1:]] == ["a", "b", "c"]
 
 
-@pytest.mark.parametrize("maker", MAKERS)
-def test_bad_calls_raise_and_add_nothing(maker: Any) -> None:
-    spans: list[Span] = []
-    make = maker(spans, Span)
+@pytest.mark.parametrize("new_trace", TRACES, ids=["c", "python"])
+def test_bad_calls_raise_and_add_nothing(new_trace: Callable[[], Any]) -> None:
+    trace = new_trace()
+    make = trace.span
     parent = Span("HTTP", b"")
     with pytest.raises(TypeError):
         make("a")
@@ -70,20 +74,19 @@ def test_bad_calls_raise_and_add_nothing(maker: Any) -> None:
         make("a", object())  # a parent without a span_id
     with pytest.raises((TypeError, OverflowError)):
         make("a", parent, "soon")
-    assert spans == []
+    assert trace.spans[1:] == []
 
 
 def test_a_parent_from_python_works_too() -> None:
     class Parent:
         span_id = b"\x05" * 8
 
-    spans: list[Span] = []
-    child = SpanMaker(spans, Span)("a", Parent())  # type: ignore[arg-type]
+    child = _c().span("a", Parent())
     assert child.parent_id == b"\x05" * 8
 
 
-def test_the_span_type_must_be_a_span() -> None:
+def test_the_c_trace_s_spans_must_be_a_list() -> None:
+    trace = _c()
+    trace.spans = ()
     with pytest.raises(TypeError):
-        SpanMaker([], dict)  # type: ignore[arg-type]
-    with pytest.raises(TypeError):
-        SpanMaker((), Span)  # type: ignore[arg-type]
+        trace.span("a", trace.root)
