@@ -7,7 +7,7 @@ import bisect
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, GCCollector, ProcessCollector, generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -142,4 +142,8 @@ def render(node: Node) -> bytes:
     """The Prometheus text exposition of ``node``."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(NodeCollector(node))
+    # The standard python_gc_* and process_* families every Python exporter serves: the
+    # collector's work and the process's CPU and memory, read when scraped.
+    GCCollector(registry=registry)
+    ProcessCollector(registry=registry)
     return generate_latest(registry)

@@ -28,9 +28,25 @@ from dataplane.tracing.tracer import Tracer
 from dataplane.transport import UpstreamTransport
 from protos.activetrace.cluster.v1 import cluster_pb2 as pb
 
-__all__ = ["Node", "node_version", "serve"]
+__all__ = ["YOUNG_COLLECTION_THRESHOLD", "Node", "node_version", "serve", "tune_collector"]
 
 log = logging.getLogger(__name__)
+
+
+YOUNG_COLLECTION_THRESHOLD = 10_000
+"""Container allocations (net of frees) that start a young-generation collection; CPython's
+default is 700. A traced request allocates spans, their attribute dicts and event lists that
+live across its awaits; with 32 requests in flight, 700 triggered ~14 young collections per
+1,000 traced requests (~1.9 µs of collector time per traced request, charged to whatever
+code allocated next). At 10,000 the same load triggers none: the count drifts up by ~0.3 per
+traced request, since nearly everything a request makes is freed by reference counting. The
+price is up to 10,000 more tracked objects (cyclic garbage) waiting for a collection."""
+
+
+def tune_collector() -> None:
+    """Set the young generation's threshold (the older generations keep CPython's)."""
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(YOUNG_COLLECTION_THRESHOLD, middle, old)
 
 
 def node_version() -> str:
@@ -192,6 +208,7 @@ async def serve(settings: DataPlaneSettings) -> None:
     # would add to request latency, proportional to per-request garbage only.
     gc.collect()
     gc.freeze()
+    tune_collector()
     try:
         await proxy_server.serve()
     finally:

@@ -3,6 +3,7 @@ were written for, and those log lines on the trace in the control plane."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -87,3 +88,43 @@ def test_metrics_and_trace_correlated_logs(tmp_path: Path, request: pytest.Fixtu
         logs = s.ok("GET", f"/api/v1/traces/{trace_id}/logs")
         assert any("upstream of route dead failed" in entry["message"] for entry in logs)
         assert all(entry["node_id"] == "dp-1" for entry in logs)
+
+
+def test_traced_requests_leave_the_young_collector_idle(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """The node raises the young generation's threshold (dataplane.node.tune_collector): traced
+    requests, 16 at a time, free what they allocate by reference counting, and the collector
+    stays idle. At CPython's default of 700 the same load runs ~14 young collections per 1,000
+    traced requests. The standard python_gc_* and process_* families are served too."""
+    stack = launch_stack(sqlite_url(tmp_path), tmp_path)
+    with running(stack, request) as s:
+        s.ok("PUT", "/api/v1/config", json=demo_config(s.upstream))
+        dp = s.start_node("dp-1")
+        s.wait_connected("dp-1")
+        session = s.ok(
+            "POST",
+            "/api/v1/tracing-sessions",
+            json={"targets": ["dp-1"], "scope": {"route": "demo"}, "max_samples": 2000},
+        )
+        s.wait_target_state(session["id"], "dp-1", "active")
+
+        def young_collections() -> float:
+            metrics = _samples(httpx.get(dp.status + "/metrics", timeout=5).text)
+            assert metrics[("process_cpu_seconds_total", ())] > 0
+            return metrics[("python_gc_collections_total", (("generation", "0"),))]
+
+        async def load(requests: int, concurrency: int) -> None:
+            async with httpx.AsyncClient(base_url=dp.proxy, timeout=10) as client:
+
+                async def worker() -> None:
+                    for _ in range(requests // concurrency):
+                        assert (await client.get("/demo/hello")).status_code == 200
+
+                await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+        before = young_collections()
+        asyncio.run(load(1600, 16))
+        assert young_collections() - before <= 1
+        metrics = _samples(httpx.get(dp.status + "/metrics", timeout=5).text)
+        assert metrics[("activetrace_dp_traced_requests_total", ())] == 1600
