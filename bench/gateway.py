@@ -216,6 +216,13 @@ class Gateway:
         assert found is not None, "the node's metrics have no traced-requests counter"
         return int(float(found.group(1)))
 
+    def spans_queued(self) -> int:
+        """Spans the node has not had acknowledged by its control plane yet."""
+        text = httpx.get(self.status + "/metrics", timeout=10).text
+        found = re.search(r"^activetrace_dp_spans_queued (\S+)$", text, re.M)
+        assert found is not None, "the node's metrics have no spans-queued gauge"
+        return int(float(found.group(1)))
+
     def call(self, method: str, path: str, **kwargs: Any) -> Any:
         return api_call(self.api, method, path, **kwargs)
 

@@ -17,9 +17,11 @@ A session keeps at most 10,000 traces, so the traced rounds last one second and,
 partly untraced. The node's traced-requests counter says how many were traced; the last lines
 give the extra CPU per traced request and the RPS ratio a wholly traced round would read (the
 node is CPU-bound on its own CPU, so its RPS goes as 1 / CPU per request). CPU is also split
-into user and system time. A last line pairs each round's traced run with the same round's
-untraced one and gives the median extra CPU per traced request (and its range), which the VM's
-drift between minutes moves less than the best rounds do. On this 2-CPU VM the user/system
+into user and system time. A last line pairs each round's traced run with the mean of the
+untraced runs just before and just after it (the latter once the node's export queue has
+drained, so it pays for no traced request's spans) and gives the median extra CPU per traced
+request (and its range), which the VM's drift between minutes moves less than the best rounds
+do; the line before it says how far the untraced runs on either side drifted apart. On this 2-CPU VM the user/system
 split moves from run to run, and the control plane storing the spans beside the node adds to
 the node's CPU (docs/benchmarks.md, "What tracing costs").
 
@@ -52,8 +54,10 @@ from bench.gateway import (
     temporary_dir,
     wrk,
 )
+from controlplane.launcher import wait_until
 
 MAX_SAMPLES = 10_000  # the API's per-node maximum: the traced run must stay below it
+AFTER = "no session, after the traced run"
 
 
 @dataclass
@@ -148,11 +152,13 @@ def main() -> None:
             # of them alike (the traced one is short: a session keeps at most 10,000 traces).
             for _ in range(args.rounds):
                 record("tracing disabled (baseline)", _measure(off, args.seconds, args.connections))
-                untraced = _measure(on, args.seconds, args.connections)
-                record("no session", untraced)
                 on.session(nothing)
                 record("session matching nothing", _measure(on, args.seconds, args.connections))
                 on.stop_sessions()
+                # The untraced runs on either side of the traced one: the pairing below takes
+                # their mean, which cancels the VM's drift between minutes.
+                untraced = _measure(on, args.seconds, args.connections)
+                record("no session", untraced)
                 rps = untraced.result.rps
                 seconds = float(max(1, min(int(args.seconds), int(MAX_SAMPLES * 0.8 / rps))))
                 on.session(everything)  # a new session each round: max_samples bounds one
@@ -162,6 +168,12 @@ def main() -> None:
                 run.traced = min(1.0, traced / (run.result.rps * round(seconds)))
                 on.stop_sessions()
                 record(every, run)
+                # Once the control plane has every span (so the node's export is idle), the
+                # same node untraced again.
+                wait_until(lambda: on.spans_queued() == 0, what="the node's export to drain")
+                settle()
+                record(AFTER, _measure(on, args.seconds, args.connections, warm=False))
+    after_rounds = rounds.pop(AFTER)
     runs = {name: _best(measured) for name, measured in rounds.items()}
     print_table(
         f"Tracing cost, wrk -t1 -c{args.connections}, best of {args.rounds} interleaved rounds "
@@ -203,10 +215,18 @@ def main() -> None:
     # run against the same round's untraced one cancels that drift (every list holds one run
     # per round, in order).
     paired_untraced = rounds["no session"]
+    around = [
+        (before.cpu_us + after.cpu_us) / 2
+        for before, after in zip(paired_untraced, after_rounds, strict=True)
+    ]
     paired = sorted(
-        (traced.cpu_us - untraced.cpu_us) / traced.traced
-        for untraced, traced in zip(paired_untraced, rounds[every], strict=True)
+        (traced.cpu_us - untraced) / traced.traced
+        for untraced, traced in zip(around, rounds[every], strict=True)
         if traced.traced > 0
+    )
+    drift = sorted(
+        after.cpu_us - before.cpu_us
+        for before, after in zip(paired_untraced, after_rounds, strict=True)
     )
     baseline_rounds = rounds["tracing disabled (baseline)"]
     ratios = sorted(
@@ -218,13 +238,18 @@ def main() -> None:
         f"{statistics.median(ratios):.2f}x, median of {len(ratios)} (from {ratios[0]:.2f}x to "
         f"{ratios[-1]:.2f}x)"
     )
+    print(
+        f"untraced CPU per request, the run after the traced one minus the run before it: "
+        f"median {statistics.median(drift):+.1f} µs (from {drift[0]:+.1f} to {drift[-1]:+.1f})"
+    )
     if paired:
         median = statistics.median(paired)
-        base = statistics.median(run.cpu_us for run in paired_untraced)
+        base = statistics.median(around)
         print(
-            f"round by round (traced against the same round's no session): {median:+.1f} µs per "
-            f"traced request, median of {len(paired)} (from {paired[0]:+.1f} to "
-            f"{paired[-1]:+.1f}); wholly traced {base / (base + median):.2f}x the RPS"
+            f"round by round (traced against the mean of the untraced runs before and after it): "
+            f"{median:+.1f} µs per traced request, median of {len(paired)} (from "
+            f"{paired[0]:+.1f} to {paired[-1]:+.1f}); wholly traced {base / (base + median):.2f}x"
+            " the RPS"
         )
 
 
