@@ -21,9 +21,9 @@ into user and system time. A last line pairs each round's traced run with the me
 untraced runs just before and just after it (the latter once the node's export queue has
 drained, so it pays for no traced request's spans) and gives the median extra CPU per traced
 request (and its range), which the VM's drift between minutes moves less than the best rounds
-do; the line before it says how far the untraced runs on either side drifted apart. On this 2-CPU VM the user/system
-split moves from run to run, and the control plane storing the spans beside the node adds to
-the node's CPU (docs/benchmarks.md, "What tracing costs").
+do; the line before it says how far the untraced runs on either side drifted apart. On this
+2-CPU VM the user/system split moves from run to run, and the control plane storing the spans
+beside the node adds to the node's CPU (docs/benchmarks.md, "What tracing costs").
 
 Goals (issue 6): (2) within 2 % of (1); (4) at most 20 µs more CPU per request and at most
 25 % fewer RPS than (2); p99 <= 2x untraced.
