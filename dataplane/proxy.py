@@ -295,16 +295,16 @@ def _new_exchange(
 
 def _request_facts(exchange: Exchange, scope: Scope) -> RequestFacts:
     server = scope.get("server")
-    return RequestFacts(
-        method=exchange.method,
-        host=exchange.host or None,
-        path=exchange.path,
-        query_string=exchange.query_string,
-        headers=scope["headers"],
-        scheme=exchange.scheme,
-        sni=None,
-        client=(exchange.client_ip, exchange.client_port) if exchange.client_ip else None,
-        server=(server[0], server[1]) if server else None,
+    return RequestFacts.of(  # by position: method, host, path, query, headers, scheme, SNI ...
+        exchange.method,
+        exchange.host or None,
+        exchange.path,
+        exchange.query_string,
+        scope["headers"],
+        exchange.scheme,
+        None,
+        (exchange.client_ip, exchange.client_port) if exchange.client_ip else None,  # client
+        (server[0], server[1]) if server else None,  # server
     )
 
 
