@@ -274,22 +274,22 @@ def _new_exchange(
     client = scope.get("client") or ("", 0)
     server = scope.get("server") or ("", 0)
     request_id = raw_header(raw_headers, b"x-request-id")
-    return Exchange(
-        request_id=(
+    return Exchange(  # by position (see Exchange.__init__), in its parameters' order
+        (
             request_id.decode("latin-1")
             if request_id
             else _getrandbits(128).to_bytes(16, "big").hex()  # what :032x writes, at half its cost
         ),
-        method=scope["method"],
-        scheme=scope["scheme"],
-        host=host,
-        path=path,
-        query_string=scope.get("query_string", b""),
-        request_headers=HeaderList(raw_headers),
-        client_ip=client[0],
-        client_port=client[1],
-        server_port=server[1] or 0,
-        started_ns=started,
+        scope["method"],
+        scope["scheme"],
+        host,
+        path,
+        scope.get("query_string", b""),  # query_string
+        HeaderList(raw_headers),  # request_headers
+        client[0],  # client_ip
+        client[1],  # client_port
+        server[1] or 0,  # server_port
+        started,  # started_ns
     )
 
 

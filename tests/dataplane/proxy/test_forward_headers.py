@@ -78,3 +78,28 @@ def test_forwarding_headers_are_the_gateways_and_the_clients_ids_are_kept() -> N
     assert sent[b"x-request-id"] == b"mine"
     assert sent[b"host"] == b"127.0.0.1:9000"
     assert sent[b"traceparent"].startswith(b"00-" + b"a" * 32)  # ours, not the client's
+
+
+def test_a_new_exchange_holds_each_part_of_the_request_where_it_belongs() -> None:
+    """The proxy builds its Exchange by position (no keyword dict per request): every field
+    gets its own value, none swapped with a neighbour of the same type."""
+    raw = [(b"host", b"gw.example:8000"), (b"x-request-id", b"req-7")]
+    scope = {
+        "method": "PATCH",
+        "scheme": "https",
+        "client": ("10.0.0.7", 5000),
+        "server": ("127.0.0.1", 8443),
+        "query_string": b"a=1",
+    }
+    exchange = _new_exchange(scope, "gw.example:8000", "/orders/7", raw, 123_456)
+    assert exchange.request_id == "req-7"
+    assert (exchange.method, exchange.scheme) == ("PATCH", "https")
+    assert (exchange.host, exchange.path) == ("gw.example:8000", "/orders/7")
+    assert exchange.query_string == exchange.client_query == b"a=1"
+    assert exchange.request_headers.raw == raw
+    assert (exchange.client_ip, exchange.client_port, exchange.server_port) == (
+        "10.0.0.7",
+        5000,
+        8443,
+    )
+    assert exchange.started_ns == 123_456
