@@ -957,8 +957,8 @@ async def _filter_headers(
 ) -> None:
     """Response headers from upstream, minus hop-by-hop, then header_filter plugins."""
     exchange.response_status = response.status
-    kept = exchange.response_headers = HeaderList()
-    raw = kept.raw
+    raw: list[tuple[bytes, bytes]] = []
+    exchange.response_headers.raw = raw  # a fresh list in the exchange's HeaderList (not a new one)
     for name, value in response.headers:
         name = name.lower()
         if name not in HOP_BY_HOP:
