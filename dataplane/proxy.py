@@ -1006,7 +1006,7 @@ async def _stream_body(
         headers.remove("content-length")
     trace = exchange.trace
     write_span = trace.span("gateway.response.write", trace.root) if trace is not None else None
-    whole = None if filters else response.stream.read_buffered()
+    whole = None if filters else response.read_buffered()
     if whole is not None:  # the whole body is here already: one send, no stream to iterate
         _end_upstream(exchange)
         await _send_whole(send, respond, exchange.response_status, headers.raw, whole)
@@ -1025,7 +1025,7 @@ async def _stream_body(
         {"type": "http.response.start", "status": exchange.response_status, "headers": headers.raw}
     )
     try:
-        async for chunk in response.stream:
+        async for chunk in response:
             chunks += 1
             if filters:
                 t = _perf()
@@ -1047,7 +1047,7 @@ async def _stream_body(
         _upstream_broke(exchange, exc)
         raise
     finally:
-        await response.stream.aclose()
+        await response.aclose()
         _end_upstream(exchange)
     await send({"type": "http.response.body", "body": b"", "more_body": False})
     exchange.total_ms = (_perf() - exchange.started_ns) / 1e6
