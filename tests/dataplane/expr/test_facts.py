@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import inspect
-
 import pytest
 
-from dataplane.expr import RequestFacts, compile_rule
-from tests.dataplane.expr.conftest import DEFAULT_REQUEST, FactsFactory
+from dataplane.expr import RequestFacts
+from tests.dataplane.expr.conftest import FactsFactory
 
 
 def test_construction_only_stores_and_has_no_instance_dict(make_facts: FactsFactory) -> None:
@@ -135,17 +133,3 @@ def test_response_facts_arrive_with_set_response(make_facts: FactsFactory) -> No
 def test_keyword_only_construction() -> None:
     with pytest.raises(TypeError):
         RequestFacts("GET")  # type: ignore[call-arg]
-
-
-def test_positional_construction_is_the_keyword_one() -> None:
-    """``RequestFacts.of`` (the proxy's path: no keyword dict per request) takes the keyword
-    constructor's parameters in their order and builds the same facts."""
-    by_keyword = RequestFacts(**DEFAULT_REQUEST)
-    by_position = RequestFacts.of(*DEFAULT_REQUEST.values())
-    assert type(by_position) is RequestFacts
-    for name in RequestFacts.__slots__:
-        assert getattr(by_position, name) == getattr(by_keyword, name), name
-    assert list(DEFAULT_REQUEST) == list(inspect.signature(RequestFacts.of).parameters)
-    compiled = compile_rule('http.host == "api.example.com" && net.src.ip in 10.0.0.0/8')
-    assert compiled.matches(by_position)
-    assert compiled.matches(by_keyword)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from dataplane.expr import RequestFacts
 from dataplane.gateway_config import GatewayConfig, normalise_declarative
 from dataplane.headers import HeaderList
 from dataplane.plugins.host import PluginHost
-from dataplane.proxy import _new_exchange, _upstream_headers
+from dataplane.proxy import _new_exchange, _request_facts, _upstream_headers
 from dataplane.router import RouteMatch
 from dataplane.runtime import GatewayRuntime
 
@@ -80,17 +83,24 @@ def test_forwarding_headers_are_the_gateways_and_the_clients_ids_are_kept() -> N
     assert sent[b"traceparent"].startswith(b"00-" + b"a" * 32)  # ours, not the client's
 
 
+def _scope(raw: list[tuple[bytes, bytes]], **changes: Any) -> dict[str, Any]:
+    """An ASGI scope for a request with ``raw`` headers (``changes`` override its parts)."""
+    return {
+        "method": "GET",
+        "scheme": "http",
+        "client": ("10.0.0.7", 5000),
+        "server": ("127.0.0.1", 8000),
+        "query_string": b"a=1",
+        "headers": raw,
+        **changes,
+    }
+
+
 def test_a_new_exchange_holds_each_part_of_the_request_where_it_belongs() -> None:
     """The proxy builds its Exchange by position (no keyword dict per request): every field
     gets its own value, none swapped with a neighbour of the same type."""
     raw = [(b"host", b"gw.example:8000"), (b"x-request-id", b"req-7")]
-    scope = {
-        "method": "PATCH",
-        "scheme": "https",
-        "client": ("10.0.0.7", 5000),
-        "server": ("127.0.0.1", 8443),
-        "query_string": b"a=1",
-    }
+    scope = _scope(raw, method="PATCH", scheme="https", server=("127.0.0.1", 8443))
     exchange = _new_exchange(scope, "gw.example:8000", "/orders/7", raw, 123_456)
     assert exchange.request_id == "req-7"
     assert (exchange.method, exchange.scheme) == ("PATCH", "https")
@@ -103,3 +113,28 @@ def test_a_new_exchange_holds_each_part_of_the_request_where_it_belongs() -> Non
         8443,
     )
     assert exchange.started_ns == 123_456
+
+
+def test_a_rules_request_facts_are_those_the_keyword_constructor_builds() -> None:
+    """The proxy makes a rule's facts without calling the class (no keyword dict per request):
+    the same facts as ``RequestFacts(...)`` with the request's parts."""
+    raw = [(b"host", b"API.example:8000"), (b"x-debug", b"1")]
+    scope = _scope(raw)
+    exchange = _new_exchange(scope, "API.example:8000", "/orders/7", raw, 0)
+    built = _request_facts(exchange, scope)
+    expected = RequestFacts(
+        method="GET",
+        host="API.example:8000",
+        path="/orders/7",
+        query_string=b"a=1",
+        headers=raw,
+        scheme="http",
+        sni=None,
+        client=("10.0.0.7", 5000),
+        server=("127.0.0.1", 8000),
+    )
+    assert type(built) is RequestFacts
+    for name in RequestFacts.__slots__:
+        assert getattr(built, name) == getattr(expected, name), name
+    assert built.host == "api.example"
+    assert built.header(b"x_debug") == ["1"]
