@@ -55,8 +55,9 @@ class Exchange:
         "upstream_started",
     )
 
-    def __init__(  # positional on the request path: 3.11 gathers a class call's keywords
-        self,  # into a dict that __init__ reads back (~3k instructions for these eleven)
+    def __init__(
+        self,
+        *,
         request_id: str,
         method: str,
         scheme: str,

@@ -97,8 +97,8 @@ def _scope(raw: list[tuple[bytes, bytes]], **changes: Any) -> dict[str, Any]:
 
 
 def test_a_new_exchange_holds_each_part_of_the_request_where_it_belongs() -> None:
-    """The proxy builds its Exchange by position (no keyword dict per request): every field
-    gets its own value, none swapped with a neighbour of the same type."""
+    """The proxy builds its Exchange without calling the class (no keyword dict per request):
+    every field gets its own value."""
     raw = [(b"host", b"gw.example:8000"), (b"x-request-id", b"req-7")]
     scope = _scope(raw, method="PATCH", scheme="https", server=("127.0.0.1", 8443))
     exchange = _new_exchange(scope, "gw.example:8000", "/orders/7", raw, 123_456)
