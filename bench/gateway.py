@@ -211,16 +211,17 @@ class Gateway:
 
     def traced_requests(self) -> int:
         """The node's count of requests a session kept (its Prometheus counter)."""
-        text = httpx.get(self.status + "/metrics", timeout=10).text
-        found = re.search(r"^activetrace_dp_traced_requests(?:_total)? (\S+)$", text, re.M)
-        assert found is not None, "the node's metrics have no traced-requests counter"
-        return int(float(found.group(1)))
+        return self._metric(r"activetrace_dp_traced_requests(?:_total)?")
 
     def spans_queued(self) -> int:
         """Spans the node has not had acknowledged by its control plane yet."""
+        return self._metric("activetrace_dp_spans_queued")
+
+    def _metric(self, name: str) -> int:
+        """The value of the unlabelled sample ``name`` (a regex) on the node's /metrics."""
         text = httpx.get(self.status + "/metrics", timeout=10).text
-        found = re.search(r"^activetrace_dp_spans_queued (\S+)$", text, re.M)
-        assert found is not None, "the node's metrics have no spans-queued gauge"
+        found = re.search(rf"^{name} (\S+)$", text, re.M)
+        assert found is not None, f"the node's metrics have no {name}"
         return int(float(found.group(1)))
 
     def call(self, method: str, path: str, **kwargs: Any) -> Any:

@@ -212,8 +212,8 @@ def main() -> None:
             " the RPS of no session (its CPU per request, untraced over traced)"
         )
     # The best rounds above may come from different minutes of the VM; each round's traced
-    # run against the same round's untraced one cancels that drift (every list holds one run
-    # per round, in order).
+    # run against the mean of the untraced runs on either side of it cancels that drift
+    # (every list holds one run per round, in order).
     paired_untraced = rounds["no session"]
     around = [
         (before.cpu_us + after.cpu_us) / 2

@@ -61,9 +61,9 @@ class UpstreamResponse(ResponseStream):
     """A response head and its body stream, as :meth:`UpstreamTransport.send` returns it.
 
     ``headers`` are the raw ``(name, value)`` pairs as received (names as the upstream wrote
-    them). The response is its own body stream (``stream`` is the response itself): iterate it
-    for the body and ``await aclose()`` when done. One object per response, not two: making an
-    object of a Python class costs CPython 3.11 more than the fields it stores.
+    them). The response is its own body stream: iterate it for the body and ``await aclose()``
+    when done. One object per response, not two: making an object of a Python class costs
+    CPython 3.11 more than the fields it stores.
     """
 
     __slots__ = ("headers", "http_version", "peer", "reason", "reused", "status")
@@ -84,11 +84,6 @@ class UpstreamResponse(ResponseStream):
         self.http_version = reader.http_version
         self.peer = peer
         self.reused = reused
-
-    @property
-    def stream(self) -> ResponseStream:
-        """The body stream: the response itself."""
-        return self
 
 
 class UpstreamTransport(httpx.AsyncBaseTransport):
@@ -143,7 +138,7 @@ class UpstreamTransport(httpx.AsyncBaseTransport):
         return httpx.Response(
             response.status,
             headers=response.headers,
-            stream=response.stream,
+            stream=response,
             extensions={
                 "http_version": response.http_version,
                 "reason_phrase": response.reason,

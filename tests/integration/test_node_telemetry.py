@@ -109,10 +109,13 @@ def test_traced_requests_leave_the_young_collector_idle(
         )
         s.wait_target_state(session["id"], "dp-1", "active")
 
+        def metrics() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+            return _samples(httpx.get(dp.status + "/metrics", timeout=5).text)
+
         def young_collections() -> float:
-            metrics = _samples(httpx.get(dp.status + "/metrics", timeout=5).text)
-            assert metrics[("process_cpu_seconds_total", ())] > 0
-            return metrics[("python_gc_collections_total", (("generation", "0"),))]
+            samples = metrics()
+            assert samples[("process_cpu_seconds_total", ())] > 0
+            return samples[("python_gc_collections_total", (("generation", "0"),))]
 
         async def load(requests: int, concurrency: int) -> None:
             async with httpx.AsyncClient(base_url=dp.proxy, timeout=10) as client:
@@ -126,5 +129,4 @@ def test_traced_requests_leave_the_young_collector_idle(
         before = young_collections()
         asyncio.run(load(1600, 16))
         assert young_collections() - before <= 1
-        metrics = _samples(httpx.get(dp.status + "/metrics", timeout=5).text)
-        assert metrics[("activetrace_dp_traced_requests_total", ())] == 1600
+        assert metrics()[("activetrace_dp_traced_requests_total", ())] == 1600
