@@ -6,11 +6,15 @@
 4. with a session tracing every request (spans built, encoded, exported to the control plane).
 
 wrk (one thread, 32 connections) drives each, all four in every round (4 rounds by default, the
-best of each kept), so that the VM's slower minutes weigh on every scenario alike. CPU per
-request is the node process's user+system time over the run divided by the requests wrk
-completed. The nodes get the last CPU to
-themselves; wrk, the upstream and the control planes (niced) share the others, as the control
-plane would run on its own host in production (``--shared-cpus`` turns this off).
+best of each kept), so that the VM's slower minutes weigh on every scenario alike. The nodes get
+the last CPU to themselves; wrk, the upstream and the control planes (niced) share the others
+(``--shared-cpus`` turns this off). The control plane is paused (SIGSTOP) while wrk runs and
+resumed after: in production it runs on its own host, and here, storing ~200,000 spans a
+second, it kept the other vCPU busy, which slows the node's (on this VM a busy loop there adds
+~23 % to the node's CPU per request, and the traced run's p99 doubled; docs/benchmarks.md).
+CPU per request is the node process's user+system time over the run, plus what it spent after
+the run until the control plane had acknowledged every span (less its idle CPU over that time,
+measured right after), divided by the requests wrk completed.
 
 A session keeps at most 10,000 traces, so the traced rounds last one second and, at more than
 10,000 requests per second, end with untraced requests: the table's RPS for that round is
@@ -18,12 +22,10 @@ partly untraced. The node's traced-requests counter says how many were traced; t
 give the extra CPU per traced request and the RPS ratio a wholly traced round would read (the
 node is CPU-bound on its own CPU, so its RPS goes as 1 / CPU per request). CPU is also split
 into user and system time. A last line pairs each round's traced run with the mean of the
-untraced runs just before and just after it (the latter once the node's export queue has
-drained, so it pays for no traced request's spans) and gives the median extra CPU per traced
-request (and its range), which the VM's drift between minutes moves less than the best rounds
-do; the line before it says how far the untraced runs on either side drifted apart. On this
-2-CPU VM the user/system split moves from run to run, and the control plane storing the spans
-beside the node adds to the node's CPU (docs/benchmarks.md, "What tracing costs").
+untraced runs just before and just after it and gives the median extra CPU per traced request
+(and its range), which the VM's drift between minutes moves less than the best rounds do; the
+line before it says how far the untraced runs on either side drifted apart. On this 2-CPU VM
+the user/system split moves from run to run.
 
 Goals (issue 6): (2) within 2 % of (1); (4) at most 20 µs more CPU per request and at most
 25 % fewer RPS than (2); p99 <= 2x untraced.
@@ -35,7 +37,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import statistics
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,6 +64,10 @@ from controlplane.launcher import wait_until
 
 MAX_SAMPLES = 10_000  # the API's per-node maximum: the traced run must stay below it
 AFTER = "no session, after the traced run"
+DRAIN_POLL = 0.05  # seconds between polls of the node's export queue
+QUEUE = {"ACTIVETRACE_MAX_QUEUED_SPANS": "400000"}
+"""Room for every span of a traced run (~20 per trace) while the control plane is paused: the
+node sends them all once it resumes, and that sending is counted (none is dropped)."""
 
 
 @dataclass
@@ -68,6 +78,9 @@ class Run:
     cpu_us: float
     system_us: float
     """Of ``cpu_us``, the kernel's part (system time)."""
+    drain_us: float = 0.0
+    """Of ``cpu_us``, what the node spent after the run sending its spans (the control plane
+    was paused during the run), less its idle CPU over that time."""
     traced: float = 1.0
     """The share of the run's requests that were traced (a session keeps max_samples)."""
 
@@ -80,16 +93,55 @@ def _cpu_seconds(pid: int) -> tuple[float, float]:
 
 
 def _measure(gw: Gateway, seconds: float, connections: int, *, warm: bool = True) -> Run:
+    """One wrk run with the control plane paused; the node's CPU per request, counted until
+    its export has drained once the control plane resumed (less what it spends idle then)."""
     pid = gw.processes[-1].popen.pid
     if warm:
         wrk(gw.proxy + "/", seconds=1, connections=connections)
         settle()
     user, system = _cpu_seconds(pid)
-    result = wrk(gw.proxy + "/", seconds=seconds, connections=connections)
+    with paused(gw.processes[0].popen.pid):
+        result = wrk(gw.proxy + "/", seconds=seconds, connections=connections)
+    served = sum(_cpu_seconds(pid))
+    drain_started = time.monotonic()
+    wait_until(
+        lambda: gw.spans_queued() == 0,
+        what="the node's export to drain",
+        timeout=120,
+        interval=DRAIN_POLL,
+    )
+    draining = time.monotonic() - drain_started
     user_after, system_after = _cpu_seconds(pid)
+    drained = 0.0
+    if draining > DRAIN_POLL:  # spans were sent: less the node's idle CPU over that time
+        idle = _idle_rate(gw, max(1.0, draining))
+        drained = max(0.0, user_after + system_after - served - idle * draining)
     requests = result.rps * round(seconds) / 1e6
     system_us = (system_after - system) / requests
-    return Run(result, (user_after - user) / requests + system_us, system_us)
+    cpu_us = (served - user - system + drained) / requests
+    return Run(result, cpu_us, system_us, drained / requests)
+
+
+def _idle_rate(gw: Gateway, seconds: float) -> float:
+    """The node's CPU seconds per second while idle and polled as during a drain (heartbeats,
+    progress reports, ``/status``): what the drain accounting of :func:`_measure` leaves out."""
+    pid = gw.processes[-1].popen.pid
+    before = sum(_cpu_seconds(pid))
+    started = time.monotonic()
+    while time.monotonic() - started < seconds:
+        gw.spans_queued()
+        time.sleep(DRAIN_POLL)
+    return (sum(_cpu_seconds(pid)) - before) / (time.monotonic() - started)
+
+
+@contextmanager
+def paused(pid: int) -> Iterator[None]:
+    """Stop a process (SIGSTOP) for the block, then let it go on."""
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(pid, signal.SIGCONT)
 
 
 def _best(runs: list[Run]) -> Run:
@@ -105,7 +157,7 @@ def main() -> None:
     parser.add_argument(
         "--shared-cpus",
         action="store_true",
-        help="let every process use every CPU (the control plane then competes with the node)",
+        help="let every process use every CPU (wrk and the upstream then compete with the node)",
     )
     args = parser.parse_args()
     ensure_tools()
@@ -120,8 +172,8 @@ def main() -> None:
         upstream = free_port()
         with (
             nginx("upstream", UPSTREAM_SERVER.format(port=upstream), workdir) as upstream_nginx,
-            gateway(workdir / "off", node_env={"ACTIVETRACE_TRACING": "false"}) as off,
-            gateway(workdir / "on") as on,
+            gateway(workdir / "off", node_env={**QUEUE, "ACTIVETRACE_TRACING": "false"}) as off,
+            gateway(workdir / "on", node_env=QUEUE) as on,
         ):
             layout = "every process on every CPU"
             if not args.shared_cpus:
@@ -136,6 +188,10 @@ def main() -> None:
                 )
             off.apply(service_config(upstream))
             on.apply(service_config(upstream))
+
+            def measure(gw: Gateway, seconds: float, *, warm: bool = True) -> Run:
+                return _measure(gw, seconds, args.connections, warm=warm)
+
             nothing = {
                 "scope": {"route": "bench"},
                 "sampling_rule": 'http.path ^= "/nothing-here"',
@@ -151,28 +207,28 @@ def main() -> None:
             # Every scenario in every round, so that a slower minute of this VM weighs on all
             # of them alike (the traced one is short: a session keeps at most 10,000 traces).
             for _ in range(args.rounds):
-                record("tracing disabled (baseline)", _measure(off, args.seconds, args.connections))
+                record("tracing disabled (baseline)", measure(off, args.seconds))
                 on.session(nothing)
-                record("session matching nothing", _measure(on, args.seconds, args.connections))
+                record("session matching nothing", measure(on, args.seconds))
                 on.stop_sessions()
                 # The untraced runs on either side of the traced one: the pairing below takes
                 # their mean, which cancels the VM's drift between minutes.
-                untraced = _measure(on, args.seconds, args.connections)
+                untraced = measure(on, args.seconds)
                 record("no session", untraced)
                 rps = untraced.result.rps
                 seconds = float(max(1, min(int(args.seconds), int(MAX_SAMPLES * 0.8 / rps))))
                 on.session(everything)  # a new session each round: max_samples bounds one
                 before = on.traced_requests()
-                run = _measure(on, seconds, args.connections, warm=False)
+                run = measure(on, seconds, warm=False)
                 traced = on.traced_requests() - before
                 run.traced = min(1.0, traced / (run.result.rps * round(seconds)))
                 on.stop_sessions()
                 record(every, run)
-                # Once the control plane has every span (so the node's export is idle), the
-                # same node untraced again.
-                wait_until(lambda: on.spans_queued() == 0, what="the node's export to drain")
+                # The control plane has every span (measure waited for the node's export to
+                # drain): the same node untraced again.
                 settle()
-                record(AFTER, _measure(on, args.seconds, args.connections, warm=False))
+                record(AFTER, measure(on, args.seconds, warm=False))
+            dropped = on.spans_dropped()
     after_rounds = rounds.pop(AFTER)
     runs = {name: _best(measured) for name, measured in rounds.items()}
     print_table(
@@ -187,6 +243,10 @@ def main() -> None:
         f"\n{every} against no session (the same node, sessions off): RPS "
         f"{traced_run.result.rps / untraced.result.rps:.2f}x, p99 "
         f"{traced_run.result.p99_ms / untraced.result.p99_ms:.2f}x"
+    )
+    print(
+        f"spans the node dropped (its export buffer full): {dropped:,}"
+        + (" (their sending is not counted)" if dropped else "")
     )
     base_cpu = untraced.cpu_us
     base_system = untraced.system_us
@@ -203,7 +263,9 @@ def main() -> None:
         print(
             f"\n{every}: {share:.0%} of that round's requests were traced (a session keeps "
             f"{MAX_SAMPLES:,}); per traced request that is {per_traced:+.1f} µs of CPU "
-            f"({per_traced - system:+.1f} user, {system:+.1f} system)"
+            f"({per_traced - system:+.1f} user, {system:+.1f} system), of which "
+            f"{traced_run.drain_us / share:.1f} µs after the run, sending its spans once the "
+            "control plane resumed"
         )
         # The node has its CPU to itself and is saturated, so its RPS goes as 1 / CPU per
         # request: what a round traced from start to end would read.
