@@ -22,6 +22,7 @@ from pathlib import Path
 
 from bench.gateway import (
     UPSTREAM_SERVER,
+    cpu_seconds,
     ensure_tools,
     free_port,
     gateway,
@@ -32,7 +33,6 @@ from bench.gateway import (
     temporary_dir,
     wrk,
 )
-from bench.tracing import _cpu_seconds
 
 BUSY_LOOP = (
     "import os\nos.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))\nwhile True:\n    pass\n"
@@ -41,9 +41,9 @@ BUSY_LOOP = (
 
 def _cpu_per_request(pid: int, url: str, seconds: int) -> tuple[float, float]:
     """(node CPU µs per request, RPS) over one wrk run."""
-    before = sum(_cpu_seconds(pid))
+    before = sum(cpu_seconds(pid))
     result = wrk(url, seconds=seconds)
-    return (sum(_cpu_seconds(pid)) - before) / (result.rps * seconds) * 1e6, result.rps
+    return (sum(cpu_seconds(pid)) - before) / (result.rps * seconds) * 1e6, result.rps
 
 
 def main() -> None:

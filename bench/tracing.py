@@ -12,7 +12,8 @@ the last CPU to themselves; wrk, the upstream and the control planes (niced) sha
 resumed after: in production it runs on its own host, and here, storing ~200,000 spans a
 second, it kept the other vCPU busy, which slows the node's (on this VM a busy loop there adds
 ~23 % to the node's CPU per request, and the traced run's p99 doubled; docs/benchmarks.md).
-CPU per request is the node process's user+system time over the run, plus what it spent after
+CPU per request is the node process's user+system time over the run (its threads' run times
+in nanoseconds, from /proc), plus what it spent after
 the run until the control plane had acknowledged every span (less its idle CPU over that time,
 measured right after), divided by the requests wrk completed.
 
@@ -49,6 +50,7 @@ from bench.gateway import (
     UPSTREAM_SERVER,
     Gateway,
     WrkResult,
+    cpu_seconds,
     ensure_tools,
     free_port,
     gateway,
@@ -85,13 +87,6 @@ class Run:
     """The share of the run's requests that were traced (a session keeps max_samples)."""
 
 
-def _cpu_seconds(pid: int) -> tuple[float, float]:
-    """The process's user and system CPU seconds so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    tick = os.sysconf("SC_CLK_TCK")
-    return int(fields[11]) / tick, int(fields[12]) / tick  # utime, stime
-
-
 def _measure(gw: Gateway, seconds: float, connections: int, *, warm: bool = True) -> Run:
     """One wrk run with the control plane paused; the node's CPU per request, counted until
     its export has drained once the control plane resumed (less what it spends idle then)."""
@@ -99,10 +94,10 @@ def _measure(gw: Gateway, seconds: float, connections: int, *, warm: bool = True
     if warm:
         wrk(gw.proxy + "/", seconds=1, connections=connections)
         settle()
-    user, system = _cpu_seconds(pid)
+    user, system = cpu_seconds(pid)
     with paused(gw.processes[0].popen.pid):
         result = wrk(gw.proxy + "/", seconds=seconds, connections=connections)
-    served = sum(_cpu_seconds(pid))
+    served = sum(cpu_seconds(pid))
     drain_started = time.monotonic()
     wait_until(
         lambda: gw.spans_queued() == 0,
@@ -111,7 +106,7 @@ def _measure(gw: Gateway, seconds: float, connections: int, *, warm: bool = True
         interval=DRAIN_POLL,
     )
     draining = time.monotonic() - drain_started
-    user_after, system_after = _cpu_seconds(pid)
+    user_after, system_after = cpu_seconds(pid)
     drained = 0.0
     if draining > DRAIN_POLL:  # spans were sent: less the node's idle CPU over that time
         idle = _idle_rate(gw, max(1.0, draining))
@@ -126,12 +121,12 @@ def _idle_rate(gw: Gateway, seconds: float) -> float:
     """The node's CPU seconds per second while idle and polled as during a drain (heartbeats,
     progress reports, ``/status``): what the drain accounting of :func:`_measure` leaves out."""
     pid = gw.processes[-1].popen.pid
-    before = sum(_cpu_seconds(pid))
+    before = sum(cpu_seconds(pid))
     started = time.monotonic()
     while time.monotonic() - started < seconds:
         gw.spans_queued()
         time.sleep(DRAIN_POLL)
-    return (sum(_cpu_seconds(pid)) - before) / (time.monotonic() - started)
+    return (sum(cpu_seconds(pid)) - before) / (time.monotonic() - started)
 
 
 @contextmanager
