@@ -9,13 +9,14 @@ wrk (one thread, 32 connections) drives each, all four in every round (4 rounds 
 best of each kept), so that the VM's slower minutes weigh on every scenario alike. The nodes get
 the last CPU to themselves; wrk, the upstream and the control planes (niced) share the others
 (``--shared-cpus`` turns this off). The control plane is paused (SIGSTOP) while wrk runs and
-resumed after: in production it runs on its own host, and here, storing ~200,000 spans a
-second, it kept the other vCPU busy, which slows the node's (on this VM a busy loop there adds
-~23 % to the node's CPU per request, and the traced run's p99 doubled; docs/benchmarks.md).
+resumed after: in production it runs on its own host, and here, storing the traced run's spans
+on the other CPU, it took that CPU from wrk and the upstream (the traced run's p99 read 2.2x
+the untraced one's with it running, 1.1x-1.5x paused), and a busy other vCPU can slow the
+node's own (``bench.neighbour``: 1.30x its CPU per request on one VM; docs/benchmarks.md).
 CPU per request is the node process's user+system time over the run (its threads' run times
-in nanoseconds, from /proc), plus what it spent after
-the run until the control plane had acknowledged every span (less its idle CPU over that time,
-measured right after), divided by the requests wrk completed.
+in nanoseconds, from /proc), plus what it spent after the run until the control plane had
+acknowledged every span (less its idle CPU over that time, measured right after), divided by
+the requests wrk completed.
 
 A session keeps at most 10,000 traces, so the traced rounds last one second and, at more than
 10,000 requests per second, end with untraced requests: the table's RPS for that round is
