@@ -18,7 +18,7 @@ bootstrap:
 	scripts/bootstrap
 
 bench: $(STAMP)
-	$(PY) -m bench.expr && $(PY) -m bench.router && $(PY) -m bench.transport && $(PY) -m bench.server && $(PY) -m bench.proxy && $(PY) -m bench.tracing && $(PY) -m bench.instructions && $(PY) -m bench.ingest
+	$(PY) -m bench.neighbour && $(PY) -m bench.expr && $(PY) -m bench.router && $(PY) -m bench.transport && $(PY) -m bench.server && $(PY) -m bench.proxy && $(PY) -m bench.tracing && $(PY) -m bench.instructions && $(PY) -m bench.ingest
 
 $(STAMP): pyproject.toml
 	scripts/bootstrap --python-only
