@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import gc
 import logging
+import os
 import socket
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
@@ -28,7 +30,16 @@ from dataplane.tracing.tracer import Tracer
 from dataplane.transport import UpstreamTransport
 from protos.activetrace.cluster.v1 import cluster_pb2 as pb
 
-__all__ = ["YOUNG_COLLECTION_THRESHOLD", "Node", "node_version", "serve", "tune_collector"]
+__all__ = [
+    "HEAP_TRIM_THRESHOLD",
+    "MMAP_THRESHOLD",
+    "YOUNG_COLLECTION_THRESHOLD",
+    "Node",
+    "node_version",
+    "serve",
+    "tune_allocator",
+    "tune_collector",
+]
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +58,45 @@ def tune_collector() -> None:
     """Set the young generation's threshold (the older generations keep CPython's)."""
     _, middle, old = gc.get_threshold()
     gc.set_threshold(YOUNG_COLLECTION_THRESHOLD, middle, old)
+
+
+HEAP_TRIM_THRESHOLD = 64 << 20
+"""Free memory at the top of glibc's heap kept rather than given back to the kernel (glibc's
+default is 128 KB, raised as large blocks are freed). Span export cycles ~0.5-1 MB per batch
+(each trace's encoded bytes until the flush, the joined batch, gRPC's copy): given back after
+every batch, the next one touched fresh pages, 0.15-0.46 page faults per traced request on the
+benchmark's VM; kept, none (docs/benchmarks.md, "What tracing costs")."""
+
+MMAP_THRESHOLD = 16 << 20
+"""Blocks at least this large get their own mapping (glibc's default starts at 128 KB): setting
+the trim threshold turns off glibc's own raising of both, so batches would otherwise be mapped
+and unmapped one by one."""
+
+_M_TRIM_THRESHOLD = -1  # mallopt parameters (malloc.h)
+_M_MMAP_THRESHOLD = -3
+
+
+def tune_allocator() -> bool:
+    """Keep the memory span export cycles through (see :data:`HEAP_TRIM_THRESHOLD`).
+
+    Only with glibc, and not when the operator tunes malloc through the environment
+    (``GLIBC_TUNABLES``, ``MALLOC_TRIM_THRESHOLD_``, ``MALLOC_MMAP_THRESHOLD_``), which wins.
+    Returns whether it applied.
+    """
+    if any(
+        name in os.environ
+        for name in ("GLIBC_TUNABLES", "MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_")
+    ):
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt  # the C library this process runs on
+    except (OSError, AttributeError):  # not glibc (musl has no mallopt), or no C library
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(
+        mallopt(_M_TRIM_THRESHOLD, HEAP_TRIM_THRESHOLD)
+    )
 
 
 def node_version() -> str:
@@ -209,6 +259,8 @@ async def serve(settings: DataPlaneSettings) -> None:
     gc.collect()
     gc.freeze()
     tune_collector()
+    if not tune_allocator():
+        log.info("malloc left as configured (tuned in the environment, or not glibc)")
     try:
         await proxy_server.serve()
     finally:
