@@ -60,12 +60,14 @@ def tune_collector() -> None:
     gc.set_threshold(YOUNG_COLLECTION_THRESHOLD, middle, old)
 
 
-HEAP_TRIM_THRESHOLD = 64 << 20
+HEAP_TRIM_THRESHOLD = 16 << 20
 """Free memory at the top of glibc's heap kept rather than given back to the kernel (glibc's
-default is 128 KB, raised as large blocks are freed). Span export cycles ~0.5-1 MB per batch
-(each trace's encoded bytes until the flush, the joined batch, gRPC's copy): given back after
-every batch, the next one touched fresh pages, 0.15-0.46 page faults per traced request on the
-benchmark's VM; kept, none (docs/benchmarks.md, "What tracing costs")."""
+default is 128 KB, raised as large blocks are freed). Span export cycles ~1 MB per batch (each
+trace's encoded bytes until the flush, the joined batch, gRPC's copy), and a backlog while the
+control plane is slow or away up to the export buffer (50,000 spans, ~11 MB): given back, that
+memory was touched afresh the next time (~0.8 page faults per traced request after a backlog;
+0.15-0.46 in bench.tracing, whose CPU figures did not move measurably). The price: up to 16 MB
+of freed memory the process keeps."""
 
 MMAP_THRESHOLD = 16 << 20
 """Blocks at least this large get their own mapping (glibc's default starts at 128 KB): setting
