@@ -81,9 +81,10 @@ _M_MMAP_THRESHOLD = -3
 def tune_allocator() -> bool:
     """Keep the memory span export cycles through (see :data:`HEAP_TRIM_THRESHOLD`).
 
-    Only with glibc, and not when the operator tunes malloc through the environment
-    (``GLIBC_TUNABLES``, ``MALLOC_TRIM_THRESHOLD_``, ``MALLOC_MMAP_THRESHOLD_``), which wins.
-    Returns whether it applied.
+    Only with glibc (musl's ``mallopt`` does nothing and says so: False), and not when the
+    operator tunes malloc through the environment (``GLIBC_TUNABLES``,
+    ``MALLOC_TRIM_THRESHOLD_``, ``MALLOC_MMAP_THRESHOLD_``), which wins. Returns whether it
+    applied.
     """
     if any(
         name in os.environ
@@ -92,7 +93,7 @@ def tune_allocator() -> bool:
         return False
     try:
         mallopt = ctypes.CDLL(None).mallopt  # the C library this process runs on
-    except (OSError, AttributeError):  # not glibc (musl has no mallopt), or no C library
+    except (OSError, AttributeError):  # no C library to load, or one without mallopt
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
