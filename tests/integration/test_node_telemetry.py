@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from controlplane.demo.config import demo_config
 from tests.conftest import free_port, sqlite_url
-from tests.integration.conftest import launch_stack, running, wait_for
+from tests.integration.conftest import NodeProcess, Stack, launch_stack, running, wait_for
 
 
 def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -92,6 +92,31 @@ def test_metrics_and_trace_correlated_logs(tmp_path: Path, request: pytest.Fixtu
         assert all(entry["node_id"] == "dp-1" for entry in logs)
 
 
+def _tracing_demo_node(s: Stack, *, max_samples: int) -> NodeProcess:
+    """dp-1 serving the demo config, with a session tracing every request of the demo route."""
+    s.ok("PUT", "/api/v1/config", json=demo_config(s.upstream))
+    dp = s.start_node("dp-1")
+    s.wait_connected("dp-1")
+    session = s.ok(
+        "POST",
+        "/api/v1/tracing-sessions",
+        json={"targets": ["dp-1"], "scope": {"route": "demo"}, "max_samples": max_samples},
+    )
+    s.wait_target_state(session["id"], "dp-1", "active")
+    return dp
+
+
+async def _load(proxy: str, requests: int, concurrency: int) -> None:
+    """``requests`` GETs of /demo/hello, ``concurrency`` at a time; each must answer 200."""
+    async with httpx.AsyncClient(base_url=proxy, timeout=10) as client:
+
+        async def worker() -> None:
+            for _ in range(requests // concurrency):
+                assert (await client.get("/demo/hello")).status_code == 200
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+
 def test_traced_requests_leave_the_young_collector_idle(
     tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
@@ -101,15 +126,7 @@ def test_traced_requests_leave_the_young_collector_idle(
     traced requests. The standard python_gc_* and process_* families are served too."""
     stack = launch_stack(sqlite_url(tmp_path), tmp_path)
     with running(stack, request) as s:
-        s.ok("PUT", "/api/v1/config", json=demo_config(s.upstream))
-        dp = s.start_node("dp-1")
-        s.wait_connected("dp-1")
-        session = s.ok(
-            "POST",
-            "/api/v1/tracing-sessions",
-            json={"targets": ["dp-1"], "scope": {"route": "demo"}, "max_samples": 2000},
-        )
-        s.wait_target_state(session["id"], "dp-1", "active")
+        dp = _tracing_demo_node(s, max_samples=2000)
 
         def metrics() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
             return _samples(httpx.get(dp.status + "/metrics", timeout=5).text)
@@ -119,17 +136,8 @@ def test_traced_requests_leave_the_young_collector_idle(
             assert samples[("process_cpu_seconds_total", ())] > 0
             return samples[("python_gc_collections_total", (("generation", "0"),))]
 
-        async def load(requests: int, concurrency: int) -> None:
-            async with httpx.AsyncClient(base_url=dp.proxy, timeout=10) as client:
-
-                async def worker() -> None:
-                    for _ in range(requests // concurrency):
-                        assert (await client.get("/demo/hello")).status_code == 200
-
-                await asyncio.gather(*(worker() for _ in range(concurrency)))
-
         before = young_collections()
-        asyncio.run(load(1600, 16))
+        asyncio.run(_load(dp.proxy, 1600, 16))
         assert young_collections() - before <= 1
         assert metrics()[("activetrace_dp_traced_requests_total", ())] == 1600
 
@@ -147,34 +155,17 @@ def test_span_export_reuses_its_memory(tmp_path: Path, request: pytest.FixtureRe
     was given back once it drained and touched afresh for the second."""
     stack = launch_stack(sqlite_url(tmp_path), tmp_path)
     with running(stack, request) as s:
-        s.ok("PUT", "/api/v1/config", json=demo_config(s.upstream))
-        dp = s.start_node("dp-1")
-        s.wait_connected("dp-1")
-        session = s.ok(
-            "POST",
-            "/api/v1/tracing-sessions",
-            json={"targets": ["dp-1"], "scope": {"route": "demo"}, "max_samples": 10_000},
-        )
-        s.wait_target_state(session["id"], "dp-1", "active")
+        dp = _tracing_demo_node(s, max_samples=10_000)
         control_plane = s.processes[1].popen.pid
 
         def exported() -> bool:
             status: dict[str, int] = httpx.get(dp.status + "/status", timeout=5).json()
             return status["spans_queued"] == 0 and status["spans_dropped"] == 0
 
-        async def load(requests: int, concurrency: int) -> None:
-            async with httpx.AsyncClient(base_url=dp.proxy, timeout=10) as client:
-
-                async def worker() -> None:
-                    for _ in range(requests // concurrency):
-                        assert (await client.get("/demo/hello")).status_code == 200
-
-                await asyncio.gather(*(worker() for _ in range(concurrency)))
-
         def backlog() -> None:
             os.kill(control_plane, signal.SIGSTOP)
             try:
-                asyncio.run(load(2400, 16))
+                asyncio.run(_load(dp.proxy, 2400, 16))
             finally:
                 os.kill(control_plane, signal.SIGCONT)
             wait_for(exported, "the backlog to be acknowledged")
