@@ -69,8 +69,9 @@ MAX_SAMPLES = 10_000  # the API's per-node maximum: the traced run must stay bel
 AFTER = "no session, after the traced run"
 DRAIN_POLL = 0.05  # seconds between polls of the node's export queue
 QUEUE = {"ACTIVETRACE_MAX_QUEUED_SPANS": "400000"}
-"""Room for every span of a traced run (~20 per trace) while the control plane is paused: the
-node sends them all once it resumes, and that sending is counted (none is dropped)."""
+"""Room for every span of a traced run (10,000 traces of 8 spans here) while the control plane
+is paused: the node sends them all once it resumes, and that sending is counted (none is
+dropped)."""
 
 
 @dataclass
