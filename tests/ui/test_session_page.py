@@ -87,6 +87,15 @@ def test_traces_appear_live_and_can_be_filtered_and_sorted(
     expect(rows).to_have_count(1)
     expect(page.locator("#filter-min_duration_ms")).not_to_have_value("")
 
+    # A refresh that finds the same traces leaves the rows alone: a click on one is not lost to
+    # a redraw between press and release. Once the second refresh's answer is in, the first
+    # one's has been drawn (each refresh waits for the one before it).
+    rows.first.evaluate("row => { row.dataset.kept = 'yes'; }")
+    for _ in range(2):
+        with page.expect_response(lambda response: "/traces?" in response.url):
+            pass
+    expect(rows.first).to_have_attribute("data-kept", "yes")
+
     # The filters live in the URL: back from a trace, the same view.
     rows.first.locator("a").first.click()
     expect(page.locator("h1")).to_contain_text("GET /demo/orders")

@@ -54,3 +54,16 @@ export function replace(el, ...children) {
   el.replaceChildren();
   return append(el, children);
 }
+
+const drawnFor = new WeakMap();
+
+/**
+ * Replace el's children by draw()'s unless they were last drawn for the same `key` (a string):
+ * a live page's refresh then leaves what did not change alone, and a click on it is not lost to
+ * a redraw between the press and the release.
+ */
+export function redraw(el, key, draw) {
+  if (drawnFor.get(el) === key) return el;
+  drawnFor.set(el, key);
+  return replace(el, draw());
+}

@@ -2,7 +2,7 @@
 // sortable, refreshed while the session runs).
 
 import { download } from "../api.js";
-import { h, replace } from "../dom.js";
+import { h, redraw, replace } from "../dom.js";
 import { clock, dateTime, ms, shortId } from "../format.js";
 import { badge, button, card, emptyRow, errorBox, pageHeader, statusBadge } from "../views/common.js";
 import { latencyHistogram } from "../views/histogram.js";
@@ -221,8 +221,7 @@ export async function sessionPage(ctx, sessionId) {
     session = await ctx.api(base);
     drawSession();
     const histogram = await ctx.api(`${base}/latency`);
-    replace(
-      chart,
+    redraw(chart, JSON.stringify(histogram), () =>
       latencyHistogram(histogram, {
         onPick: (bucket) => {
           minDuration.value = String(bucket.low_ms);
@@ -240,14 +239,13 @@ export async function sessionPage(ctx, sessionId) {
     for (const [key, value] of Object.entries(filterValues())) if (value && key !== "sort") query.set(key, value);
     const page = await ctx.api(`${base}/traces?${query}`);
     const slowest = Math.max(1e-9, ...page.items.map((t) => t.duration_ms));
-    replace(
-      body,
+    const key = JSON.stringify([page, limit, LIVE.has(session.status)]);
+    redraw(body, key, () =>
       page.items.length
         ? page.items.map((t) => traceRow(t, slowest))
         : emptyRow(8, LIVE.has(session.status) ? "No traces yet: send traffic that matches the session." : "No trace matches."),
     );
-    replace(
-      footer,
+    redraw(footer, key, () => [
       h("span", { class: "muted", id: "trace-count" }, `${page.items.length} trace${page.items.length === 1 ? "" : "s"} shown`),
       page.next_cursor && limit < 1000
         ? button("Load more", () => {
@@ -255,7 +253,7 @@ export async function sessionPage(ctx, sessionId) {
             refreshTraces().catch(report);
           }, { kind: "small" })
         : null,
-    );
+    ]);
   }
 
   await refreshSession();
