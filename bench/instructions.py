@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import os
 import re
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -103,8 +104,11 @@ def _worktree(ref: str) -> Iterator[Path]:
 class Bench:
     """A control plane and an nginx upstream; nodes run one at a time under callgrind."""
 
-    def __init__(self, workdir: Path, api: str, cluster_port: int, upstream: int) -> None:
+    def __init__(
+        self, workdir: Path, api: str, cluster_port: int, upstream: int, keep: Path | None = None
+    ) -> None:
         self.workdir = workdir
+        self.keep = keep
         self.api = api
         self.cluster_port = cluster_port
         self.upstream = upstream
@@ -167,12 +171,17 @@ class Bench:
             node.terminate()
             node.wait(60)
         counted = 0
+        kept: Path | None = None
         # The dump asked for (out.1); the one valgrind writes at exit counts nothing useful.
         for dump in self.workdir.glob(out.name + ".*"):
             found = re.search(r"^summary:\s+(\d+)", dump.read_text(errors="replace"), re.M)
-            if found:
-                counted = max(counted, int(found.group(1)))
-        assert counted, f"no callgrind dump in {self.workdir}"
+            if found and int(found.group(1)) > counted:
+                counted, kept = int(found.group(1)), dump
+        assert kept is not None, f"no callgrind dump in {self.workdir}"
+        if self.keep is not None:
+            self.keep.mkdir(parents=True, exist_ok=True)
+            name = f"callgrind-{mode.replace(' ', '-')}-{self.runs}.out"
+            shutil.copyfile(kept, self.keep / name)
         return counted / requests
 
     @staticmethod
@@ -194,6 +203,11 @@ def main() -> None:
     parser.add_argument("--against", help="a git ref to compare with (built in a worktree)")
     parser.add_argument("--requests", type=int, default=2000, help="counted requests per mode")
     parser.add_argument("--mode", action="append", choices=MODES, help="only these modes")
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        help="copy the callgrind dumps here (callgrind-<mode>.out, for callgrind_annotate)",
+    )
     args = parser.parse_args()
     ensure_tools(extra=(("valgrind", "valgrind"),))
     modes = args.mode or list(MODES)
@@ -217,7 +231,7 @@ def main() -> None:
             what="the control plane",
             processes=[control_plane],
         )
-        bench = Bench(workdir, api, cluster_port, upstream)
+        bench = Bench(workdir, api, cluster_port, upstream, args.keep)
         results = {
             (name, mode): bench.measure(tree, mode, args.requests)
             for mode in modes

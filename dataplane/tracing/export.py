@@ -28,14 +28,19 @@ Sender = Callable[[pb.NodeMessage | bytes], bool]
 """Queues a cluster message on the stream; span batches come serialized (bytes)."""
 
 
-_Finished = tuple[tuple[str, ...], int, bytes]
-"""A finished trace waiting for its batch: (session IDs, span count, its spans encoded).
+class _Batch:
+    """Finished traces of one set of sessions gathering into one span batch: each trace's
+    spans encoded when it is submitted, by the request that finished (its response is already
+    out), rather than all at once at flush (a batch of 2,048 spans took ~9 ms to encode, a pause
+    every request waiting on the loop then paid; holding span objects until then also slowed
+    every traced request down). Flushing joins them without a Python step per trace."""
 
-Encoded when it is submitted, by the request that finished (its response is already out),
-rather than all at once at flush: a batch of 2,048 spans took ~9 ms to encode, a pause every
-request waiting on the loop then paid. Holding the span objects until then also slowed every
-traced request down. A plain tuple: one is made per traced request.
-"""
+    __slots__ = ("session_ids", "spans", "traces")
+
+    def __init__(self, session_ids: tuple[str, ...]) -> None:
+        self.session_ids = session_ids
+        self.spans = 0
+        self.traces: list[bytes] = []
 
 
 class SpanExport:
@@ -54,7 +59,9 @@ class SpanExport:
         self.max_spans = max_spans
         self.batch_spans = batch_spans
         self.flush_interval = flush_interval
-        self.pending: deque[_Finished] = deque()
+        # the batch each set of sessions is filling, oldest first; then the full ones
+        self.pending: dict[tuple[str, ...], _Batch] = {}
+        self.full: deque[_Batch] = deque()
         self.pending_spans = 0
         self.unacked: OrderedDict[str, tuple[bytes, int]] = OrderedDict()
         self.unacked_spans = 0
@@ -72,40 +79,52 @@ class SpanExport:
     def submit(self, session_ids: tuple[str, ...], trace_id: bytes, spans: Sequence[Span]) -> None:
         """Queue a finished trace (or late spans of one) for the sessions that kept it."""
         count = len(spans)
-        self.pending.append((session_ids, count, wire.trace_spans(trace_id, spans)))
-        pending = self.pending_spans = self.pending_spans + count
-        if pending + self.unacked_spans > self.max_spans:
+        batch = self.pending.get(session_ids)
+        if batch is None or (batch.spans and batch.spans + count > self.batch_spans):
+            batch = self._start(session_ids)  # a batch never splits a trace
+        batch.traces.append(wire.trace_spans(trace_id, spans))
+        batch.spans += count
+        self.pending_spans += count
+        if self.pending_spans + self.unacked_spans > self.max_spans:
             self._enforce_bound()
-            pending = self.pending_spans
-        if pending >= self.batch_spans > pending - count:  # a batch just filled: wake run()
+        elif batch.spans >= self.batch_spans:  # full: run() sends it now
             self._wakeup.set()
 
+    def _start(self, session_ids: tuple[str, ...]) -> _Batch:
+        """A new batch for ``session_ids``; the one it was filling (if any) is full."""
+        filled = self.pending.pop(session_ids, None)
+        if filled is not None:
+            self.full.append(filled)
+        batch = self.pending[session_ids] = _Batch(session_ids)
+        return batch
+
     def _enforce_bound(self) -> None:
+        """Drop the oldest spans until the buffer holds at most ``max_spans``: sent batches
+        not acknowledged first, then whole batches not sent yet."""
         while self.queued > self.max_spans:
             if self.unacked:
                 _, (_, count) = self.unacked.popitem(last=False)
                 self.unacked_spans -= count
             else:
-                count = self.pending.popleft()[1]
+                if self.full:
+                    batch = self.full.popleft()
+                else:
+                    batch = self.pending.pop(next(iter(self.pending)))
+                count = batch.spans
                 self.pending_spans -= count
             self.dropped += count
 
     def flush(self) -> None:
-        """Turn pending traces into batches (one per set of sessions) and send them."""
-        while self.pending:
-            session_ids = self.pending[0][0]
-            group: list[bytes] = []
-            count = 0
-            while self.pending and self.pending[0][0] == session_ids:
-                if group and count + self.pending[0][1] > self.batch_spans:
-                    break
-                _, spans, encoded = self.pending.popleft()
-                group.append(encoded)
-                count += spans
+        """Send the full batches, then every batch being filled (one per set of sessions)."""
+        batches = [*self.full, *self.pending.values()]
+        self.full.clear()
+        self.pending.clear()
+        for batch in batches:
+            count = batch.spans
             self.pending_spans -= count
             batch_id = uuid.uuid4().hex
             message = wire.node_span_batch(
-                batch_id, session_ids, self._resource, SCOPE_NAME, self.version, group
+                batch_id, batch.session_ids, self._resource, SCOPE_NAME, self.version, batch.traces
             )
             self.unacked[batch_id] = (message, count)
             self.unacked_spans += count

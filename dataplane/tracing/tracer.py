@@ -75,19 +75,24 @@ class Tracer:
         tail: list[NodeSession] = []
         request_facts: RequestFacts | None = None
         for session in candidates:
-            if session.tail:
-                tail.append(session)
-                continue
-            if session.rule is not None:
+            rule = session.rule
+            if rule is not None:
+                if session.tail:
+                    tail.append(session)
+                    continue
                 if request_facts is None:
                     request_facts = facts(*facts_args)
-                if not session.rule.matches(request_facts):
+                if not rule.matches(request_facts):
                     continue
-            if session.take():
-                head.append(session)
-                self.dirty.add(session.id)
-                if session.full:
-                    self.sessions.finish(session, "completed")
+            # NodeSession.take(), inline: this runs for every traced request
+            taken = session.taken + 1
+            if taken > session.max_samples or session.state != "active":
+                continue
+            session.taken = taken
+            head.append(session)
+            self.dirty.add(session.id)
+            if taken == session.max_samples:
+                self.sessions.finish(session, "completed")
         if not head and not tail:
             return None
         parent = parse_traceparent(traceparent.decode("latin-1")) if traceparent else None
@@ -119,9 +124,9 @@ class Tracer:
             trace.root.encoded_attributes += fields
             self.export.submit(session_ids, trace.trace_id, trace.spans)
             self.traced += 1
-        for session in trace.sessions():
+        for session in trace.sessions() if trace.tail else trace.head:
             session.in_flight -= 1
-            if session.in_flight == 0 and session.state in ENDED_STATES:
+            if not session.in_flight and session.state in ENDED_STATES:
                 self.dirty.add(session.id)
         return session_ids
 

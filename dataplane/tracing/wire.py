@@ -278,7 +278,7 @@ def node_span_batch(
     out first, so the traces (a batch is ~0.5 MB) are copied once, into the message.
     """
     scope_field = _scope_field(scope_name, scope_version)
-    scope_spans_size = len(scope_field) + sum(len(trace) for trace in encoded_traces)
+    scope_spans_size = len(scope_field) + sum(map(len, encoded_traces))
     resource_field = _field(_RS_RESOURCE, resource)
     scope_spans_head = _RS_SCOPE_SPANS + _varint(scope_spans_size)
     resource_spans_size = len(resource_field) + len(scope_spans_head) + scope_spans_size

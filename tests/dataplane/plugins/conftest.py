@@ -255,9 +255,10 @@ class Gateway:
         )
 
     def traces(self) -> list[list[Span]]:
-        """The spans of each finished trace, oldest first, decoded from what the node encoded
-        (export keeps only the bytes)."""
-        return [_decoded(encoded) for _, _, encoded in self.export.pending]
+        """The spans of each finished trace not sent yet, oldest first for each set of sessions,
+        decoded from what the node encoded (export keeps only the bytes)."""
+        batches = [*self.export.full, *self.export.pending.values()]
+        return [_decoded(encoded) for batch in batches for encoded in batch.traces]
 
 
 def _decoded(encoded: bytes) -> list[Span]:

@@ -152,3 +152,29 @@ def test_a_large_batch_is_the_same_message_the_protobuf_classes_build() -> None:
     expected = pb.SpanBatch(batch_id=batch.batch_id, session_ids=["session-a"])
     expected.resource_spans.append(encode_spans_messages(resource, traces, "t"))
     assert batch == expected
+
+
+def test_a_full_buffer_drops_the_oldest_batch_not_yet_sent() -> None:
+    export, sent = _export(max_spans=5)
+    export.submit(("a",), b"\x01" * 16, _spans(3))
+    export.submit(("b",), b"\x02" * 16, _spans(3))
+    assert (export.dropped, export.queued) == (3, 3)
+    export.flush()
+    assert [(list(b.session_ids), _span_count(b)) for b in sent] == [(["b"], 3)]
+
+
+def test_a_filled_batch_wakes_the_sender_and_keeps_its_place() -> None:
+    export, sent = _export(batch_spans=4)
+    export.submit(("a",), b"\x01" * 16, _spans(2))
+    export.submit(("b",), b"\x02" * 16, _spans(1))
+    assert not export._wakeup.is_set()
+    export.submit(("a",), b"\x03" * 16, _spans(2))  # "a" holds 4 spans: full
+    assert export._wakeup.is_set()
+    export.submit(("a",), b"\x04" * 16, _spans(1))  # starts the next batch of "a"
+    export.flush()
+    assert [(list(b.session_ids), _span_count(b)) for b in sent] == [
+        (["a"], 4),
+        (["b"], 1),
+        (["a"], 1),
+    ]
+    assert export.queued == 6

@@ -17,7 +17,8 @@ def _no_facts() -> Any:
 
 
 def _root_attributes(tracer: Tracer) -> dict[str, Any]:
-    ((_, _, encoded),) = tracer.export.pending
+    (batch,) = tracer.export.pending.values()
+    (encoded,) = batch.traces
     spans = trace_pb2.ScopeSpans.FromString(encoded).spans
     (root,) = [span for span in spans if not span.parent_span_id]
     out: dict[str, Any] = {}
