@@ -25,7 +25,7 @@ from dataplane.plugins.base import LocalReply
 from dataplane.plugins.runtime import EMPTY_CHAIN, PluginChain
 from dataplane.router import RouteMatch
 from dataplane.runtime import GatewayRuntime
-from dataplane.server import RECEIVED_NS, RESPOND, ClientGone, Respond
+from dataplane.server import OWN_TASK, RECEIVED_NS, RESPOND, ClientGone, Respond
 from dataplane.tracing.context import CURRENT_TRACE
 from dataplane.tracing.recorder import RequestTrace, traceparent_header
 from dataplane.tracing.root import write_root
@@ -203,7 +203,8 @@ class Proxy:
             if chain.log:
                 await _log_phase(exchange, chain)
             if trace is not None:
-                CURRENT_TRACE.set(None)
+                if OWN_TASK not in scope:  # else the context ends with the task (~1 µs saved)
+                    CURRENT_TRACE.set(None)
                 _finish_root(exchange, match)
                 self.tracer.finish(trace, _response_facts, exchange, scope)
 

@@ -47,7 +47,15 @@ import httptools
 from dataplane.headers import raw_header
 from dataplane.http1 import header_block
 
-__all__ = ["MAX_HEAD_BYTES", "RECEIVED_NS", "RESPOND", "ClientGone", "HttpServer", "Respond"]
+__all__ = [
+    "MAX_HEAD_BYTES",
+    "OWN_TASK",
+    "RECEIVED_NS",
+    "RESPOND",
+    "ClientGone",
+    "HttpServer",
+    "Respond",
+]
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +67,9 @@ App = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 RECEIVED_NS: Final = "activetrace.received_ns"
 RESPOND: Final = "activetrace.respond"
+OWN_TASK: Final = "activetrace.own_task"
+"""Scope key, True: the app runs this request in a task of its own (the server starts one per
+request), so what the request sets in its context ends with it and needs no reset."""
 """Scope key of the request's :meth:`Cycle.respond`: a whole response in one call, for an app
 that has all of it (the proxy's buffered upstream responses and its own answers)."""
 
@@ -403,6 +414,7 @@ class HttpConnection(asyncio.Protocol):
             "query_string": query,
             "headers": self.headers,
             RECEIVED_NS: self.received_ns,
+            OWN_TASK: True,
         }
         keep_alive = parser.should_keep_alive() and not parser.should_upgrade()
         cycle = Cycle(self, scope, keep_alive)

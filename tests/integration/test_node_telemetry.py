@@ -49,8 +49,10 @@ def test_metrics_and_trace_correlated_logs(tmp_path: Path, request: pytest.Fixtu
         s.wait_target_state(session["id"], "dp-1", "active")
         for _ in range(3):
             assert httpx.get(dp.proxy + "/demo/hello", timeout=5).status_code == 200
-        assert httpx.get(dp.proxy + "/dead/x", timeout=5).status_code == 502
-        s.wait_session(session["id"], "completed")
+        with httpx.Client(timeout=5) as client:  # one keep-alive connection
+            assert client.get(dp.proxy + "/dead/x").status_code == 502  # traced: the one sample
+            s.wait_session(session["id"], "completed")
+            assert client.get(dp.proxy + "/dead/y").status_code == 502  # not traced
         trace_id = s.ok("GET", f"/api/v1/tracing-sessions/{session['id']}/traces")["items"][0][
             "trace_id"
         ]
@@ -62,7 +64,7 @@ def test_metrics_and_trace_correlated_logs(tmp_path: Path, request: pytest.Fixtu
         )
         assert (
             metrics[("activetrace_dp_requests_total", (("route", "dead"), ("status_class", "5xx")))]
-            == 1
+            == 2
         )
         assert metrics[("activetrace_dp_request_duration_seconds_count", (("route", "demo"),))] == 3
         assert metrics[("activetrace_dp_traced_requests_total", ())] == 1
@@ -72,19 +74,23 @@ def test_metrics_and_trace_correlated_logs(tmp_path: Path, request: pytest.Fixtu
         assert ("activetrace_dp_spans_queued", ()) in metrics
 
         # The proxy's warning about the refused upstream names the trace it happened in.
-        def traced_lines() -> list[dict[str, object]]:
+        def warnings() -> list[dict[str, object]]:
             lines = [
                 json.loads(line)
                 for line in (tmp_path / "dp-1.log").read_text().splitlines()
                 if line.startswith("{")
             ]
-            return [line for line in lines if line.get("trace_id") == trace_id]
+            return [
+                line for line in lines if "upstream of route dead failed" in str(line["message"])
+            ]
 
-        wait_for(traced_lines, "a JSON log line carrying the trace ID")
-        line = traced_lines()[0]
-        assert line["level"] == "warning"
-        assert "upstream of route dead failed" in str(line["message"])
-        assert len(str(line["span_id"])) == 16
+        wait_for(lambda: len(warnings()) == 2, "the warnings of both requests to the dead route")
+        traced, untraced = warnings()
+        assert traced["trace_id"] == trace_id
+        assert traced["level"] == "warning"
+        assert len(str(traced["span_id"])) == 16
+        # the next request on the same connection was not traced: its line names no trace
+        assert "trace_id" not in untraced
 
         # ... and the control plane shows it with the trace.
         logs = s.ok("GET", f"/api/v1/traces/{trace_id}/logs")
