@@ -115,6 +115,15 @@ class Stack:
         )
         return found
 
+    def start_session(self, node_id: str, **body: Any) -> dict[str, Any]:
+        """Create a session targeting ``node_id`` (``body``: the rest of the API's request) and
+        wait until that node runs it; returns the session as created."""
+        session: dict[str, Any] = self.ok(
+            "POST", "/api/v1/tracing-sessions", json={"targets": [node_id], **body}
+        )
+        self.wait_target_state(session["id"], node_id, "active")
+        return session
+
     def wait_target_state(self, session_id: str, node_id: str, state: str) -> None:
         """Wait until a node reports ``state`` for a session."""
 

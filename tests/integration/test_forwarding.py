@@ -70,12 +70,7 @@ def test_stored_spans_are_forwarded(
     with running(stack, request) as s:
         dp = s.start_node("dp-1")
         s.wait_connected("dp-1")
-        session = s.ok(
-            "POST",
-            "/api/v1/tracing-sessions",
-            json={"targets": ["dp-1"], "scope": {"route": "demo"}, "max_samples": 1},
-        )
-        s.wait_target_state(session["id"], "dp-1", "active")
+        session = s.start_session("dp-1", scope={"route": "demo"}, max_samples=1)
         assert httpx.get(dp.proxy + "/demo/hello", timeout=5).status_code == 200
         s.wait_session(session["id"], "completed")
         trace_id = s.ok("GET", f"/api/v1/tracing-sessions/{session['id']}/traces")["items"][0][

@@ -41,12 +41,7 @@ def test_metrics_and_trace_correlated_logs(tmp_path: Path, request: pytest.Fixtu
         s.ok("PUT", "/api/v1/config", json=config)
         dp = s.start_node("dp-1", env={"ACTIVETRACE_LOG_FORMAT": "json"})
         s.wait_connected("dp-1")
-        session = s.ok(
-            "POST",
-            "/api/v1/tracing-sessions",
-            json={"targets": ["dp-1"], "scope": {"route": "dead"}, "max_samples": 1},
-        )
-        s.wait_target_state(session["id"], "dp-1", "active")
+        session = s.start_session("dp-1", scope={"route": "dead"}, max_samples=1)
         for _ in range(3):
             assert httpx.get(dp.proxy + "/demo/hello", timeout=5).status_code == 200
         with httpx.Client(timeout=5) as client:  # one keep-alive connection
@@ -103,12 +98,7 @@ def _tracing_demo_node(s: Stack, *, max_samples: int) -> NodeProcess:
     s.ok("PUT", "/api/v1/config", json=demo_config(s.upstream))
     dp = s.start_node("dp-1")
     s.wait_connected("dp-1")
-    session = s.ok(
-        "POST",
-        "/api/v1/tracing-sessions",
-        json={"targets": ["dp-1"], "scope": {"route": "demo"}, "max_samples": max_samples},
-    )
-    s.wait_target_state(session["id"], "dp-1", "active")
+    s.start_session("dp-1", scope={"route": "demo"}, max_samples=max_samples)
     return dp
 
 

@@ -30,14 +30,6 @@ def node(
         yield s
 
 
-def _session(stack: Stack, **body: Any) -> dict[str, Any]:
-    session: dict[str, Any] = stack.ok(
-        "POST", "/api/v1/tracing-sessions", json={"targets": ["dp-1"], **body}
-    )
-    stack.wait_target_state(session["id"], "dp-1", "active")
-    return session
-
-
 def _traces(stack: Stack, session_id: str) -> list[dict[str, Any]]:
     page = stack.ok("GET", f"/api/v1/tracing-sessions/{session_id}/traces", params={"limit": 1000})
     return list(page["items"])
@@ -59,7 +51,9 @@ async def _burst(url: str, count: int) -> list[int]:
 
 
 def test_max_samples_is_exact_under_256_concurrent_requests(node: Stack) -> None:
-    session = _session(node, scope={"route": "orders"}, max_samples=50, duration_secs=120)
+    session = node.start_session(
+        "dp-1", scope={"route": "orders"}, max_samples=50, duration_secs=120
+    )
     statuses = asyncio.run(_burst(node.nodes["dp-1"].proxy + "/demo/orders", 256))
     assert statuses == [200] * 256
     done = node.wait_session(session["id"], "completed")
@@ -74,8 +68,8 @@ def test_max_samples_is_exact_under_256_concurrent_requests(node: Stack) -> None
 
 
 def test_tail_rule_keeps_only_matching_responses(node: Stack) -> None:
-    session = _session(
-        node,
+    session = node.start_session(
+        "dp-1",
         scope={"route": "demo"},
         sampling_rule='http.path ^= "/demo/status/" && http.response.status >= 500',
         max_samples=100,
@@ -94,9 +88,9 @@ def test_tail_rule_keeps_only_matching_responses(node: Stack) -> None:
 
 
 def test_a_request_in_two_sessions_is_recorded_once_per_session(node: Stack) -> None:
-    first = _session(node, scope={"service": "demo"}, max_samples=10, duration_secs=120)
-    second = _session(
-        node,
+    first = node.start_session("dp-1", scope={"service": "demo"}, max_samples=10, duration_secs=120)
+    second = node.start_session(
+        "dp-1",
         scope={"route": "demo"},
         sampling_rule='http.path == "/demo/hello"',
         max_samples=10,
@@ -121,7 +115,7 @@ def test_a_request_in_two_sessions_is_recorded_once_per_session(node: Stack) -> 
 
 @pytest.mark.parametrize("fmt", ["json", "protobuf"])
 def test_export_cli_writes_the_session_as_otlp(node: Stack, tmp_path: Path, fmt: str) -> None:
-    session = _session(node, scope={"route": "demo"}, max_samples=3, duration_secs=120)
+    session = node.start_session("dp-1", scope={"route": "demo"}, max_samples=3, duration_secs=120)
     for _ in range(3):
         assert httpx.get(node.nodes["dp-1"].proxy + "/demo/hello", timeout=5).is_success
     node.wait_session(session["id"], "completed")
