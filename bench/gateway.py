@@ -138,14 +138,22 @@ def _ms(value: str) -> float:
 
 
 def wrk(
-    url: str, *, seconds: float, connections: int = 32, headers: dict[str, str] | None = None
+    url: str,
+    *,
+    seconds: float,
+    connections: int = 32,
+    headers: dict[str, str] | None = None,
+    script: Path | None = None,
 ) -> WrkResult:
-    """Run wrk (one thread) against ``url`` and parse its summary."""
+    """Run wrk (one thread) against ``url`` and parse its summary (``script``: a wrk Lua
+    script, e.g. one that spreads the requests over paths: :func:`paths_script`)."""
     binary = _which("wrk")
     assert binary is not None, "wrk is not installed"
     args = [binary, "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency"]
     for key, value in (headers or {}).items():
         args += ["-H", f"{key}: {value}"]
+    if script is not None:
+        args += ["-s", str(script)]
     output = subprocess.run([*args, url], capture_output=True, text=True, check=True).stdout
     if "Requests/sec" not in output or "99%" not in output:
         raise RuntimeError(f"wrk printed no summary:\n{output}")
@@ -160,6 +168,23 @@ def wrk(
         else:
             errors += sum(int(n) for n in re.findall(r"\d+", match.group(2)))
     return WrkResult(rps, p50, p99, errors)
+
+
+def paths_script(paths: Sequence[str], workdir: Path) -> Path:
+    """A wrk Lua script that sends GETs to ``paths`` in turn (requests built once, up front)."""
+    script = workdir / "paths.lua"
+    listed = ", ".join(f'"{path}"' for path in paths)
+    script.write_text(
+        f"local paths = {{{listed}}}\n"
+        "local requests = {}\n"
+        "for i, path in ipairs(paths) do requests[i] = wrk.format(nil, path) end\n"
+        "local next_one = 0\n"
+        "request = function()\n"
+        "  next_one = next_one % #requests + 1\n"
+        "  return requests[next_one]\n"
+        "end\n"
+    )
+    return script
 
 
 BENCH_ENV: Final = {"ACTIVETRACE_LOG_LEVEL": "warning", "ACTIVETRACE_HEARTBEAT_INTERVAL_SECS": "1"}

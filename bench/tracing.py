@@ -18,16 +18,18 @@ in nanoseconds, from /proc), plus what it spent after the run until the control 
 acknowledged every span (less its idle CPU over that time, measured right after), divided by
 the requests wrk completed.
 
-A session keeps at most 10,000 traces, so the traced rounds last one second and, at more than
-10,000 requests per second, end with untraced requests: the table's RPS for that round is
-partly untraced. The node's traced-requests counter says how many were traced; the last lines
-give the extra CPU per traced request and the RPS ratio a wholly traced round would read (the
-node is CPU-bound on its own CPU, so its RPS goes as 1 / CPU per request). CPU is also split
-into user and system time. A last line pairs each round's traced run with the mean of the
-untraced runs just before and just after it and gives the median extra CPU per traced request
-(and its range), which the VM's drift between minutes moves less than the best rounds do; the
-line before it says how far the untraced runs on either side drifted apart. On this 2-CPU VM
-the user/system split moves from run to run.
+wrk spreads its requests over 8 routes in turn (``/r0`` to ``/r7``, one service) in every
+scenario. A session keeps at most 10,000 traces, so the traced run has one session per route
+(80,000 traces): it lasts 2-3 s at this VM's rates instead of the 1 s one session allows, which
+narrows the noise of its CPU figure; at a higher rate it ends with untraced requests, so the
+table's RPS for that round is partly untraced. The node's traced-requests counter says how many
+were traced; the last lines give the extra CPU per traced request and the RPS ratio a wholly
+traced round would read (the node is CPU-bound on its own CPU, so its RPS goes as 1 / CPU per
+request). CPU is also split into user and system time. A last line pairs each round's traced run
+with the mean of the untraced runs just before and just after it and gives the median extra CPU
+per traced request (and its range), which the VM's drift between minutes moves less than the
+best rounds do; the line before it says how far the untraced runs on either side drifted apart.
+On this 2-CPU VM the user/system split moves from run to run.
 
 Goals (issue 6): (2) within 2 % of (1); (4) at most 20 µs more CPU per request and at most
 25 % fewer RPS than (2); p99 <= 2x untraced.
@@ -57,6 +59,7 @@ from bench.gateway import (
     gateway,
     isolate,
     nginx,
+    paths_script,
     print_table,
     service_config,
     settle,
@@ -65,12 +68,13 @@ from bench.gateway import (
 )
 from controlplane.launcher import wait_until
 
-MAX_SAMPLES = 10_000  # the API's per-node maximum: the traced run must stay below it
+MAX_SAMPLES = 10_000  # the API's per-session maximum
+ROUTES = 8  # routes wrk spreads its requests over; the traced run has a session on each
 AFTER = "no session, after the traced run"
 DRAIN_POLL = 0.05  # seconds between polls of the node's export queue
-QUEUE = {"ACTIVETRACE_MAX_QUEUED_SPANS": "400000"}
-"""Room for every span of a traced run (10,000 traces of 8 spans here) while the control plane
-is paused: the node sends them all once it resumes, and that sending is counted (none is
+QUEUE = {"ACTIVETRACE_MAX_QUEUED_SPANS": "1000000"}
+"""Room for every span of a traced run (up to 80,000 traces of 8 spans here) while the control
+plane is paused: the node sends them all once it resumes, and that sending is counted (none is
 dropped)."""
 
 
@@ -86,19 +90,22 @@ class Run:
     """Of ``cpu_us``, what the node spent after the run sending its spans (the control plane
     was paused during the run), less its idle CPU over that time."""
     traced: float = 1.0
-    """The share of the run's requests that were traced (a session keeps max_samples)."""
+    """The share of the run's requests that were traced (each session keeps max_samples)."""
 
 
-def _measure(gw: Gateway, seconds: float, connections: int, *, warm: bool = True) -> Run:
-    """One wrk run with the control plane paused; the node's CPU per request, counted until
-    its export has drained once the control plane resumed (less what it spends idle then)."""
+def _measure(
+    gw: Gateway, seconds: float, connections: int, script: Path, *, warm: bool = True
+) -> Run:
+    """One wrk run (``script``: its paths) with the control plane paused; the node's CPU per
+    request, counted until its export has drained once the control plane resumed (less what
+    it spends idle then)."""
     pid = gw.processes[-1].popen.pid
     if warm:
-        wrk(gw.proxy + "/", seconds=1, connections=connections)
+        wrk(gw.proxy + "/", seconds=1, connections=connections, script=script)
         settle()
     user, system = cpu_seconds(pid)
     with paused(gw.processes[0].popen.pid):
-        result = wrk(gw.proxy + "/", seconds=seconds, connections=connections)
+        result = wrk(gw.proxy + "/", seconds=seconds, connections=connections, script=script)
     served = sum(cpu_seconds(pid))
     drain_started = time.monotonic()
     wait_until(
@@ -183,20 +190,21 @@ def main() -> None:
                     )
                     or layout
                 )
-            off.apply(service_config(upstream))
-            on.apply(service_config(upstream))
+            config = service_config(upstream)
+            routes = [f"bench-{index}" for index in range(ROUTES)]
+            config["services"][0]["routes"] = [
+                {"name": name, "paths": [f"/r{index}"]} for index, name in enumerate(routes)
+            ]
+            off.apply(config)
+            on.apply(config)
+            script = paths_script([f"/r{index}/" for index in range(ROUTES)], workdir)
 
             def measure(gw: Gateway, seconds: float, *, warm: bool = True) -> Run:
-                return _measure(gw, seconds, args.connections, warm=warm)
+                return _measure(gw, seconds, args.connections, script, warm=warm)
 
             nothing = {
-                "scope": {"route": "bench"},
+                "scope": {"service": "bench"},
                 "sampling_rule": 'http.path ^= "/nothing-here"',
-                "max_samples": MAX_SAMPLES,
-                "duration_secs": 600,
-            }
-            everything = {
-                "scope": {"route": "bench"},
                 "max_samples": MAX_SAMPLES,
                 "duration_secs": 600,
             }
@@ -213,8 +221,16 @@ def main() -> None:
                 untraced = measure(on, args.seconds)
                 record("no session", untraced)
                 rps = untraced.result.rps
-                seconds = float(max(1, min(int(args.seconds), int(MAX_SAMPLES * 0.8 / rps))))
-                on.session(everything)  # a new session each round: max_samples bounds one
+                room = MAX_SAMPLES * ROUTES * 0.8  # traces the sessions keep, with a margin
+                seconds = float(max(1, min(int(args.seconds), int(room / rps))))
+                for route in routes:  # new sessions each round: max_samples bounds each
+                    on.session(
+                        {
+                            "scope": {"route": route},
+                            "max_samples": MAX_SAMPLES,
+                            "duration_secs": 600,
+                        }
+                    )
                 before = on.traced_requests()
                 run = measure(on, seconds, warm=False)
                 traced = on.traced_requests() - before
@@ -254,12 +270,12 @@ def main() -> None:
             f"{run.system_us - base_system:+16.1f}"
         )
     share = traced_run.traced
-    if share < 1.0:  # the session filled before the round ended: the rest went untraced
+    if share > 0:  # (below 1 when the sessions filled before the run ended)
         per_traced = (traced_run.cpu_us - base_cpu) / share
         system = (traced_run.system_us - base_system) / share
         print(
-            f"\n{every}: {share:.0%} of that round's requests were traced (a session keeps "
-            f"{MAX_SAMPLES:,}); per traced request that is {per_traced:+.1f} µs of CPU "
+            f"\n{every}: {share:.0%} of that round's requests were traced ({ROUTES} sessions "
+            f"keep {MAX_SAMPLES:,} each); per traced request that is {per_traced:+.1f} µs of CPU "
             f"({per_traced - system:+.1f} user, {system:+.1f} system), of which "
             f"{traced_run.drain_us / share:.1f} µs after the run, sending its spans once the "
             "control plane resumed"
