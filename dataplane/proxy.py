@@ -18,7 +18,6 @@ import httpx
 
 from dataplane.exchange import Exchange
 from dataplane.expr import RequestFacts
-from dataplane.gateway_config import Service
 from dataplane.headers import HeaderList, host_without_port, raw_header
 from dataplane.metrics import RequestMetrics
 from dataplane.plugins.base import LocalReply
@@ -161,7 +160,7 @@ class Proxy:
             else None
         )
         if candidates is not None:
-            exchange.trace = self.tracer.begin(
+            trace = exchange.trace = self.tracer.begin(
                 candidates,
                 started + _OFFSET_NS,
                 raw_header(raw_headers, b"traceparent"),
@@ -169,9 +168,18 @@ class Proxy:
                 exchange,
                 scope,
             )
-            if exchange.trace is not None:
-                _router_span(exchange.trace, match, cache_hit, started, routed)
-                CURRENT_TRACE.set(exchange.trace)
+            if trace is not None:
+                # The router span (here rather than in a function: one frame fewer per trace).
+                trace.span(
+                    "gateway.router",
+                    trace.root,
+                    started + _OFFSET_NS,
+                    KIND_INTERNAL,
+                    {"gateway.router.cache_hit": cache_hit, "gateway.route.id": match.route.id}
+                    if match is not None
+                    else {"gateway.router.cache_hit": cache_hit},
+                ).end(routed + _OFFSET_NS)
+                CURRENT_TRACE.set(trace)
         chain = EMPTY_CHAIN
         respond: Respond | None = scope.get(RESPOND)  # our server's one-call response
         try:
@@ -339,19 +347,6 @@ def _response_facts(exchange: Exchange, scope: Scope) -> RequestFacts:
 
 
 # -- tracing helpers ---------------------------------------------------------------------------
-
-
-def _router_span(
-    trace: RequestTrace, match: RouteMatch | None, cache_hit: bool, started: int, routed: int
-) -> None:
-    attributes: dict[str, Any] = (
-        {"gateway.router.cache_hit": cache_hit, "gateway.route.id": match.route.id}
-        if match is not None
-        else {"gateway.router.cache_hit": cache_hit}
-    )
-    trace.span("gateway.router", trace.root, started + _OFFSET_NS, KIND_INTERNAL, attributes).end(
-        routed + _OFFSET_NS
-    )
 
 
 def _phase_span(exchange: Exchange, name: str) -> Span | None:
@@ -694,8 +689,19 @@ async def _balance_and_send(
         traceparent = None
         events = None
         if trace is not None and balancer_span is not None:
-            upstream_span = _upstream_span(
-                trace, balancer_span, exchange, service, host, port, query, attempt
+            # url.full: the path and query as sent upstream (the query redacted), before the
+            # transport percent-encodes bytes outside ASCII (upstream_target)
+            url = f"{service.protocol}://{host}:{port}{exchange.upstream_path}"
+            attributes: dict[str, Any] = {
+                "http.request.method": exchange.method,
+                "url.full": f"{url}?{exchange.redacted_query(query)}" if query else url,
+                "server.address": host,
+                "server.port": port,
+            }
+            if attempt:
+                attributes["http.request.resend_count"] = attempt
+            upstream_span = trace.span(
+                "gateway.upstream", balancer_span, None, KIND_CLIENT, attributes
             )
             traceparent = traceparent_header(trace.trace_id, upstream_span.span_id)
             events = phase_events(trace, upstream_span)
@@ -789,30 +795,6 @@ def _failure(exc: httpx.TransportError, kind: str) -> UpstreamFailure:
     if kind == "dns_error":
         return UpstreamFailure(503, "name resolution failed", kind)
     return UpstreamFailure(502, "An invalid response was received from the upstream server", kind)
-
-
-def _upstream_span(
-    trace: RequestTrace,
-    parent: Span,
-    exchange: Exchange,
-    service: Service,
-    host: str,
-    port: int,
-    query: bytes,
-    attempt: int,
-) -> Span:
-    # url.full: the path and query as sent upstream (the query redacted), before the transport
-    # percent-encodes bytes outside ASCII (upstream_target)
-    url = f"{service.protocol}://{host}:{port}{exchange.upstream_path}"
-    attributes: dict[str, Any] = {
-        "http.request.method": exchange.method,
-        "url.full": f"{url}?{exchange.redacted_query(query)}" if query else url,
-        "server.address": host,
-        "server.port": port,
-    }
-    if attempt:
-        attributes["http.request.resend_count"] = attempt
-    return trace.span("gateway.upstream", parent, None, KIND_CLIENT, attributes)
 
 
 class _TransportEvents:
