@@ -106,20 +106,18 @@ class SpanExport:
                 _, (_, count) = self.unacked.popitem(last=False)
                 self.unacked_spans -= count
             else:
-                if self.full:
-                    batch = self.full.popleft()
-                else:
-                    batch = self.pending.pop(next(iter(self.pending)))
-                count = batch.spans
+                count = self._take_oldest().spans
                 self.pending_spans -= count
             self.dropped += count
 
+    def _take_oldest(self) -> _Batch:
+        """The oldest batch not sent yet (the full ones come first), off the queue."""
+        return self.full.popleft() if self.full else self.pending.pop(next(iter(self.pending)))
+
     def flush(self) -> None:
         """Send the full batches, then every batch being filled (one per set of sessions)."""
-        batches = [*self.full, *self.pending.values()]
-        self.full.clear()
-        self.pending.clear()
-        for batch in batches:
+        while self.full or self.pending:  # one at a time: a failure leaves the rest queued
+            batch = self._take_oldest()
             count = batch.spans
             self.pending_spans -= count
             batch_id = uuid.uuid4().hex

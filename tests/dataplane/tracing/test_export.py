@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from opentelemetry.proto.resource.v1 import resource_pb2
 
 from dataplane.tracing.export import SpanExport
@@ -178,3 +179,14 @@ def test_a_filled_batch_wakes_the_sender_and_keeps_its_place() -> None:
         (["a"], 1),
     ]
     assert export.queued == 6
+
+
+def test_a_batch_that_cannot_be_built_leaves_the_others_queued() -> None:
+    export, sent = _export()
+    export.submit(("\ud800",), b"\x01" * 16, _spans(1))  # a lone surrogate: no UTF-8 for it
+    export.submit(("b",), b"\x02" * 16, _spans(2))
+    with pytest.raises(UnicodeEncodeError):
+        export.flush()
+    export.flush()  # what run() does next time
+    assert [list(b.session_ids) for b in sent] == [["b"]]
+    assert export.queued == 2
