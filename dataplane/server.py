@@ -67,11 +67,11 @@ App = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 RECEIVED_NS: Final = "activetrace.received_ns"
 RESPOND: Final = "activetrace.respond"
+"""Scope key of the request's :meth:`Cycle.respond`: a whole response in one call, for an app
+that has all of it (the proxy's buffered upstream responses and its own answers)."""
 OWN_TASK: Final = "activetrace.own_task"
 """Scope key, True: the app runs this request in a task of its own (the server starts one per
 request), so what the request sets in its context ends with it and needs no reset."""
-"""Scope key of the request's :meth:`Cycle.respond`: a whole response in one call, for an app
-that has all of it (the proxy's buffered upstream responses and its own answers)."""
 
 Respond = Callable[[int, Iterable[tuple[bytes, bytes]], bytes], bool]
 # Request line and headers together (Envoy's default is 60 KiB; nginx's 4 x 8 KiB buffers).
