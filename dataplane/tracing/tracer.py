@@ -75,24 +75,19 @@ class Tracer:
         tail: list[NodeSession] = []
         request_facts: RequestFacts | None = None
         for session in candidates:
-            rule = session.rule
-            if rule is not None:
-                if session.tail:
-                    tail.append(session)
-                    continue
+            if session.tail:
+                tail.append(session)
+                continue
+            if session.rule is not None:
                 if request_facts is None:
                     request_facts = facts(*facts_args)
-                if not rule.matches(request_facts):
+                if not session.rule.matches(request_facts):
                     continue
-            # NodeSession.take(), inline: this runs for every traced request
-            taken = session.taken + 1
-            if taken > session.max_samples or session.state != "active":
-                continue
-            session.taken = taken
-            head.append(session)
-            self.dirty.add(session.id)
-            if taken == session.max_samples:
-                self.sessions.finish(session, "completed")
+            if session.take():
+                head.append(session)
+                self.dirty.add(session.id)
+                if session.full:
+                    self.sessions.finish(session, "completed")
         if not head and not tail:
             return None
         parent = parse_traceparent(traceparent.decode("latin-1")) if traceparent else None
@@ -124,9 +119,9 @@ class Tracer:
             trace.root.encoded_attributes += fields
             self.export.submit(session_ids, trace.trace_id, trace.spans)
             self.traced += 1
-        for session in trace.sessions() if trace.tail else trace.head:
+        for session in trace.sessions():
             session.in_flight -= 1
-            if not session.in_flight and session.state in ENDED_STATES:
+            if session.in_flight == 0 and session.state in ENDED_STATES:
                 self.dirty.add(session.id)
         return session_ids
 
