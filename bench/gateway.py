@@ -234,6 +234,16 @@ class Gateway:
     status: str = ""
     """The node's status listener (``/status``, ``/metrics``)."""
 
+    @property
+    def control_plane_pid(self) -> int:
+        """The control plane's process (started first)."""
+        return self.processes[0].popen.pid
+
+    @property
+    def node_pid(self) -> int:
+        """The node's process (started last)."""
+        return self.processes[-1].popen.pid
+
     def traced_requests(self) -> int:
         """The node's count of requests a session kept."""
         return self._status("traced")

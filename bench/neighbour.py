@@ -64,8 +64,8 @@ def main() -> None:
             nginx("upstream", UPSTREAM_SERVER.format(port=upstream), workdir) as upstream_nginx,
             gateway(workdir / "node") as node,
         ):
-            pid = node.processes[-1].popen.pid
-            isolate([pid], [upstream_nginx.pid, node.processes[0].popen.pid])
+            pid = node.node_pid
+            isolate([pid], [upstream_nginx.pid, node.control_plane_pid])
             node.apply(service_config(upstream))
             url = node.proxy + "/"
             wrk(url, seconds=1)

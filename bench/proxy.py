@@ -79,10 +79,10 @@ def main() -> None:
             wrk(nginx_url, seconds=1)  # its worker is up (and warm)
             layout = "every process on every CPU"
             if not args.shared_cpus:
-                control_plane = gw.processes[0].popen.pid
+                control_plane = gw.control_plane_pid
                 layout = (
                     isolate(
-                        [proxy.pid, gw.processes[-1].popen.pid],
+                        [proxy.pid, gw.node_pid],
                         [upstream.pid, control_plane],
                         nice=[control_plane],
                         what="nginx proxy and node",

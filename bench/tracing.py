@@ -20,7 +20,7 @@ the requests wrk completed.
 
 wrk spreads its requests over 8 routes in turn (``/r0`` to ``/r7``, one service) in every
 scenario. A session keeps at most 10,000 traces, so the traced run has one session per route
-(80,000 traces): it lasts 2-3 s at this VM's rates instead of the 1 s one session allows, which
+(80,000 traces): it lasts 3-5 s at this VM's rates instead of the 1 s one session allows, which
 narrows the noise of its CPU figure; at a higher rate it ends with untraced requests, so the
 table's RPS for that round is partly untraced. The node's traced-requests counter says how many
 were traced; the last lines give the extra CPU per traced request and the RPS ratio a wholly
@@ -99,12 +99,12 @@ def _measure(
     """One wrk run (``script``: its paths) with the control plane paused; the node's CPU per
     request, counted until its export has drained once the control plane resumed (less what
     it spends idle then)."""
-    pid = gw.processes[-1].popen.pid
+    pid = gw.node_pid
     if warm:
         wrk(gw.proxy + "/", seconds=1, connections=connections, script=script)
         settle()
     user, system = cpu_seconds(pid)
-    with paused(gw.processes[0].popen.pid):
+    with paused(gw.control_plane_pid):
         result = wrk(gw.proxy + "/", seconds=seconds, connections=connections, script=script)
     served = sum(cpu_seconds(pid))
     drain_started = time.monotonic()
@@ -129,7 +129,7 @@ def _measure(
 def _idle_rate(gw: Gateway, seconds: float) -> float:
     """The node's CPU seconds per second while idle and polled as during a drain (heartbeats,
     progress reports, ``/status``): what the drain accounting of :func:`_measure` leaves out."""
-    pid = gw.processes[-1].popen.pid
+    pid = gw.node_pid
     before = sum(cpu_seconds(pid))
     started = time.monotonic()
     while time.monotonic() - started < seconds:
@@ -181,10 +181,10 @@ def main() -> None:
         ):
             layout = "every process on every CPU"
             if not args.shared_cpus:
-                control_planes = [off.processes[0].popen.pid, on.processes[0].popen.pid]
+                control_planes = [off.control_plane_pid, on.control_plane_pid]
                 layout = (
                     isolate(
-                        [off.processes[-1].popen.pid, on.processes[-1].popen.pid],
+                        [off.node_pid, on.node_pid],
                         [upstream_nginx.pid, *control_planes],
                         nice=control_planes,
                     )
@@ -210,7 +210,7 @@ def main() -> None:
             }
             seconds = 1.0
             # Every scenario in every round, so that a slower minute of this VM weighs on all
-            # of them alike (the traced one is short: a session keeps at most 10,000 traces).
+            # of them alike (the traced one is shorter: its sessions keep 10,000 traces each).
             for _ in range(args.rounds):
                 record("tracing disabled (baseline)", measure(off, args.seconds))
                 on.session(nothing)
