@@ -59,7 +59,8 @@ class SpanExport:
         self.max_spans = max_spans
         self.batch_spans = batch_spans
         self.flush_interval = flush_interval
-        # the batch each set of sessions is filling, oldest first; then the full ones
+        # the batch each set of sessions is filling (oldest first), and the filled ones not sent
+        # yet (oldest first; sent, and dropped when the buffer is full, before those filling)
         self.pending: dict[tuple[str, ...], _Batch] = {}
         self.full: deque[_Batch] = deque()
         self.pending_spans = 0
