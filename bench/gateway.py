@@ -233,6 +233,8 @@ class Gateway:
     processes: list[Supervised]
     status: str = ""
     """The node's status listener (``/status``, ``/metrics``)."""
+    relay_pid: int | None = None
+    """The :mod:`bench.relay` process between the node and the control plane, if any."""
 
     @property
     def control_plane_pid(self) -> int:
@@ -302,8 +304,12 @@ class Gateway:
 
 
 @contextmanager
-def gateway(workdir: Path, *, node_env: dict[str, str] | None = None) -> Iterator[Gateway]:
-    """Start a control plane and a node called ``bench`` (one process each, uvloop)."""
+def gateway(
+    workdir: Path, *, node_env: dict[str, str] | None = None, relay: bool = False
+) -> Iterator[Gateway]:
+    """Start a control plane and a node called ``bench`` (one process each, uvloop); with
+    ``relay``, the node connects through :mod:`bench.relay`, which acknowledges its span
+    batches itself and passes everything else on (``Gateway.relay_pid``)."""
     workdir.mkdir(parents=True, exist_ok=True)
     api_port, cluster_port, otlp_port, proxy_port, status_port = (free_port() for _ in range(5))
     env = BENCH_ENV
@@ -327,10 +333,17 @@ def gateway(workdir: Path, *, node_env: dict[str, str] | None = None) -> Iterato
             what="the control plane",
             processes=processes,
         )
+        node_cluster_port = cluster_port
+        if relay:
+            node_cluster_port = free_port()
+            relay_args = ["bench.relay", "--listen", str(node_cluster_port)]
+            relay_args += ["--control-plane", f"127.0.0.1:{cluster_port}"]
+            processes.append(start("relay", relay_args, log=workdir / "relay.log"))
+            bench.relay_pid = processes[-1].popen.pid
         processes.append(
             start(
                 "bench",
-                node_args("bench", cluster_port, proxy_port, status_port, workdir / "cache"),
+                node_args("bench", node_cluster_port, proxy_port, status_port, workdir / "cache"),
                 env={**env, **(node_env or {})},
                 log=workdir / "bench-node.log",
             )

@@ -11,6 +11,12 @@ correlation-id; a session whose rule matches nothing; a session tracing every re
 and prints both side by side with their ratio. System calls and the kernel's work are not
 counted: instructions track the node's own CPU (user time), not its system time.
 
+``--cache-sim`` also simulates the caches and branch predictors (callgrind's cache and branch
+simulation, modelled on this machine's cache sizes) and prints, per request, first-level and
+last-level cache misses, mispredicted branches and KCachegrind's cycle estimate (instructions
++ 10 per first-level miss + 100 per last-level miss + 10 per mispredicted branch): what a
+request costs beyond its instruction count, on a VM without hardware counters.
+
 Run: ``.venv/bin/python -m bench.instructions [--against HEAD~3] [--requests 2000]``
 """
 
@@ -49,6 +55,7 @@ from controlplane.launcher import free_port, start, stop_all, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 MODES = ("no plugins", "3 plugins", "session matching nothing", "tracing every request")
+SIMULATION = ("--cache-sim=yes", "--branch-sim=yes")
 NOTHING = 'http.path ^= "/nothing-here"'
 
 
@@ -101,14 +108,40 @@ def _worktree(ref: str) -> Iterator[Path]:
             )
 
 
+def _summary(dump: str) -> dict[str, int]:
+    """A callgrind dump's totals by event (its ``events:`` and ``summary:`` lines)."""
+    names = re.search(r"^events:\s+(.+)$", dump, re.M)
+    totals = re.search(r"^summary:\s+(.+)$", dump, re.M)
+    if names is None or totals is None:
+        return {}
+    return dict(zip(names.group(1).split(), map(int, totals.group(1).split()), strict=False))
+
+
+def cycle_estimate(events: dict[str, float]) -> float:
+    """KCachegrind's cycle estimate from simulated events: each instruction one cycle, a
+    first-level miss 10 more, a last-level miss 100, a mispredicted branch 10."""
+    first = sum(events.get(name, 0.0) for name in ("I1mr", "D1mr", "D1mw"))
+    last = sum(events.get(name, 0.0) for name in ("ILmr", "DLmr", "DLmw"))
+    branches = events.get("Bcm", 0.0) + events.get("Bim", 0.0)
+    return events["Ir"] + 10 * first + 100 * last + 10 * branches
+
+
 class Bench:
     """A control plane and an nginx upstream; nodes run one at a time under callgrind."""
 
     def __init__(
-        self, workdir: Path, api: str, cluster_port: int, upstream: int, keep: Path | None = None
+        self,
+        workdir: Path,
+        api: str,
+        cluster_port: int,
+        upstream: int,
+        keep: Path | None = None,
+        *,
+        simulate: bool = False,
     ) -> None:
         self.workdir = workdir
         self.keep = keep
+        self.simulate = simulate
         self.api = api
         self.cluster_port = cluster_port
         self.upstream = upstream
@@ -117,8 +150,9 @@ class Bench:
     def call(self, method: str, path: str, **kwargs: Any) -> Any:
         return api_call(self.api, method, path, timeout=30, **kwargs)
 
-    def measure(self, tree: Path, mode: str, requests: int) -> float:
-        """Instructions per request of a node built from ``tree`` in ``mode``."""
+    def measure(self, tree: Path, mode: str, requests: int) -> dict[str, float]:
+        """callgrind's events per request of a node built from ``tree`` in ``mode``: ``Ir``
+        (instructions) and, with ``simulate``, cache misses and mispredicted branches."""
         self.runs += 1
         node_id = f"node-{self.runs}"
         config = service_config(self.upstream, PLUGINS if mode == "3 plugins" else None)
@@ -134,6 +168,7 @@ class Bench:
             "valgrind",
             "--tool=callgrind",
             "--instr-atstart=no",
+            *(SIMULATION if self.simulate else ()),
             f"--callgrind-out-file={out}",
             sys.executable,
             "-m",
@@ -170,19 +205,19 @@ class Bench:
         finally:
             node.terminate()
             node.wait(60)
-        counted = 0
+        counted: dict[str, int] = {}
         kept: Path | None = None
         # The dump asked for (out.1); the one valgrind writes at exit counts nothing useful.
         for dump in self.workdir.glob(out.name + ".*"):
-            found = re.search(r"^summary:\s+(\d+)", dump.read_text(errors="replace"), re.M)
-            if found and int(found.group(1)) > counted:
-                counted, kept = int(found.group(1)), dump
+            events = _summary(dump.read_text(errors="replace"))
+            if events.get("Ir", 0) > counted.get("Ir", 0):
+                counted, kept = events, dump
         assert kept is not None, f"no callgrind dump in {self.workdir}"
         if self.keep is not None:
             self.keep.mkdir(parents=True, exist_ok=True)
             name = f"callgrind-{mode.replace(' ', '-')}-{self.runs}.out"
             shutil.copyfile(kept, self.keep / name)
-        return counted / requests
+        return {event: count / requests for event, count in counted.items()}
 
     @staticmethod
     def _wait_serving(node: subprocess.Popen[bytes], port: int, headers: bytes, log: Path) -> None:
@@ -208,6 +243,11 @@ def main() -> None:
         type=Path,
         help="copy the callgrind dumps here (callgrind-<mode>.out, for callgrind_annotate)",
     )
+    parser.add_argument(
+        "--cache-sim",
+        action="store_true",
+        help="also simulate caches and branch prediction (misses per request, cycle estimate)",
+    )
     args = parser.parse_args()
     ensure_tools(extra=(("valgrind", "valgrind"),))
     modes = args.mode or list(MODES)
@@ -231,12 +271,13 @@ def main() -> None:
             what="the control plane",
             processes=[control_plane],
         )
-        bench = Bench(workdir, api, cluster_port, upstream, args.keep)
-        results = {
+        bench = Bench(workdir, api, cluster_port, upstream, args.keep, simulate=args.cache_sim)
+        events = {
             (name, mode): bench.measure(tree, mode, args.requests)
             for mode in modes
             for name, tree in trees
         }
+    results = {key: counts["Ir"] for key, counts in events.items()}
     print(f"\nInstructions per request (callgrind, {args.requests} requests, 8 connections)")
     header = f"{'':28}" + "".join(f"{name:>16}" for name, _ in trees)
     print(header + ("       ratio" if args.against else ""))
@@ -261,6 +302,37 @@ def main() -> None:
                 f"\nwholly traced RPS in instructions: {base / traced:.3f}x of untraced "
                 f"(goal >= 0.75x; a traced request may add {base / 3:,.0f})"
             )
+    if args.cache_sim:
+        _print_simulation(events, trees, modes)
+
+
+def _print_simulation(
+    events: dict[tuple[str, str], dict[str, float]],
+    trees: list[tuple[str, Path]],
+    modes: list[str],
+) -> None:
+    """Simulated misses per request and the cycle estimate, by tree and mode."""
+    print("\nSimulated per request (callgrind --cache-sim --branch-sim):")
+    print(
+        f"{'':42}{'I1 miss':>9}{'D1 miss':>9}{'LL miss':>9}{'branch miss':>12}"
+        f"{'cycles est.':>13}{'cyc/instr':>10}"
+    )
+    for mode in modes:
+        for name, _ in trees:
+            counts = events[(name, mode)]
+            data = counts.get("D1mr", 0.0) + counts.get("D1mw", 0.0)
+            last = sum(counts.get(key, 0.0) for key in ("ILmr", "DLmr", "DLmw"))
+            branch = counts.get("Bcm", 0.0) + counts.get("Bim", 0.0)
+            cycles = cycle_estimate(counts)
+            print(
+                f"{mode + ' (' + name + ')':42}{counts.get('I1mr', 0.0):9,.0f}{data:9,.0f}"
+                f"{last:9,.0f}{branch:12,.0f}{cycles:13,.0f}{cycles / counts['Ir']:10.2f}"
+            )
+    base = events.get(("this tree", "no plugins"))
+    traced = events.get(("this tree", "tracing every request"))
+    if base and traced:
+        ratio = cycle_estimate(base) / cycle_estimate(traced)
+        print(f"\nwholly traced RPS in estimated cycles: {ratio:.3f}x of untraced (goal >= 0.75x)")
 
 
 if __name__ == "__main__":

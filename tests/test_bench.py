@@ -1,0 +1,122 @@
+"""The benchmarks' own helpers: the span-acknowledging relay and callgrind's summaries.
+
+Benchmarks are run by hand (docs/benchmarks.md), so what they rely on is checked here: a relay
+that misread a batch would leave the node waiting for acks, and a misparsed dump would print
+wrong figures without failing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import grpc
+import grpc.aio
+import pytest
+
+from bench.instructions import _summary, cycle_estimate
+from bench.relay import METHOD, SERVICE, ack, batch_id, start_relay
+from protos.activetrace.cluster.v1 import cluster_pb2 as pb
+
+
+def test_batch_id_is_read_from_a_serialized_span_batch() -> None:
+    message = pb.NodeMessage(
+        span_batch=pb.SpanBatch(batch_id="b" * 200, session_ids=["s1", "s2"])
+    ).SerializeToString()
+    assert batch_id(message) == b"b" * 200  # a two-byte length
+    heartbeat = pb.NodeMessage(heartbeat=pb.Heartbeat(requests=5)).SerializeToString()
+    assert batch_id(heartbeat) is None
+    assert batch_id(b"") is None
+
+
+def test_ack_is_a_cp_message_acknowledging_the_batch() -> None:
+    for identifier in ("0123abcd", "x" * 300):
+        message = pb.CpMessage.FromString(ack(identifier.encode()))
+        assert message.WhichOneof("message") == "batch_ack"
+        assert message.batch_ack.batch_id == identifier
+
+
+async def test_relay_acknowledges_batches_and_passes_the_rest_both_ways() -> None:
+    """A real gRPC control plane stand-in behind the relay: it sees the hello and heartbeat but
+    no span batch; the node gets the control plane's config and the relay's ack."""
+    received: list[pb.NodeMessage] = []
+
+    async def control_plane(
+        requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext[bytes, bytes]
+    ) -> None:
+        async for raw in requests:
+            message = pb.NodeMessage.FromString(raw)
+            received.append(message)
+            if message.WhichOneof("message") == "hello":
+                config = pb.CpMessage(config=pb.ConfigSnapshot(version=7, hash="h"))
+                await context.write(config.SerializeToString())
+
+    upstream = grpc.aio.server()
+    handler: grpc.RpcMethodHandler[bytes, bytes] = grpc.stream_stream_rpc_method_handler(
+        control_plane
+    )
+    upstream.add_generic_rpc_handlers(
+        [grpc.method_handlers_generic_handler(SERVICE, {"Connect": handler})]
+    )
+    port = upstream.add_insecure_port("127.0.0.1:0")
+    await upstream.start()
+    relay_server, relay = await start_relay(0, f"127.0.0.1:{port}")
+    outgoing: asyncio.Queue[bytes | None] = asyncio.Queue()
+
+    async def node_messages() -> AsyncIterator[bytes]:
+        while (message := await outgoing.get()) is not None:
+            yield message
+
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{relay.port}") as channel:
+            connect: grpc.aio.StreamStreamMultiCallable[bytes, bytes] = channel.stream_stream(
+                METHOD
+            )
+            call = connect(node_messages())
+            outgoing.put_nowait(pb.NodeMessage(hello=pb.Hello(node_id="n1")).SerializeToString())
+            first = pb.CpMessage.FromString(await _read(call))
+            assert first.config.version == 7
+            batch = pb.NodeMessage(span_batch=pb.SpanBatch(batch_id="batch-1"))
+            outgoing.put_nowait(batch.SerializeToString())
+            second = pb.CpMessage.FromString(await _read(call))
+            assert second.batch_ack.batch_id == "batch-1"
+            heartbeat = pb.NodeMessage(heartbeat=pb.Heartbeat(requests=3))
+            outgoing.put_nowait(heartbeat.SerializeToString())
+            outgoing.put_nowait(None)
+            with pytest.raises(EOFError):
+                await _read(call)
+    finally:
+        await relay_server.stop(None)
+        await upstream.stop(None)
+    assert [m.WhichOneof("message") for m in received] == ["hello", "heartbeat"]
+    assert relay.batches == 1
+
+
+async def _read(call: grpc.aio.StreamStreamCall[bytes, bytes]) -> bytes:
+    """The next message on ``call``; EOFError once the stream has ended."""
+    message: object = await asyncio.wait_for(call.read(), 10)
+    if message is grpc.aio.EOF:
+        raise EOFError
+    assert isinstance(message, bytes)
+    return message
+
+
+DUMP = """\
+version: 1
+creator: callgrind-3.19.0
+events: Ir Dr Dw I1mr D1mr D1mw ILmr DLmr DLmw Bc Bcm Bi Bim
+fn=(1) main
+summary: 1000 300 200 10 20 5 1 2 3 100 7 50 3
+"""
+
+
+def test_callgrind_summary_and_cycle_estimate() -> None:
+    events = _summary(DUMP)
+    assert events["Ir"] == 1000
+    assert events["Bim"] == 3
+    # 1000 instructions + 10 x (10 + 20 + 5) first-level + 100 x (1 + 2 + 3) last-level
+    # + 10 x (7 + 3) mispredicted branches
+    assert cycle_estimate({k: float(v) for k, v in events.items()}) == 1000 + 350 + 600 + 100
+    assert _summary("summary: 5\n") == {}
+
+    assert _summary("events: Ir\nsummary: 42\n") == {"Ir": 42}  # without simulation
