@@ -23,6 +23,7 @@ from dataplane.metrics import RequestMetrics
 from dataplane.plugins.base import LocalReply
 from dataplane.plugins.runtime import EMPTY_CHAIN, PluginChain
 from dataplane.router import RouteMatch
+from dataplane.router.candidate import NO_ROUTE_SPAN_FIELDS, tries_field
 from dataplane.runtime import GatewayRuntime
 from dataplane.server import OWN_TASK, RECEIVED_NS, RESPOND, ClientGone, Respond
 from dataplane.tracing.context import CURRENT_TRACE
@@ -169,16 +170,13 @@ class Proxy:
                 scope,
             )
             if trace is not None:
-                # The router span (here rather than in a function: one frame fewer per trace).
-                trace.span(
-                    "gateway.router",
-                    trace.root,
-                    started + _OFFSET_NS,
-                    KIND_INTERNAL,
-                    {"gateway.router.cache_hit": cache_hit, "gateway.route.id": match.route.id}
-                    if match is not None
-                    else {"gateway.router.cache_hit": cache_hit},
-                ).end(routed + _OFFSET_NS)
+                # The router span (here rather than in a function: one frame fewer per trace),
+                # its attributes encoded once per config.
+                router_span = trace.span("gateway.router", trace.root, started + _OFFSET_NS)
+                router_span.encoded_attributes = (
+                    match.span_fields if match is not None else NO_ROUTE_SPAN_FIELDS
+                ).router[cache_hit]
+                router_span.end(routed + _OFFSET_NS)
                 CURRENT_TRACE.set(trace)
         chain = EMPTY_CHAIN
         respond: Respond | None = scope.get(RESPOND)  # our server's one-call response
@@ -650,17 +648,10 @@ async def _balance_and_send(
     service = match.service
     balancer = runtime.balancer_for(service)
     trace = exchange.trace
-    balancer_span = (
-        trace.span(
-            "gateway.balancer",
-            trace.root,
-            None,
-            KIND_INTERNAL,
-            {"gateway.upstream.name": service.host},
-        )
-        if trace is not None
-        else None
-    )
+    balancer_span = None
+    if trace is not None:
+        balancer_span = trace.span("gateway.balancer", trace.root)
+        balancer_span.encoded_attributes = match.span_fields.first_try  # encoded once per config
     exchange.balancer_span = balancer_span
     tried: set[str] = set()  # "host:port" of failed tries (retries go elsewhere)
     query = exchange.query_string
@@ -683,8 +674,8 @@ async def _balance_and_send(
         else:
             picked = None
             host, port = service.host, service.port
-        if balancer_span is not None:
-            balancer_span.attributes["gateway.balancer.tries"] = attempt + 1
+        if attempt and balancer_span is not None:
+            balancer_span.encoded_attributes = match.span_fields.balancer + tries_field(attempt + 1)
         upstream_span = None
         traceparent = None
         events = None

@@ -11,13 +11,20 @@ import logging
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from dataplane.gateway_config import Route, Service
 from dataplane.router.hosts import HostPattern, parse_host_pattern
 from dataplane.tracing.wire import span_attribute_fields
 
-__all__ = ["Candidate", "HeaderRule", "RequestFacts", "candidates_for"]
+__all__ = [
+    "NO_ROUTE_SPAN_FIELDS",
+    "Candidate",
+    "HeaderRule",
+    "RequestFacts",
+    "SpanFields",
+    "candidates_for",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -31,6 +38,41 @@ class RequestFacts:
     path: str  # normalised
     scheme: str
     headers: dict[bytes, list[str]]  # only the header names some route matches on
+
+
+@dataclass(frozen=True, slots=True)
+class SpanFields:
+    """A route's attributes on a traced request's router and balancer spans, encoded once per
+    config as ``Span.attributes`` fields (set as the spans' ``encoded_attributes``): no
+    attribute dict made and encoded for either span on every traced request."""
+
+    router: tuple[bytes, bytes]
+    """``gateway.router.cache_hit`` (indexed by it: False, True) and ``gateway.route.id``."""
+    balancer: bytes
+    """``gateway.upstream.name``."""
+    first_try: bytes
+    """``balancer`` and ``gateway.balancer.tries`` = 1 (the balancer span of most requests)."""
+
+    @classmethod
+    def of(cls, route_id: str | None, upstream_name: str) -> SpanFields:
+        """The fields of a route (``route_id`` None: no route matched)."""
+        by_hit: list[bytes] = []
+        for hit in (False, True):
+            attributes: dict[str, Any] = {"gateway.router.cache_hit": hit}
+            if route_id is not None:
+                attributes["gateway.route.id"] = route_id
+            by_hit.append(span_attribute_fields(attributes))
+        balancer = span_attribute_fields({"gateway.upstream.name": upstream_name})
+        return cls((by_hit[0], by_hit[1]), balancer, balancer + tries_field(1))
+
+
+def tries_field(tries: int) -> bytes:
+    """``gateway.balancer.tries`` as an encoded attribute field."""
+    return span_attribute_fields({"gateway.balancer.tries": tries})
+
+
+NO_ROUTE_SPAN_FIELDS: Final = SpanFields.of(None, "")
+"""The router span's fields when no route matched (there is no balancer span then)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +111,7 @@ class Candidate:
     # and the same already encoded (what the C root writer copies).
     span_attributes: Mapping[str, Any] = field(default_factory=dict, compare=False)
     encoded_span_attributes: bytes = field(default=b"", compare=False)
+    span_fields: SpanFields = field(default=NO_ROUTE_SPAN_FIELDS, compare=False)
 
     def accepts(self, request: RequestFacts) -> bool:
         """The criteria the index does not check: protocol, method, host port, headers."""
@@ -127,6 +170,7 @@ def candidates_for(route: Route, service: Service, order: int) -> Iterator[Candi
     protocols = frozenset(route.protocols)
     headers = tuple(_header_rule(name, values) for name, values in route.headers.items())
     index = 0
+    span_fields = SpanFields.of(route.id, service.host)
     common = {
         "gateway.route.id": route.id,
         "gateway.route.name": route.name,
@@ -157,5 +201,6 @@ def candidates_for(route: Route, service: Service, order: int) -> Iterator[Candi
                 key,
                 span_attributes,
                 encoded,
+                span_fields,
             )
             index += 1

@@ -9,7 +9,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from dataplane.gateway_config import Route, Service
-from dataplane.router.candidate import Candidate, RequestFacts, candidates_for
+from dataplane.router.candidate import (
+    NO_ROUTE_SPAN_FIELDS,
+    Candidate,
+    RequestFacts,
+    SpanFields,
+    candidates_for,
+)
 from dataplane.router.hosts import parse_host_header
 from dataplane.router.index import RouteIndex
 from dataplane.router.paths import join_upstream_path, normalize_path
@@ -33,7 +39,8 @@ class RouteMatch:
     without paths. ``upstream_path`` is the path to request upstream (no query string).
     ``upstream_host`` is the Host header to send when the route preserves the host, else None.
     ``span_attributes`` are the route's attributes on a traced request's root span (shared:
-    read only), ``encoded_span_attributes`` the same as encoded ``Span.attributes`` fields.
+    read only), ``encoded_span_attributes`` the same as encoded ``Span.attributes`` fields;
+    ``span_fields`` those of its router and balancer spans.
     """
 
     route: Route
@@ -43,6 +50,7 @@ class RouteMatch:
     upstream_host: str | None
     span_attributes: Mapping[str, Any]
     encoded_span_attributes: bytes = b""
+    span_fields: SpanFields = NO_ROUTE_SPAN_FIELDS
 
 
 class Router:
@@ -162,4 +170,5 @@ class Router:
             host if route.preserve_host and host else None,
             candidate.span_attributes,
             candidate.encoded_span_attributes,
+            candidate.span_fields,
         )
