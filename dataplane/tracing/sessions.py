@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Final
 
 from dataplane.expr import RuleError, SamplingRule, compile_rule
+from dataplane.tracing.wire import span_attribute_fields
 
 __all__ = [
     "ENDED_STATES",
@@ -80,8 +81,10 @@ class NodeSession:
         "deadline",
         "definition",
         "id",
+        "ids",
         "in_flight",
         "max_samples",
+        "root_fields",
         "rule",
         "state",
         "tail",
@@ -93,6 +96,10 @@ class NodeSession:
     ) -> None:
         self.definition = definition
         self.id = definition.session_id
+        self.ids = (self.id,)
+        """The session IDs of a trace only this session kept (made once, not per trace)."""
+        self.root_fields = span_attribute_fields({"gateway.session.id": self.id})
+        """The root span's ``gateway.session.id`` of such a trace, encoded."""
         self.rule = rule
         self.tail = rule is not None and rule.tail
         self.max_samples = definition.max_samples

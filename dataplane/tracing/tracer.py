@@ -113,10 +113,17 @@ class Tracer:
                     self.dirty.add(session.id)
                     if session.full:
                         self.sessions.finish(session, "completed")
-        session_ids = tuple(map(_session_id, kept))
+        if len(kept) == 1:  # nearly every trace: the IDs and the root's fields made once
+            only = kept[0]
+            session_ids = only.ids
+            trace.root.encoded_attributes += only.root_fields
+        else:
+            session_ids = tuple(map(_session_id, kept))
+            if session_ids:
+                trace.root.encoded_attributes += self._session_fields.get(
+                    session_ids
+                ) or self._encode_sessions(session_ids)
         if session_ids:
-            fields = self._session_fields.get(session_ids) or self._encode_sessions(session_ids)
-            trace.root.encoded_attributes += fields
             self.export.submit(session_ids, trace.trace_id, trace.spans)
             self.traced += 1
         for session in trace.sessions():
