@@ -55,7 +55,7 @@ from controlplane.launcher import free_port, start, stop_all, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 MODES = ("no plugins", "3 plugins", "session matching nothing", "tracing every request")
-SIMULATION = ("--cache-sim=yes", "--branch-sim=yes")
+SIMULATION = ("--cache-sim=yes", "--branch-sim=yes", "--LL=33554432,16,64")
 NOTHING = 'http.path ^= "/nothing-here"'
 
 
