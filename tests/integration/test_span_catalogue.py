@@ -229,6 +229,11 @@ def test_plain_request(catalogue: Catalogue) -> None:
         "gateway.balancer",
         "gateway.response.write",
     ]
+    router = trace.one("gateway.router")["attributes"]
+    assert router["gateway.route.id"] == attributes["gateway.route.id"]
+    assert router["gateway.router.cache_hit"] in (True, False)
+    balancer = trace.one("gateway.balancer")["attributes"]
+    assert balancer == {"gateway.upstream.name": "127.0.0.1", "gateway.balancer.tries": 1}
     upstream = trace.one("gateway.upstream")
     assert upstream["kind"] == "CLIENT"
     assert upstream["parent_span_id"] == trace.one("gateway.balancer")["span_id"]
