@@ -8,8 +8,8 @@ while this machine's CPUs are spent on nothing but receiving the bytes: the cont
 stores ~6,600 traces a second on a core it would share with wrk and the upstream, so the
 benchmark otherwise has to pause it and let the node hold a whole run's spans.
 
-Messages are relayed as bytes: only a span batch's ID is read (NodeMessage.span_batch = 3,
-SpanBatch.batch_id = 1), so the relay costs a few microseconds per batch of ~256 traces.
+Messages are relayed as bytes; a span batch is read only as far as the control plane's own
+stream reader does (``read_node_message``: its envelope split in C, its spans left encoded).
 """
 
 from __future__ import annotations
@@ -22,50 +22,27 @@ from collections.abc import AsyncIterator
 import grpc
 import grpc.aio
 
-SERVICE = "activetrace.cluster.v1.ClusterService"
+from controlplane.cluster.messages import SERVICE, EncodedSpanBatch, read_node_message
+from protos.activetrace.cluster.v1 import cluster_pb2 as pb
+
 METHOD = f"/{SERVICE}/Connect"
-_SPAN_BATCH = 0x1A  # NodeMessage.span_batch = 3, length-delimited
-_BATCH_ID = 0x0A  # SpanBatch.batch_id = 1
-_BATCH_ACK = b"\x22"  # CpMessage.batch_ack = 4
-_ACK_BATCH_ID = b"\x0a"  # BatchAck.batch_id = 1
 
 
-def _varint(data: bytes, at: int) -> tuple[int, int]:
-    """The varint at ``data[at:]`` and the index after it."""
-    value = shift = 0
-    while True:
-        byte = data[at]
-        at += 1
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return value, at
-        shift += 7
+def batch_id(message: bytes) -> str | None:
+    """The batch ID of a serialized NodeMessage carrying a span batch; None for others. Read
+    as the control plane reads its stream (:func:`read_node_message`: the batch split in C,
+    its spans left serialized)."""
+    node_message = read_node_message(message)
+    if isinstance(node_message, EncodedSpanBatch):
+        return node_message.batch_id
+    if node_message.WhichOneof("message") == "span_batch":  # the C splitter is not built
+        return node_message.span_batch.batch_id
+    return None
 
 
-def _encode_varint(value: int) -> bytes:
-    out = bytearray()
-    while value > 0x7F:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-def batch_id(message: bytes) -> bytes | None:
-    """The batch ID of a serialized NodeMessage carrying a span batch; None for others."""
-    if not message or message[0] != _SPAN_BATCH:
-        return None
-    _, at = _varint(message, 1)  # the SpanBatch's length
-    if message[at] != _BATCH_ID:
-        return b""
-    size, at = _varint(message, at + 1)
-    return message[at : at + size]
-
-
-def ack(identifier: bytes) -> bytes:
+def ack(identifier: str) -> bytes:
     """A serialized CpMessage acknowledging the batch ``identifier``."""
-    body = _ACK_BATCH_ID + _encode_varint(len(identifier)) + identifier
-    return _BATCH_ACK + _encode_varint(len(body)) + body
+    return pb.CpMessage(batch_ack=pb.BatchAck(batch_id=identifier)).SerializeToString()
 
 
 class Relay:

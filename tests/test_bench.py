@@ -15,7 +15,8 @@ import grpc.aio
 import pytest
 
 from bench.instructions import _summary, cycle_estimate
-from bench.relay import METHOD, SERVICE, ack, batch_id, start_relay
+from bench.relay import METHOD, ack, batch_id, start_relay
+from controlplane.cluster.messages import SERVICE
 from protos.activetrace.cluster.v1 import cluster_pb2 as pb
 
 
@@ -23,7 +24,7 @@ def test_batch_id_is_read_from_a_serialized_span_batch() -> None:
     message = pb.NodeMessage(
         span_batch=pb.SpanBatch(batch_id="b" * 200, session_ids=["s1", "s2"])
     ).SerializeToString()
-    assert batch_id(message) == b"b" * 200  # a two-byte length
+    assert batch_id(message) == "b" * 200  # a two-byte length
     heartbeat = pb.NodeMessage(heartbeat=pb.Heartbeat(requests=5)).SerializeToString()
     assert batch_id(heartbeat) is None
     assert batch_id(b"") is None
@@ -31,7 +32,7 @@ def test_batch_id_is_read_from_a_serialized_span_batch() -> None:
 
 def test_ack_is_a_cp_message_acknowledging_the_batch() -> None:
     for identifier in ("0123abcd", "x" * 300):
-        message = pb.CpMessage.FromString(ack(identifier.encode()))
+        message = pb.CpMessage.FromString(ack(identifier))
         assert message.WhichOneof("message") == "batch_ack"
         assert message.batch_ack.batch_id == identifier
 
