@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Final
+from typing import Any, Final
 
 from dataplane.expr import RuleError, SamplingRule, compile_rule
 from dataplane.tracing.wire import span_attribute_fields
@@ -19,11 +19,22 @@ __all__ = [
     "NodeSession",
     "SessionDefinition",
     "SessionTable",
+    "session_fields",
 ]
 
 log = logging.getLogger(__name__)
 
 ENDED_STATES: Final = frozenset({"completed", "expired", "stopped", "failed"})
+
+
+def session_fields(session_ids: tuple[str, ...]) -> bytes:
+    """The sessions that kept a trace, as its root span's encoded attribute fields:
+    ``gateway.session.id`` (the first), and ``gateway.session.ids`` when there are several
+    (the root's other attributes are written encoded too)."""
+    attributes: dict[str, Any] = {"gateway.session.id": session_ids[0]}
+    if len(session_ids) > 1:
+        attributes["gateway.session.ids"] = list(session_ids)
+    return span_attribute_fields(attributes)
 
 
 class SessionDefinition:
@@ -98,8 +109,8 @@ class NodeSession:
         self.id = definition.session_id
         self.ids = (self.id,)
         """The session IDs of a trace only this session kept (made once, not per trace)."""
-        self.root_fields = span_attribute_fields({"gateway.session.id": self.id})
-        """The root span's ``gateway.session.id`` of such a trace, encoded."""
+        self.root_fields = session_fields(self.ids)
+        """The root span's session attribute of such a trace, encoded."""
         self.rule = rule
         self.tail = rule is not None and rule.tail
         self.max_samples = definition.max_samples

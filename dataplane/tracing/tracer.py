@@ -10,9 +10,8 @@ from typing import Any
 from dataplane.expr import RequestFacts
 from dataplane.tracing.export import SpanExport
 from dataplane.tracing.recorder import RequestTrace, parse_traceparent
-from dataplane.tracing.sessions import ENDED_STATES, NodeSession, SessionTable
+from dataplane.tracing.sessions import ENDED_STATES, NodeSession, SessionTable, session_fields
 from dataplane.tracing.spans import Span
-from dataplane.tracing.wire import span_attribute_fields
 from protos.activetrace.cluster.v1 import cluster_pb2 as pb
 
 __all__ = ["ALWAYS_REDACTED", "Tracer", "capture_headers"]
@@ -133,15 +132,11 @@ class Tracer:
         return session_ids
 
     def _encode_sessions(self, session_ids: tuple[str, ...]) -> bytes:
-        """The root's ``gateway.session.id`` (and ``gateway.session.ids`` when several sessions
-        kept the trace) as encoded attribute fields: written once per set of sessions, not as
-        a dict on every root (whose other attributes are written encoded too)."""
-        attributes: dict[str, Any] = {"gateway.session.id": session_ids[0]}
-        if len(session_ids) > 1:
-            attributes["gateway.session.ids"] = list(session_ids)
+        """:func:`session_fields` of a set of sessions, kept (written once per set of
+        sessions, not as a dict on every root)."""
         if len(self._session_fields) >= _SESSION_FIELDS_KEPT:
             self._session_fields.clear()
-        fields = self._session_fields[session_ids] = span_attribute_fields(attributes)
+        fields = self._session_fields[session_ids] = session_fields(session_ids)
         return fields
 
     def export_late(
