@@ -109,9 +109,9 @@ class Candidate:
     # What a traced request's root span says about its route, assembled once per config
     # (shared by every match: read only; a plain dict because dict.update is fastest from one),
     # and the same already encoded (what the C root writer copies).
-    span_attributes: Mapping[str, Any] = field(default_factory=dict, compare=False)
-    encoded_span_attributes: bytes = field(default=b"", compare=False)
-    span_fields: SpanFields = field(default=NO_ROUTE_SPAN_FIELDS, compare=False)
+    span_attributes: Mapping[str, Any] = field(compare=False)
+    encoded_span_attributes: bytes = field(compare=False)
+    span_fields: SpanFields = field(compare=False)
 
     def accepts(self, request: RequestFacts) -> bool:
         """The criteria the index does not check: protocol, method, host port, headers."""

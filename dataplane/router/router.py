@@ -9,13 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dataplane.gateway_config import Route, Service
-from dataplane.router.candidate import (
-    NO_ROUTE_SPAN_FIELDS,
-    Candidate,
-    RequestFacts,
-    SpanFields,
-    candidates_for,
-)
+from dataplane.router.candidate import Candidate, RequestFacts, SpanFields, candidates_for
 from dataplane.router.hosts import parse_host_header
 from dataplane.router.index import RouteIndex
 from dataplane.router.paths import join_upstream_path, normalize_path
@@ -49,8 +43,8 @@ class RouteMatch:
     upstream_path: str
     upstream_host: str | None
     span_attributes: Mapping[str, Any]
-    encoded_span_attributes: bytes = b""
-    span_fields: SpanFields = NO_ROUTE_SPAN_FIELDS
+    encoded_span_attributes: bytes
+    span_fields: SpanFields
 
 
 class Router:
