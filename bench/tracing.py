@@ -64,6 +64,7 @@ from bench.gateway import (
     gateway,
     isolate,
     nginx,
+    other_threads_seconds,
     paths_script,
     print_table,
     service_config,
@@ -94,6 +95,9 @@ class Run:
     drain_us: float = 0.0
     """Of ``cpu_us``, what the node spent after the run sending its spans (the control plane
     was paused during the run), less its idle CPU over that time."""
+    threads_us: float = 0.0
+    """Of ``cpu_us``, the node's threads other than its main one (gRPC's, sending the span
+    batches), over the run and the drain (their idle CPU not taken off: it is ~0)."""
     traced: float = 1.0
     """The share of the run's requests that were traced (each session keeps max_samples)."""
 
@@ -109,6 +113,7 @@ def _measure(
         wrk(gw.proxy + "/", seconds=1, connections=connections, script=script)
         settle()
     user, system = cpu_seconds(pid)
+    threads = other_threads_seconds(pid)
     with paused(gw.control_plane_pid):
         result = wrk(gw.proxy + "/", seconds=seconds, connections=connections, script=script)
     served = sum(cpu_seconds(pid))
@@ -121,6 +126,7 @@ def _measure(
     )
     draining = time.monotonic() - drain_started
     user_after, system_after = cpu_seconds(pid)
+    threads_after = other_threads_seconds(pid)
     drained = 0.0
     if draining > DRAIN_POLL:  # spans were sent: less the node's idle CPU over that time
         idle = _idle_rate(gw, max(1.0, draining))
@@ -128,7 +134,8 @@ def _measure(
     requests = result.rps * round(seconds) / 1e6
     system_us = (system_after - system) / requests
     cpu_us = (served - user - system + drained) / requests
-    return Run(result, cpu_us, system_us, drained / requests)
+    threads_us = (threads_after - threads) / requests
+    return Run(result, cpu_us, system_us, drained / requests, threads_us)
 
 
 def _idle_rate(gw: Gateway, seconds: float) -> float:
@@ -288,12 +295,13 @@ def main() -> None:
     if share > 0:  # (below 1 when the sessions filled before the run ended)
         per_traced = (traced_run.cpu_us - base_cpu) / share
         system = (traced_run.system_us - base_system) / share
+        threads = (traced_run.threads_us - untraced.threads_us) / share
         print(
             f"\n{every}: {share:.0%} of that round's requests were traced ({ROUTES} sessions "
             f"keep {MAX_SAMPLES:,} each); per traced request that is {per_traced:+.1f} µs of CPU "
             f"({per_traced - system:+.1f} user, {system:+.1f} system), of which "
             f"{traced_run.drain_us / share:.1f} µs after the run, sending its spans once the "
-            "control plane resumed"
+            f"control plane resumed, and {threads:+.1f} µs in gRPC's threads (its sending)"
         )
         # The node has its CPU to itself and is saturated, so its RPS goes as 1 / CPU per
         # request: what a round traced from start to end would read.
@@ -340,6 +348,17 @@ def main() -> None:
             f"{median:+.1f} µs per traced request, median of {len(paired)} (from "
             f"{paired[0]:+.1f} to {paired[-1]:+.1f}); wholly traced {base / (base + median):.2f}x"
             " the RPS"
+        )
+    sending = sorted(
+        (traced.threads_us - (before.threads_us + after.threads_us) / 2) / traced.traced
+        for before, traced, after in zip(paired_untraced, rounds[every], after_rounds, strict=True)
+        if traced.traced > 0
+    )
+    if sending:
+        print(
+            f"of the extra, in the node's gRPC threads (sending the span batches) round by round: "
+            f"median {statistics.median(sending):+.2f} µs per traced request (from "
+            f"{sending[0]:+.2f} to {sending[-1]:+.2f})"
         )
 
 

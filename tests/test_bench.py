@@ -1,4 +1,5 @@
-"""The benchmarks' own helpers: the span-acknowledging relay and callgrind's summaries.
+"""The benchmarks' own helpers: the span-acknowledging relay, callgrind's summaries and the
+per-thread CPU split.
 
 Benchmarks are run by hand (docs/benchmarks.md), so what they rely on is checked here: a relay
 that misread a batch would leave the node waiting for acks, and a misparsed dump would print
@@ -8,12 +9,16 @@ wrong figures without failing.
 from __future__ import annotations
 
 import asyncio
+import os
+import threading
+import time
 from collections.abc import AsyncIterator
 
 import grpc
 import grpc.aio
 import pytest
 
+from bench.gateway import other_threads_seconds
 from bench.instructions import _summary, cycle_estimate
 from bench.relay import METHOD, ack, batch_id, start_relay
 from controlplane.cluster.messages import SERVICE
@@ -121,3 +126,26 @@ def test_callgrind_summary_and_cycle_estimate() -> None:
     assert _summary("summary: 5\n") == {}
 
     assert _summary("events: Ir\nsummary: 42\n") == {"Ir": 42}  # without simulation
+
+
+def _spin(seconds: float) -> None:
+    """Burn ``seconds`` of this thread's CPU."""
+    started = time.thread_time()
+    while time.thread_time() - started < seconds:
+        pass
+
+
+def test_other_threads_seconds_counts_workers_and_not_the_main_thread() -> None:
+    pid = os.getpid()
+    before = other_threads_seconds(pid)
+    _spin(0.3)  # the main thread's CPU is not counted
+    assert other_threads_seconds(pid) - before < 0.15
+    before = other_threads_seconds(pid)
+    worker = threading.Thread(target=_spin, args=(0.2,))
+    worker.start()
+    counted = 0.0
+    while worker.is_alive():  # read while it lives: an exited thread takes its time along
+        counted = max(counted, other_threads_seconds(pid) - before)
+        time.sleep(0.01)
+    worker.join()
+    assert counted >= 0.1
