@@ -122,10 +122,20 @@ def test_a_cycle_through_attributes_is_collected() -> None:
 
 
 def test_the_c_struct_refuses_bad_times() -> None:  # (PySpanBase stores what it gets)
-    with pytest.raises(OverflowError):
-        Span("s", b"", -1)
+    for bad in (-1, -(2**40), 2**64, 2**80):
+        with pytest.raises(OverflowError):
+            Span("s", b"", bad)
+        with pytest.raises(OverflowError):
+            Span("s", b"", 1).end(bad)
     with pytest.raises(TypeError):
         Span("s", b"", "soon")  # type: ignore[arg-type]
+
+
+def test_the_c_struct_keeps_every_unsigned_64_bit_time() -> None:
+    for time_ns in (0, 1, 2**30 - 1, 2**30, 1_800_000_000_123_456_789, 2**63, 2**64 - 1):
+        span = Span("s", b"", time_ns)
+        span.end(time_ns)
+        assert (span.start_ns, span.end_ns) == (time_ns, time_ns)
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
