@@ -148,8 +148,10 @@ static PyObject *header_block(PyObject *module, PyObject *const *args, Py_ssize_
             close = close || mentions(v, vlen, "close", 5);
         }
     }
-    PyObject *result = Py_BuildValue("(NOOO)", block, length, chunked ? Py_True : Py_False,
-                                     close ? Py_True : Py_False);
+    /* PyTuple_Pack, not Py_BuildValue: no format string parsed on every request */
+    PyObject *result = PyTuple_Pack(4, block, length, chunked ? Py_True : Py_False,
+                                    close ? Py_True : Py_False);
+    Py_DECREF(block);
     Py_DECREF(headers);
     return result;
 }
