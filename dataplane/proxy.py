@@ -694,7 +694,7 @@ async def _balance_and_send(
             upstream_span = trace.span(
                 "gateway.upstream", balancer_span, None, KIND_CLIENT, attributes
             )
-            traceparent = traceparent_header(trace.trace_id, upstream_span.span_id)
+            traceparent = traceparent_header(trace.trace_id, upstream_span)
             events = phase_events(trace, upstream_span)
         headers = _upstream_headers(exchange, match, host, port, traceparent)
         try:
@@ -731,10 +731,11 @@ async def _balance_and_send(
         exchange.upstream_span = upstream_span
         exchange.upstream_started = upstream_started
         if upstream_span is not None:
-            upstream_span.attributes["http.response.status_code"] = response.status
+            span_attributes = upstream_span.attributes  # (a C getter: read once)
+            span_attributes["http.response.status_code"] = response.status
             peer = response.peer
             if peer:
-                upstream_span.attributes["network.peer.address"] = (
+                span_attributes["network.peer.address"] = (
                     peer[0] if isinstance(peer, tuple) else str(peer)
                 )
             if response.status >= 400:

@@ -1039,8 +1039,10 @@ typedef struct {
     PyObject *root;
     PyObject *spans;
     PyObject *logs;
-    char capture_headers;
-    char capture_body;
+    /* Py_True or Py_False: object members, which CPython 3.11 specializes a read of (a T_BOOL
+     * member is read through the generic attribute lookup, ~100 instructions more) */
+    PyObject *capture_headers;
+    PyObject *capture_body;
     Py_ssize_t body_max_bytes;
 } TraceObject;
 
@@ -1057,13 +1059,15 @@ static int join_session(TraceObject *self, PyObject *session) {
     PyObject *more = in_flight ? PyNumber_Add(in_flight, one) : NULL;
     int rc = -1;
     if (more != NULL) {
-        int wants_headers = self->capture_headers ? 1 : PyObject_IsTrue(headers);
-        int wants_body = wants_headers < 0 ? -1 : self->capture_body ? 1 : PyObject_IsTrue(body);
+        int wants_headers = self->capture_headers == Py_True ? 1 : PyObject_IsTrue(headers);
+        int wants_body = wants_headers < 0                ? -1
+                         : self->capture_body == Py_True ? 1
+                                                          : PyObject_IsTrue(body);
         Py_ssize_t size = wants_body < 0 ? -1 : PyLong_AsSsize_t(max_bytes);
         if (wants_body >= 0 && !(size == -1 && PyErr_Occurred()) &&
             PyObject_SetAttr(session, s_in_flight, more) == 0) {
-            self->capture_headers = (char)wants_headers;
-            self->capture_body = (char)wants_body;
+            Py_SETREF(self->capture_headers, Py_NewRef(wants_headers ? Py_True : Py_False));
+            Py_SETREF(self->capture_body, Py_NewRef(wants_body ? Py_True : Py_False));
             if (size > self->body_max_bytes) {
                 self->body_max_bytes = size;
             }
@@ -1125,6 +1129,8 @@ static PyObject *trace_vectorcall(PyObject *type, PyObject *const *args, size_t 
         return NULL;
     }
     self->trace_id = trace;
+    self->capture_headers = Py_NewRef(Py_False);
+    self->capture_body = Py_NewRef(Py_False);
     self->head = Py_NewRef(head);
     self->tail = Py_NewRef(tail);
     self->root = new_span(&SpanType, s_http, parent_id, has_parent, start_ns, 2 /* SERVER */,
@@ -1211,6 +1217,8 @@ static int trace_clear(TraceObject *self) {
     Py_CLEAR(self->root);
     Py_CLEAR(self->spans);
     Py_CLEAR(self->logs);
+    Py_CLEAR(self->capture_headers);
+    Py_CLEAR(self->capture_body);
     return 0;
 }
 
@@ -1236,8 +1244,8 @@ static PyMemberDef trace_members[] = {
     {"root", T_OBJECT_EX, offsetof(TraceObject, root), 0, NULL},
     {"spans", T_OBJECT_EX, offsetof(TraceObject, spans), 0, NULL},
     {"logs", T_OBJECT_EX, offsetof(TraceObject, logs), 0, NULL},
-    {"capture_headers", T_BOOL, offsetof(TraceObject, capture_headers), 0, NULL},
-    {"capture_body", T_BOOL, offsetof(TraceObject, capture_body), 0, NULL},
+    {"capture_headers", T_OBJECT_EX, offsetof(TraceObject, capture_headers), 0, NULL},
+    {"capture_body", T_OBJECT_EX, offsetof(TraceObject, capture_body), 0, NULL},
     {"body_max_bytes", T_PYSSIZET, offsetof(TraceObject, body_max_bytes), 0, NULL},
     {NULL, 0, 0, 0, NULL},
 };
@@ -2094,14 +2102,27 @@ static PyObject *set_fallback(PyObject *module, PyObject *const *args, Py_ssize_
 
 /* traceparent(trace_id, span_id) -> bytes: recorder.format_traceparent's header value, as
  * bytes (a sampled W3C traceparent: "00-<trace hex>-<span hex>-01"). */
+/* traceparent(trace_id, span): ``span`` a span (its ID read from the struct: no bytes object
+ * made, as reading ``span.span_id`` would) or a span ID's bytes. */
 static PyObject *traceparent(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     (void)module;
-    if (nargs != 2 || !PyBytes_Check(args[0]) || !PyBytes_Check(args[1])) {
-        PyErr_SetString(PyExc_TypeError, "traceparent(trace_id: bytes, span_id: bytes)");
+    int is_span = nargs == 2 && PyObject_TypeCheck(args[1], &SpanType);
+    if (nargs != 2 || !PyBytes_Check(args[0]) || !(is_span || PyBytes_Check(args[1]))) {
+        PyErr_SetString(PyExc_TypeError,
+                        "traceparent(trace_id: bytes, span: SpanBase | span_id: bytes)");
         return NULL;
     }
     static const char digits[] = "0123456789abcdef";
-    Py_ssize_t trace_len = PyBytes_GET_SIZE(args[0]), span_len = PyBytes_GET_SIZE(args[1]);
+    unsigned char span_id[8];
+    if (is_span) {
+        uint64_t id = ((SpanObject *)args[1])->id;
+        for (int i = 7; i >= 0; i--) {
+            span_id[i] = (unsigned char)(id & 0xFF);
+            id >>= 8;
+        }
+    }
+    Py_ssize_t trace_len = PyBytes_GET_SIZE(args[0]);
+    Py_ssize_t span_len = is_span ? 8 : PyBytes_GET_SIZE(args[1]);
     PyObject *out = PyBytes_FromStringAndSize(NULL, 7 + 2 * (trace_len + span_len));
     if (out == NULL) {
         return NULL;
@@ -2110,7 +2131,9 @@ static PyObject *traceparent(PyObject *module, PyObject *const *args, Py_ssize_t
     *p++ = '0';
     *p++ = '0';
     for (int part = 0; part < 2; part++) {
-        const unsigned char *id = (const unsigned char *)PyBytes_AS_STRING(args[part]);
+        const unsigned char *id = part == 0  ? (const unsigned char *)PyBytes_AS_STRING(args[0])
+                                  : is_span ? span_id
+                                            : (const unsigned char *)PyBytes_AS_STRING(args[1]);
         Py_ssize_t len = part == 0 ? trace_len : span_len;
         *p++ = '-';
         for (Py_ssize_t i = 0; i < len; i++) {
@@ -2133,7 +2156,8 @@ static PyMethodDef methods[] = {
     {"set_exception_event", set_exception_event, METH_O,
      "set_exception_event(factory): record_exception's factory(exc, time_ns) -> SpanEvent."},
     {"traceparent", (PyCFunction)(void (*)(void))traceparent, METH_FASTCALL,
-     "traceparent(trace_id, span_id) -> bytes: a sampled W3C traceparent header value."},
+     "traceparent(trace_id, span or span_id) -> bytes: a sampled W3C traceparent header "
+     "value."},
     {"write_root", (PyCFunction)(void (*)(void))write_root, METH_FASTCALL,
      "write_root(root, end_ns, values, route, route_encoded=b''): the root span's standard "
      "attributes (what C refuses goes to the Python writer given to set_fallback)."},

@@ -41,14 +41,15 @@ def format_traceparent(trace_id: bytes, span_id: bytes) -> str:
     return f"00-{trace_id.hex()}-{span_id.hex()}-01"
 
 
-def python_traceparent_header(trace_id: bytes, span_id: bytes) -> bytes:
-    """:func:`format_traceparent` as the header value's bytes: the reference for
-    :func:`traceparent_header`, which is ``_wire.traceparent`` when the extension is built
-    (a traced request sends one per upstream try)."""
-    return format_traceparent(trace_id, span_id).encode()
+def python_traceparent_header(trace_id: bytes, span: Span | bytes) -> bytes:
+    """:func:`format_traceparent` as the header value's bytes, for ``span`` (or a span ID):
+    the reference for :func:`traceparent_header`, which is ``_wire.traceparent`` when the
+    extension is built (a traced request sends one per upstream try; given the span, C reads
+    its ID without making the bytes ``span.span_id`` would)."""
+    return format_traceparent(trace_id, span if isinstance(span, bytes) else span.span_id).encode()
 
 
-traceparent_header: Callable[[bytes, bytes], bytes] = python_traceparent_header
+traceparent_header: Callable[[bytes, Span | bytes], bytes] = python_traceparent_header
 if not TYPE_CHECKING:
     with contextlib.suppress(ImportError):  # not built: the Python version
         from dataplane.tracing._wire import traceparent as traceparent_header

@@ -14,6 +14,7 @@ from dataplane.tracing.recorder import (
     python_traceparent_header,
     traceparent_header,
 )
+from dataplane.tracing.spans import Span
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 SPAN = "00f067aa0ba902b7"
@@ -60,6 +61,14 @@ def test_the_header_value_comes_from_c() -> None:
 @given(trace_id=st.binary(max_size=40), span_id=st.binary(max_size=20))
 def test_c_and_python_write_the_same_header(trace_id: bytes, span_id: bytes) -> None:
     assert traceparent(trace_id, span_id) == python_traceparent_header(trace_id, span_id)
+
+
+def test_the_header_of_a_span_is_that_of_its_id() -> None:
+    span = Span("gateway.upstream", b"")
+    for write in (traceparent, python_traceparent_header):
+        assert write(b"\x4b" * 16, span) == traceparent(b"\x4b" * 16, span.span_id)
+    with pytest.raises(TypeError):
+        traceparent(b"\x4b" * 16, "not a span")  # type: ignore[arg-type]
 
 
 def test_a_header_written_is_read_back() -> None:
