@@ -156,7 +156,7 @@ class Proxy:
         routed = _perf()
         exchange = _new_exchange(scope, host, path, raw_headers, started)
         candidates = (
-            self.tracer.sessions.by_route.get(match.route.id if match else None)
+            self.tracer.sessions.by_route.get(match.route_id if match else None)
             if self.tracing
             else None
         )
@@ -190,7 +190,7 @@ class Proxy:
                     respond,
                 )
                 return
-            chain = runtime.chains.get(match.route.id, EMPTY_CHAIN)
+            chain = runtime.chains.get(match.route_id, EMPTY_CHAIN)
             await self._proxy(exchange, match, chain, runtime, receive, send, respond)
         except (ClientDisconnected, ClientGone):
             _aborted(exchange, "client_disconnected")  # nobody to answer
@@ -199,7 +199,7 @@ class Proxy:
             raise
         finally:
             self.metrics.observe(
-                match.route.name if match is not None else "",
+                match.route_name if match is not None else "",
                 exchange.response_status,
                 (_perf() - started) / 1e6,
             )
@@ -610,7 +610,7 @@ def _upstream_headers(
     client = exchange.client_ip.encode()
     host = match.upstream_host
     if host is None:
-        default_port = 443 if match.service.protocol == "https" else 80
+        default_port = 443 if match.upstream.protocol == "https" else 80
         host = target_host if target_port == default_port else f"{target_host}:{target_port}"
     headers += [
         (b"host", host.encode("latin-1")),
@@ -645,7 +645,7 @@ async def _balance_and_send(
     receive: Receive,
 ) -> UpstreamResponse:
     """Pick a target and send; retry connection failures on other targets (``retries``)."""
-    service = match.service
+    service = match.upstream
     balancer = runtime.balancer_for(service)
     trace = exchange.trace
     balancer_span = None

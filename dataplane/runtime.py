@@ -15,6 +15,7 @@ from dataplane.plugins.base import GatewayPlugin
 from dataplane.plugins.host import PluginHost
 from dataplane.plugins.runtime import PluginChain, build_chains
 from dataplane.router import Router
+from dataplane.router.candidate import Upstream
 
 __all__ = ["GatewayRuntime"]
 
@@ -62,13 +63,13 @@ class GatewayRuntime:
             timeouts={service.id: _timeouts(service) for service in config.services},
         )
 
-    def balancer_for(self, service: Service) -> Balancer | None:
+    def balancer_for(self, upstream: Upstream) -> Balancer | None:
         """The balancer when the service's host names an upstream; None for a plain host."""
-        return self.balancers.get(service.host)
+        return self.balancers.get(upstream.host)
 
-    def timeouts_for(self, service: Service) -> dict[str, float]:
-        """``service``'s connect/read/write/pool timeouts in seconds."""
-        return self.timeouts[service.id]
+    def timeouts_for(self, upstream: Upstream) -> dict[str, float]:
+        """The service's connect/read/write/pool timeouts in seconds."""
+        return self.timeouts[upstream.service_id]
 
 
 def _timeouts(service: Service) -> dict[str, float]:

@@ -9,7 +9,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from dataplane.gateway_config import Route, Service
-from dataplane.router.candidate import Candidate, RequestFacts, SpanFields, candidates_for
+from dataplane.router.candidate import (
+    Candidate,
+    RequestFacts,
+    SpanFields,
+    Upstream,
+    candidates_for,
+)
 from dataplane.router.hosts import parse_host_header
 from dataplane.router.index import RouteIndex
 from dataplane.router.paths import join_upstream_path, normalize_path
@@ -34,11 +40,16 @@ class RouteMatch:
     ``upstream_host`` is the Host header to send when the route preserves the host, else None.
     ``span_attributes`` are the route's attributes on a traced request's root span (shared:
     read only), ``encoded_span_attributes`` the same as encoded ``Span.attributes`` fields;
-    ``span_fields`` those of its router and balancer spans.
+    ``span_fields`` those of its router and balancer spans. ``route_id``, ``route_name`` and
+    ``upstream`` are what the request path reads of the route and its service, as plain values
+    (reading a pydantic model's attributes is not specialized by CPython 3.11).
     """
 
     route: Route
     service: Service
+    route_id: str
+    route_name: str
+    upstream: Upstream
     matched_path: str | None
     upstream_path: str
     upstream_host: str | None
@@ -159,6 +170,9 @@ class Router:
         return RouteMatch(
             route,
             candidate.service,
+            route.id,
+            route.name,
+            candidate.upstream,
             candidate.path,
             join_upstream_path(candidate.service.path, request.path, stripped),
             host if route.preserve_host and host else None,

@@ -8,6 +8,7 @@ import pytest
 
 from dataplane.gateway_config import Route, Service
 from dataplane.router import RouteMatch, Router
+from dataplane.router.candidate import Upstream
 from dataplane.tracing.wire import span_attribute_fields
 from tests.dataplane.router.conftest import RouteFactory, RouterFactory
 
@@ -427,6 +428,17 @@ def test_match_carries_route_and_service(
     found = match(make_router({"name": "api", "paths": ["/"], "service_id": "svc-s"}), "/")
     assert found.route.name == "api"
     assert found.service == services["svc-s"]
+    # and as plain values, what the request path reads (not through pydantic's attribute hook)
+    service = services["svc-s"]
+    assert (found.route_id, found.route_name) == (found.route.id, "api")
+    assert found.upstream == Upstream(
+        service.id,
+        service.protocol,
+        service.host,
+        service.port,
+        service.retries,
+        service.tls_verify,
+    )
 
 
 def test_match_carries_the_route_s_root_attributes_encoded_once(
