@@ -44,9 +44,15 @@ MAX_HEAD: Final = 64 * 1024
 _NO_BODY_STATUS: Final = frozenset({204, 304})
 
 
+# A future's methods through the type: ``waiter.done()`` on an asyncio future (which has a
+# dict slot) is a method lookup CPython 3.11 does not specialize; these are module globals.
+_future_done = asyncio.Future.done
+_future_set_result = asyncio.Future.set_result
+
+
 def _wake(waiter: asyncio.Future[bool] | None) -> None:
-    if waiter is not None and not waiter.done():
-        waiter.set_result(True)
+    if waiter is not None and not _future_done(waiter):
+        _future_set_result(waiter, True)
 
 
 class Deadlines:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Final, NamedTuple
+from typing import Final
 
 import httpx
 
@@ -17,18 +17,25 @@ _METHODS: Final = {
 _LAST_CHUNK: Final = b"0\r\n\r\n"
 
 
-class RequestHead(NamedTuple):
-    """What goes on the wire for one request."""
+class RequestHead:
+    """What goes on the wire for one request.
 
-    data: bytes
-    """Request line, headers and the blank line."""
-    body: bytes | None
-    """The whole (framed) body when it is known up front, so the request can be replayed;
-    None when it streams from ``request.stream``."""
-    chunked: bool
-    """Stream chunks need chunked framing."""
-    head_only: bool
-    """The response has no body whatever its headers say (HEAD)."""
+    A slotted class, not a NamedTuple: a NamedTuple's fields are read through descriptors
+    that CPython 3.11 does not specialize, and the transport reads these on every request.
+    """
+
+    __slots__ = ("body", "chunked", "data", "head_only")
+
+    def __init__(self, data: bytes, body: bytes | None, chunked: bool, head_only: bool) -> None:
+        self.data = data
+        """Request line, headers and the blank line."""
+        self.body = body
+        """The whole (framed) body when it is known up front, so the request can be replayed;
+        None when it streams from ``request.stream``."""
+        self.chunked = chunked
+        """Stream chunks need chunked framing."""
+        self.head_only = head_only
+        """The response has no body whatever its headers say (HEAD)."""
 
 
 def chunk(data: bytes) -> bytes:

@@ -77,13 +77,17 @@ class UpstreamResponse(ResponseStream):
         peer: Any,
         reused: bool,
     ) -> None:
-        ResponseStream.__init__(self, reader, timeout, trace, upload)
+        _init_stream(self, reader, timeout, trace, upload)
         self.status = reader.status
         self.headers = reader.headers
         self.reason = reader.reason
         self.http_version = reader.http_version
         self.peer = peer
         self.reused = reused
+
+
+_init_stream = ResponseStream.__init__
+"""As a global: reading an attribute of a class is not specialized by CPython 3.11."""
 
 
 class UpstreamTransport(httpx.AsyncBaseTransport):
