@@ -177,7 +177,7 @@ class Proxy:
                     match.span_fields if match is not None else NO_ROUTE_SPAN_FIELDS
                 ).router[cache_hit]
                 router_span.end(routed + _OFFSET_NS)
-                CURRENT_TRACE.set(trace)
+                _set_current_trace(trace)
         chain = EMPTY_CHAIN
         respond: Respond | None = scope.get(RESPOND)  # our server's one-call response
         try:
@@ -210,7 +210,7 @@ class Proxy:
                 await _log_phase(exchange, chain)
             if trace is not None:
                 if OWN_TASK not in scope:  # else the context ends with the task (~1 µs saved)
-                    CURRENT_TRACE.set(None)
+                    _set_current_trace(None)
                 _finish_root(exchange, match)
                 self.tracer.finish(trace, _response_facts, exchange, scope)
 
@@ -276,6 +276,7 @@ async def _lifespan(receive: Receive, send: Send) -> None:
 
 
 _new_object = object.__new__
+_set_current_trace = CURRENT_TRACE.set  # (a method read CPython 3.11 does not specialize)
 # The classes' __init__ as module globals: reading an attribute of a class (Exchange.__init__)
 # is not specialized by CPython 3.11 (a global is), and these are read on every request.
 _init_exchange = Exchange.__init__
@@ -389,7 +390,10 @@ def _finish_root(exchange: Exchange, match: RouteMatch | None) -> None:
     trace = exchange.trace
     assert trace is not None
     root = trace.root
-    end_ns = root.end_ns or now_ns()  # the request is over; what follows is bookkeeping
+    # the request is over; what follows is bookkeeping. Now, not ``root.end_ns or now``: a root
+    # that ended already keeps its end (write_root), and reading an int member of the C span
+    # is not specialized by CPython 3.11.
+    end_ns = now_ns()
     route_path = match.matched_path if match is not None else None
     method = exchange.method
     root.name = f"{method} {route_path}" if route_path else method
@@ -412,7 +416,7 @@ def _finish_root(exchange: Exchange, match: RouteMatch | None) -> None:
             exchange.request_body_size,
             exchange.response_body_size,
             exchange.request_id,
-            total_ms if total_ms is not None else (end_ns - root.start_ns) / 1e6,
+            total_ms if total_ms is not None else _total_ms(root, end_ns),
             exchange.upstream_ms or 0.0,
             exchange.response_status,
             user_agent.decode("latin-1") if user_agent is not None else None,
@@ -441,6 +445,11 @@ def _finish_root(exchange: Exchange, match: RouteMatch | None) -> None:
 
 
 _NO_ATTRIBUTES: Final[dict[str, Any]] = {}
+
+
+def _total_ms(root: Span, now: int) -> float:
+    """The root's duration when the exchange has none (no response was finished)."""
+    return ((root.end_ns or now) - root.start_ns) / 1e6
 
 
 def _aborted(exchange: Exchange, kind: str) -> None:

@@ -143,7 +143,6 @@ class Connection(asyncio.Protocol):
     __slots__ = (
         "_drain_waiter",
         "_read_paused",
-        "_write_paused",
         "closed",
         "deadlines",
         "done",
@@ -155,6 +154,7 @@ class Connection(asyncio.Protocol):
         "reader",
         "reused",
         "transport",
+        "write_paused",
     )
 
     def __init__(
@@ -172,7 +172,10 @@ class Connection(asyncio.Protocol):
         self.idle_since = 0.0
         self.done: asyncio.Future[None] = loop.create_future()
         self._read_paused = False
-        self._write_paused = False
+        self.write_paused = False
+        """The socket's send buffer is full (:meth:`drain` waits). An attribute, not a
+        property: the transport reads it on every request, and CPython 3.11 does not
+        specialize reading a property."""
         self._drain_waiter: asyncio.Future[bool] | None = None
 
     # asyncio.Protocol
@@ -203,10 +206,10 @@ class Connection(asyncio.Protocol):
         self._gone()
 
     def pause_writing(self) -> None:
-        self._write_paused = True
+        self.write_paused = True
 
     def resume_writing(self) -> None:
-        self._write_paused = False
+        self.write_paused = False
         _wake(self._drain_waiter)
 
     # used by the transport
@@ -226,14 +229,9 @@ class Connection(asyncio.Protocol):
             except RuntimeError:  # uvloop: the handle closed under us; the reader hears of it
                 self.abort()
 
-    @property
-    def write_paused(self) -> bool:
-        """The socket's send buffer is full (:meth:`drain` waits)."""
-        return self._write_paused
-
     async def drain(self, seconds: float | None) -> bool:
         """Wait until the socket takes more request bytes: False after ``seconds``."""
-        while self._write_paused and not self.closed:
+        while self.write_paused and not self.closed:
             waiter: asyncio.Future[bool] = self.loop.create_future()
             self._drain_waiter = waiter
             try:
