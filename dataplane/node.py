@@ -128,6 +128,8 @@ class Node:
             ),
             version=self.version,
             max_spans=settings.max_queued_spans,
+            batch_spans=settings.export_batch_spans,
+            flush_interval=settings.export_flush_interval_secs,
         )
         self.tracer = Tracer(self.export)
         self.transport = UpstreamTransport()

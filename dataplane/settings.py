@@ -38,6 +38,11 @@ class DataPlaneSettings(BaseSettings):
     labels: dict[str, str] = Field(default_factory=dict)
     heartbeat_interval_secs: float = Field(default=10.0, gt=0)
     max_queued_spans: int = Field(default=50_000, ge=100)
+    # Span export's batches (OpenTelemetry's batch span processor has the same two knobs): a
+    # batch is sent when it holds this many spans, or after this interval, whichever is first.
+    # At most 8,192 spans (~1.9 MB): the control plane takes messages of up to 4 MB.
+    export_batch_spans: int = Field(default=2048, ge=1, le=8192)
+    export_flush_interval_secs: float = Field(default=0.2, gt=0, le=60)
     tracing: bool = Field(
         default=True,
         description="False ignores every session (a baseline for measuring tracing's cost)",
