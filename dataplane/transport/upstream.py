@@ -282,7 +282,7 @@ class UpstreamTransport(httpx.AsyncBaseTransport):
                 trace(failed + ".failed", {"error_type": error_type(error), "error": str(error)})
             raise
         if trace is not None:
-            trace(HEAD_COMPLETE, {"status_code": reader.status})
+            trace(HEAD_COMPLETE, NO_INFO)  # (the status is on the response; no dict made)
             trace(BODY_STARTED, NO_INFO)
         return UpstreamResponse(reader, timeouts.get("read"), trace, upload, conn.peer, conn.reused)
 

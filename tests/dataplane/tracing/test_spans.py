@@ -33,6 +33,12 @@ def test_the_c_struct_is_what_the_node_uses() -> None:
     assert cast(object, Span) is SpanBase  # (mypy sees PySpan)
 
 
+def test_the_clock_takes_no_arguments() -> None:
+    assert now_ns() > 0
+    with pytest.raises(TypeError):
+        now_ns(1)  # type: ignore[call-arg]
+
+
 def test_defaults(span_class: Any) -> None:
     before = now_ns()
     span = span_class("gateway.router", b"\x01" * 8)
