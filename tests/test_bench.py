@@ -1,5 +1,5 @@
-"""The benchmarks' own helpers: the span-acknowledging relay, callgrind's summaries and the
-per-thread CPU split.
+"""The benchmarks' own helpers: the span-acknowledging relay, callgrind's summaries, the
+per-thread CPU split and the finder of unspecialized bytecode.
 
 Benchmarks are run by hand (docs/benchmarks.md), so what they rely on is checked here: a relay
 that misread a batch would leave the node waiting for acks, and a misparsed dump would print
@@ -21,6 +21,7 @@ import pytest
 from bench.gateway import other_threads_seconds
 from bench.instructions import _summary, cycle_estimate
 from bench.relay import METHOD, ack, batch_id, start_relay
+from bench.specialization import code_objects, executed_offsets, generic_sites, unspecialized
 from controlplane.cluster.messages import SERVICE
 from protos.activetrace.cluster.v1 import cluster_pb2 as pb
 
@@ -149,3 +150,31 @@ def test_other_threads_seconds_counts_workers_and_not_the_main_thread() -> None:
         time.sleep(0.01)
     worker.join()
     assert counted >= 0.1
+
+
+class _Reads:
+    __slots__ = ("slot",)
+
+    def __init__(self) -> None:
+        self.slot = 1
+
+    @property
+    def prop(self) -> int:
+        return 2
+
+
+def _read_both(obj: _Reads) -> int:
+    return obj.slot + obj.prop
+
+
+def test_a_property_read_that_ran_is_reported_and_a_slot_read_is_not() -> None:
+    obj = _Reads()
+    for _ in range(100):  # warmed: quickened, and specialized where CPython can
+        _read_both(obj)
+    code = _read_both.__code__
+    assert code in list(code_objects(__name__))
+    generic = generic_sites([code])
+    sites = unspecialized(generic, executed_offsets(lambda: _read_both(obj)))
+    reads = [(site.function, site.argument) for site in sites if "ATTR" in site.opname]
+    assert reads == [("_read_both", "prop")]
+    assert unspecialized(generic, set()) == []  # nothing ran: nothing reported
