@@ -580,12 +580,17 @@ static int id_of(PyObject *value, uint64_t *out, int *present, int empty_ok) {
     return 0;
 }
 
-static PyObject *id_bytes(uint64_t id) {
-    unsigned char raw[8];
+/* A span ID as its 8 bytes, big-endian (as W3C and OTLP write it). */
+static void id_raw(uint64_t id, unsigned char raw[8]) {
     for (int i = 7; i >= 0; i--) {
         raw[i] = (unsigned char)(id & 0xFF);
         id >>= 8;
     }
+}
+
+static PyObject *id_bytes(uint64_t id) {
+    unsigned char raw[8];
+    id_raw(id, raw);
     return PyBytes_FromStringAndSize((const char *)raw, 8);
 }
 
@@ -2106,10 +2111,10 @@ static PyObject *set_fallback(PyObject *module, PyObject *const *args, Py_ssize_
     Py_RETURN_NONE;
 }
 
-/* traceparent(trace_id, span_id) -> bytes: recorder.format_traceparent's header value, as
- * bytes (a sampled W3C traceparent: "00-<trace hex>-<span hex>-01"). */
-/* traceparent(trace_id, span): ``span`` a span (its ID read from the struct: no bytes object
- * made, as reading ``span.span_id`` would) or a span ID's bytes. */
+/* traceparent(trace_id, span) -> bytes: recorder.format_traceparent's header value, as bytes
+ * (a sampled W3C traceparent: "00-<trace hex>-<span hex>-01"). ``span`` is a span (its ID read
+ * from the struct: no bytes object made, as reading ``span.span_id`` would) or a span ID's
+ * bytes. */
 static PyObject *traceparent(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     (void)module;
     int is_span = nargs == 2 && PyObject_TypeCheck(args[1], &SpanType);
@@ -2121,11 +2126,7 @@ static PyObject *traceparent(PyObject *module, PyObject *const *args, Py_ssize_t
     static const char digits[] = "0123456789abcdef";
     unsigned char span_id[8];
     if (is_span) {
-        uint64_t id = ((SpanObject *)args[1])->id;
-        for (int i = 7; i >= 0; i--) {
-            span_id[i] = (unsigned char)(id & 0xFF);
-            id >>= 8;
-        }
+        id_raw(((SpanObject *)args[1])->id, span_id);
     }
     Py_ssize_t trace_len = PyBytes_GET_SIZE(args[0]);
     Py_ssize_t span_len = is_span ? 8 : PyBytes_GET_SIZE(args[1]);
