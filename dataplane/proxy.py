@@ -276,12 +276,12 @@ async def _lifespan(receive: Receive, send: Send) -> None:
 
 
 _new_object = object.__new__
-_set_current_trace = CURRENT_TRACE.set  # (a method read CPython 3.11 does not specialize)
+"""Makes an object of a class without calling it (see _new_exchange)."""
 # The classes' __init__ as module globals: reading an attribute of a class (Exchange.__init__)
 # is not specialized by CPython 3.11 (a global is), and these are read on every request.
 _init_exchange = Exchange.__init__
 _init_request_facts = RequestFacts.__init__
-"""Makes an object of a class without calling it (see _new_exchange)."""
+_set_current_trace = CURRENT_TRACE.set  # (a method read CPython 3.11 does not specialize)
 
 
 def _new_exchange(
@@ -658,8 +658,8 @@ async def _balance_and_send(
     receive: Receive,
 ) -> UpstreamResponse:
     """Pick a target and send; retry connection failures on other targets (``retries``)."""
-    service = match.upstream
-    balancer = runtime.balancer_for(service)
+    upstream = match.upstream  # the route's service, as plain values
+    balancer = runtime.balancer_for(upstream)
     trace = exchange.trace
     balancer_span = None
     if trace is not None:
@@ -670,8 +670,8 @@ async def _balance_and_send(
     query = exchange.query_string
     raw_target = exchange.upstream_path.encode("latin-1") + (b"?" + query if query else b"")
     target = upstream_target(raw_target)
-    timeouts = runtime.timeouts_for(service)
-    attempts = service.retries + 1
+    timeouts = runtime.timeouts_for(upstream)
+    attempts = upstream.retries + 1
     last: UpstreamFailure | None = None
     upstream_started = _perf()
     for attempt in range(attempts):
@@ -686,7 +686,7 @@ async def _balance_and_send(
             host, port = picked.host, picked.port
         else:
             picked = None
-            host, port = service.host, service.port
+            host, port = upstream.host, upstream.port
         if attempt and balancer_span is not None:
             balancer_span.encoded_attributes = match.span_fields.balancer + tries_field(attempt + 1)
         upstream_span = None
@@ -695,7 +695,7 @@ async def _balance_and_send(
         if trace is not None and balancer_span is not None:
             # url.full: the path and query as sent upstream (the query redacted), before the
             # transport percent-encodes bytes outside ASCII (upstream_target)
-            url = f"{service.protocol}://{host}:{port}{exchange.upstream_path}"
+            url = f"{upstream.protocol}://{host}:{port}{exchange.upstream_path}"
             attributes: dict[str, Any] = {
                 "http.request.method": exchange.method,
                 "url.full": f"{url}?{exchange.redacted_query(query)}" if query else url,
@@ -713,14 +713,14 @@ async def _balance_and_send(
         try:
             response = await transport.send(
                 exchange.method,
-                service.protocol,
+                upstream.protocol,
                 upstream_host(host),
                 port,
                 target,
                 headers,
                 body,
                 timeouts=timeouts,
-                tls_verify=service.tls_verify,
+                tls_verify=upstream.tls_verify,
                 trace=events,
             )
         except httpx.TransportError as exc:
