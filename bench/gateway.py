@@ -451,22 +451,24 @@ def cpu_seconds(pid: int) -> tuple[float, float]:
     """
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     utime, stime = int(fields[11]), int(fields[12])
-    nanoseconds = 0
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        with contextlib.suppress(OSError):  # a thread that just exited
-            nanoseconds += int((task / "schedstat").read_text().split()[0])
-    total = nanoseconds / 1e9
+    total = _run_seconds(pid)
     system = total * stime / (utime + stime) if utime + stime else 0.0
     return total - system, system
 
 
 def other_threads_seconds(pid: int) -> float:
     """The CPU seconds so far of a process's threads other than its main one (a node's: gRPC's
-    threads, which send its span batches; uvloop's DNS workers), from their schedstat run times
-    as :func:`cpu_seconds` counts them."""
+    threads, which send its span batches; uvloop's DNS workers), counted as
+    :func:`cpu_seconds` counts them."""
+    return _run_seconds(pid, but_main=True)
+
+
+def _run_seconds(pid: int, *, but_main: bool = False) -> float:
+    """The scheduler's run time so far of a process's threads (``/proc/<pid>/task/*/schedstat``,
+    nanoseconds), without its main thread's if ``but_main``."""
     nanoseconds = 0
     for task in Path(f"/proc/{pid}/task").iterdir():
-        if task.name == str(pid):
+        if but_main and task.name == str(pid):
             continue
         with contextlib.suppress(OSError):  # a thread that just exited
             nanoseconds += int((task / "schedstat").read_text().split()[0])

@@ -49,7 +49,7 @@ import os
 import signal
 import statistics
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -163,6 +163,27 @@ def paused(pid: int) -> Iterator[None]:
 def _best(runs: list[Run]) -> Run:
     """The round with the most RPS (the least disturbed by the rest of the machine)."""
     return max(runs, key=lambda run: run.result.rps)
+
+
+def _cpu(run: Run) -> float:
+    return run.cpu_us
+
+
+def _threads(run: Run) -> float:
+    return run.threads_us
+
+
+def _paired(
+    before: list[Run], traced: list[Run], after: list[Run], value: Callable[[Run], float]
+) -> list[float]:
+    """Each round's traced run against the mean of the untraced runs just before and after it:
+    how much more ``value`` (µs per request) per traced request, sorted (one run per round in
+    each list, in order; rounds whose sessions traced nothing left out)."""
+    return sorted(
+        (value(run) - (value(first) + value(last)) / 2) / run.traced
+        for first, run, last in zip(before, traced, after, strict=True)
+        if run.traced > 0
+    )
 
 
 def main() -> None:
@@ -317,11 +338,7 @@ def main() -> None:
         (before.cpu_us + after.cpu_us) / 2
         for before, after in zip(paired_untraced, after_rounds, strict=True)
     ]
-    paired = sorted(
-        (traced.cpu_us - untraced) / traced.traced
-        for untraced, traced in zip(around, rounds[every], strict=True)
-        if traced.traced > 0
-    )
+    paired = _paired(paired_untraced, rounds[every], after_rounds, _cpu)
     drift = sorted(
         after.cpu_us - before.cpu_us
         for before, after in zip(paired_untraced, after_rounds, strict=True)
@@ -349,11 +366,7 @@ def main() -> None:
             f"{paired[0]:+.1f} to {paired[-1]:+.1f}); wholly traced {base / (base + median):.2f}x"
             " the RPS"
         )
-    sending = sorted(
-        (traced.threads_us - (before.threads_us + after.threads_us) / 2) / traced.traced
-        for before, traced, after in zip(paired_untraced, rounds[every], after_rounds, strict=True)
-        if traced.traced > 0
-    )
+    sending = _paired(paired_untraced, rounds[every], after_rounds, _threads)
     if sending:
         print(
             f"of the extra, in the node's gRPC threads (sending the span batches) round by round: "

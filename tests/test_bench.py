@@ -18,10 +18,11 @@ import grpc
 import grpc.aio
 import pytest
 
-from bench.gateway import other_threads_seconds
+from bench.gateway import WrkResult, other_threads_seconds
 from bench.instructions import _summary, cycle_estimate
 from bench.relay import METHOD, ack, batch_id, start_relay
 from bench.specialization import code_objects, executed_offsets, generic_sites, unspecialized
+from bench.tracing import Run, _cpu, _paired, _threads
 from controlplane.cluster.messages import SERVICE
 from protos.activetrace.cluster.v1 import cluster_pb2 as pb
 
@@ -178,3 +179,16 @@ def test_a_property_read_that_ran_is_reported_and_a_slot_read_is_not() -> None:
     reads = [(site.function, site.argument) for site in sites if "ATTR" in site.opname]
     assert reads == [("_read_both", "prop")]
     assert unspecialized(generic, set()) == []  # nothing ran: nothing reported
+
+
+def _run(cpu_us: float, threads_us: float = 0.0, traced: float = 1.0) -> Run:
+    return Run(WrkResult(1.0, 1.0, 1.0, 0), cpu_us, 0.0, threads_us=threads_us, traced=traced)
+
+
+def test_each_traced_run_is_paired_with_the_untraced_runs_around_it() -> None:
+    before = [_run(40.0, 1.0), _run(50.0), _run(40.0)]
+    traced = [_run(60.0, 4.0), _run(60.0, traced=0.5), _run(60.0, traced=0.0)]
+    after = [_run(44.0, 1.0), _run(50.0), _run(40.0)]
+    # (60 - 42) / 1 and (60 - 50) / 0.5, sorted; a round that traced nothing is left out
+    assert _paired(before, traced, after, _cpu) == [18.0, 20.0]
+    assert _paired(before, traced, after, _threads) == [0.0, 3.0]
