@@ -30,7 +30,7 @@ import threading
 import time
 import types
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -166,15 +166,11 @@ def install_signals(report: Path, prefix: str = "dataplane") -> None:
 
     def stop(*_: object) -> None:
         sites = unspecialized(state["generic"], recorder.stop())
-        report.write_text(json.dumps([vars_of(site) for site in sites]))
+        report.write_text(json.dumps([asdict(site) for site in sites]))
 
     signal.signal(signal.SIGUSR1, snapshot)
     signal.signal(signal.SIGUSR2, start)
     signal.signal(signal.SIGHUP, stop)
-
-
-def vars_of(site: Site) -> dict[str, Any]:
-    return {field: getattr(site, field) for field in Site.__slots__}
 
 
 def main() -> None:
