@@ -135,11 +135,14 @@ static inline int put_varint(Buf *b, uint64_t v) {
     return 0;
 }
 
+/* little-endian, as protobuf's fixed64: one 8-byte store (GCC at -O2 left the byte loop a
+ * loop, ~56 instructions per value, two per span) */
 static inline char *write_fixed64(char *p, uint64_t v) {
-    for (int i = 0; i < 8; i++) {
-        *p++ = (char)(v >> (8 * i));
-    }
-    return p;
+#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+    v = __builtin_bswap64(v);
+#endif
+    memcpy(p, &v, 8);
+    return p + 8;
 }
 
 static inline int put_fixed64(Buf *b, uint64_t v) {
@@ -1055,12 +1058,74 @@ static PyTypeObject TraceType;
 static PyObject *s_http, *s_capture_headers, *s_capture_body, *s_body_max_bytes, *s_in_flight,
     *one;
 
+/* Where a session class (NodeSession: __slots__) keeps the four attributes join_session reads,
+ * found once from its member descriptors: reading them through PyObject_GetAttr took ~160
+ * instructions each (type lookup, descriptor call), a slot read is one load. Any other class,
+ * or one whose attributes are not plain slots, goes through PyObject_GetAttr. */
+enum { SESSION_HEADERS, SESSION_BODY, SESSION_MAX_BYTES, SESSION_IN_FLIGHT, SESSION_FIELDS };
+static PyTypeObject *session_type = NULL; /* (a strong reference: its address stays its own) */
+static unsigned int session_version = 0;  /* its tp_version_tag then: changed if it is */
+static Py_ssize_t session_offsets[SESSION_FIELDS];
+
+static int session_slots(PyTypeObject *type) {
+    if (type == session_type && type->tp_version_tag == session_version &&
+        PyType_HasFeature(type, Py_TPFLAGS_VALID_VERSION_TAG)) {
+        return 1;
+    }
+    PyObject *names[SESSION_FIELDS] = {s_capture_headers, s_capture_body, s_body_max_bytes,
+                                       s_in_flight};
+    Py_ssize_t offsets[SESSION_FIELDS];
+    for (int i = 0; i < SESSION_FIELDS; i++) {
+        PyObject *found = _PyType_Lookup(type, names[i]); /* borrowed; sets no error */
+        if (found == NULL || !Py_IS_TYPE(found, &PyMemberDescr_Type)) {
+            return 0;
+        }
+        PyMemberDef *member = ((PyMemberDescrObject *)found)->d_member;
+        if (member->type != T_OBJECT_EX || (member->flags & READONLY)) {
+            return 0;
+        }
+        offsets[i] = member->offset;
+    }
+    if (!PyType_HasFeature(type, Py_TPFLAGS_VALID_VERSION_TAG)) {
+        return 0; /* (_PyType_Lookup gives one unless the type cannot have one) */
+    }
+    memcpy(session_offsets, offsets, sizeof offsets);
+    session_version = type->tp_version_tag;
+    Py_XSETREF(session_type, (PyTypeObject *)Py_NewRef(type));
+    return 1;
+}
+
+/* A session's attribute: a new reference, or NULL with AttributeError (as getattr). */
+static PyObject *session_get(PyObject *session, int slots, int field, PyObject *name) {
+    if (!slots) {
+        return PyObject_GetAttr(session, name);
+    }
+    PyObject *value = *(PyObject **)((char *)session + session_offsets[field]);
+    if (value == NULL) {
+        return PyObject_GetAttr(session, name); /* unset: its AttributeError */
+    }
+    return Py_NewRef(value);
+}
+
+static int session_set_in_flight(PyObject *session, int slots, PyObject *value) {
+    if (!slots) {
+        return PyObject_SetAttr(session, s_in_flight, value);
+    }
+    PyObject **slot = (PyObject **)((char *)session + session_offsets[SESSION_IN_FLIGHT]);
+    Py_XSETREF(*slot, Py_NewRef(value));
+    return 0;
+}
+
 /* One session's part: its capture settings join the trace's, its in-flight count goes up. */
 static int join_session(TraceObject *self, PyObject *session) {
-    PyObject *headers = PyObject_GetAttr(session, s_capture_headers);
-    PyObject *body = headers ? PyObject_GetAttr(session, s_capture_body) : NULL;
-    PyObject *max_bytes = body ? PyObject_GetAttr(session, s_body_max_bytes) : NULL;
-    PyObject *in_flight = max_bytes ? PyObject_GetAttr(session, s_in_flight) : NULL;
+    int slots = session_slots(Py_TYPE(session));
+    PyObject *headers = session_get(session, slots, SESSION_HEADERS, s_capture_headers);
+    PyObject *body =
+        headers ? session_get(session, slots, SESSION_BODY, s_capture_body) : NULL;
+    PyObject *max_bytes =
+        body ? session_get(session, slots, SESSION_MAX_BYTES, s_body_max_bytes) : NULL;
+    PyObject *in_flight =
+        max_bytes ? session_get(session, slots, SESSION_IN_FLIGHT, s_in_flight) : NULL;
     PyObject *more = in_flight ? PyNumber_Add(in_flight, one) : NULL;
     int rc = -1;
     if (more != NULL) {
@@ -1070,7 +1135,7 @@ static int join_session(TraceObject *self, PyObject *session) {
                                                           : PyObject_IsTrue(body);
         Py_ssize_t size = wants_body < 0 ? -1 : PyLong_AsSsize_t(max_bytes);
         if (wants_body >= 0 && !(size == -1 && PyErr_Occurred()) &&
-            PyObject_SetAttr(session, s_in_flight, more) == 0) {
+            session_set_in_flight(session, slots, more) == 0) {
             Py_SETREF(self->capture_headers, Py_NewRef(wants_headers ? Py_True : Py_False));
             Py_SETREF(self->capture_body, Py_NewRef(wants_body ? Py_True : Py_False));
             if (size > self->body_max_bytes) {
@@ -1297,6 +1362,12 @@ static PyObject *s_peer, *s_reused_attribute, *s_peer_attribute;
 
 static PhaseAction phase_actions[MAX_PHASE_EVENTS];
 static PyObject *phase_index = NULL;    /* event -> index into phase_actions */
+/* The same events, interned, by index: the transport's names are the same objects, so an
+ * event is found by comparing pointers (a dict lookup and reading its int took ~160
+ * instructions, seven times a traced request); an equal string that is not them goes
+ * through the dict. */
+static PyObject *phase_keys[MAX_PHASE_EVENTS]; /* borrowed: phase_index holds them */
+static int phase_count = 0;
 static PyTypeObject *phase_span_type = NULL;
 static PyObject *phase_fallback = NULL;
 
@@ -1324,12 +1395,19 @@ static PyObject *phase_events_call(PyObject *callable, PyObject *const *args, si
         return NULL;
     }
     PyObject *event = args[0], *info = args[1];
-    PyObject *index = PyDict_GetItemWithError(phase_index, event);
     SpanObject *upstream = (SpanObject *)self->upstream;
-    if (index == NULL) { /* not in the table: Python does it */
-        return PyErr_Occurred() ? NULL : phase_fallback_call(self, Py_None, event, info);
+    int found = 0;
+    while (found < phase_count && phase_keys[found] != event) {
+        found++;
     }
-    PhaseAction *action = &phase_actions[PyLong_AsLong(index)];
+    if (found == phase_count) {
+        PyObject *index = PyDict_GetItemWithError(phase_index, event);
+        if (index == NULL) { /* not in the table: Python does it */
+            return PyErr_Occurred() ? NULL : phase_fallback_call(self, Py_None, event, info);
+        }
+        found = (int)PyLong_AsLong(index);
+    }
+    PhaseAction *action = &phase_actions[found];
     if (action->slot < 0) { /* reused: the upstream span says so, and the peer (an IP) */
         PyObject *peer = PyDict_Check(info) ? PyDict_GetItemWithError(info, s_peer) : NULL;
         PyObject *address = peer != NULL && PyTuple_Check(peer) && PyTuple_GET_SIZE(peer)
@@ -1488,6 +1566,7 @@ static PyObject *set_phase_table(PyObject *module, PyObject *const *args, Py_ssi
         return NULL;
     }
     PhaseAction actions[MAX_PHASE_EVENTS];
+    PyObject *keys[MAX_PHASE_EVENTS];
     PyObject *key, *value;
     Py_ssize_t pos = 0;
     int count = 0;
@@ -1525,6 +1604,7 @@ static PyObject *set_phase_table(PyObject *module, PyObject *const *args, Py_ssi
         }
         Py_DECREF(number);
         Py_DECREF(event);
+        keys[count] = event; /* borrowed: the index holds it */
         actions[count].slot = slot;
         actions[count].name = PyUnicode_GET_LENGTH(name) ? name : NULL;
         actions[count].kind = kind;
@@ -1545,6 +1625,8 @@ static PyObject *set_phase_table(PyObject *module, PyObject *const *args, Py_ssi
         Py_XINCREF(phase_actions[i].size_key);
         Py_XINCREF(phase_actions[i].size_attribute);
     }
+    memcpy(phase_keys, keys, sizeof(PyObject *) * (size_t)count);
+    phase_count = count;
     Py_XSETREF(phase_index, index);
     Py_XSETREF(phase_span_type, (PyTypeObject *)Py_NewRef(args[1]));
     Py_XSETREF(phase_fallback, Py_NewRef(args[2]));

@@ -12,6 +12,7 @@ import pytest
 from dataplane import proxy
 from dataplane.tracing.recorder import RequestTrace
 from dataplane.tracing.spans import KIND_CLIENT, STATUS_ERROR, Span
+from dataplane.transport import events as transport_events
 from dataplane.transport.events import BODY, CONNECT_TCP, DNS, HEAD, REUSED, SEND, START_TLS
 
 Events = list[tuple[str, dict[str, Any]]]
@@ -68,6 +69,18 @@ ODD_INFO: Events = [  # C hands what it does not expect to Python: the same resu
     (BODY + ".failed", {"error_type": "read_error", "error": "reset", "bytes": 3}),
 ]
 
+# The transport's own (interned) event objects, which C finds by identity; the lists above
+# are equal strings made here, which C finds through its dict.
+AS_THE_TRANSPORT_SENDS: Events = [
+    (REUSED, {"peer": ("10.0.0.7", 8080)}),
+    (transport_events.SEND_STARTED, {}),
+    (transport_events.SEND_COMPLETE, {}),
+    (transport_events.HEAD_STARTED, {}),
+    (transport_events.HEAD_COMPLETE, {}),
+    (transport_events.BODY_STARTED, {}),
+    (transport_events.BODY_COMPLETE, {"bytes": 42}),
+]
+
 
 def _record(make: Callable[[RequestTrace, Span], Any], events: Events) -> list[tuple[Any, ...]]:
     trace = RequestTrace(head=[], tail=[], start_ns=1)
@@ -102,11 +115,26 @@ def _c(trace: RequestTrace, upstream: Span) -> Any:
 
 @pytest.mark.parametrize(
     "events",
-    [REUSED_CONNECTION, NEW_TLS_CONNECTION, CONNECT_REFUSED, READ_TIMEOUT, ODD, ODD_INFO],
-    ids=["reused", "new-tls", "connect-refused", "read-timeout", "odd", "odd-info"],
+    [
+        REUSED_CONNECTION,
+        NEW_TLS_CONNECTION,
+        CONNECT_REFUSED,
+        READ_TIMEOUT,
+        ODD,
+        ODD_INFO,
+        AS_THE_TRANSPORT_SENDS,
+    ],
+    ids=["reused", "new-tls", "connect-refused", "read-timeout", "odd", "odd-info", "interned"],
 )
 def test_c_and_python_make_the_same_spans(events: Events) -> None:
     assert _record(_c, events) == _record(_python, events)
+
+
+def test_interned_and_equal_event_names_make_the_same_spans() -> None:
+    assert REUSED_CONNECTION[1][0] is not transport_events.SEND_STARTED  # (made here)
+    equal = [(event, info) for event, info in REUSED_CONNECTION if event != HEAD + ".complete"]
+    interned = [(e, i) for e, i in AS_THE_TRANSPORT_SENDS if e != transport_events.HEAD_COMPLETE]
+    assert _record(_c, interned) == _record(_c, equal)
 
 
 def test_what_the_spans_are() -> None:

@@ -68,6 +68,60 @@ def test_sessions_join_their_capture_settings_and_count_in_flight(cls: Any) -> N
     assert only_plain.body_max_bytes == 100
 
 
+class _Slotted:
+    """A session of another class with the same slots (C reads NodeSession's by offset)."""
+
+    __slots__ = ("body_max_bytes", "capture_body", "capture_headers", "in_flight")
+
+
+class _Counting:
+    """A session whose in-flight count is a property (C must call it, not write a slot)."""
+
+    capture_headers = True
+    capture_body = False
+    body_max_bytes = 7
+
+    def __init__(self) -> None:
+        self.writes: list[int] = []
+
+    @property
+    def in_flight(self) -> int:
+        return len(self.writes)
+
+    @in_flight.setter
+    def in_flight(self, value: int) -> None:
+        self.writes.append(value)
+
+
+@pytest.mark.parametrize("cls", TRACES)
+def test_any_session_class_joins_as_node_sessions_do(cls: Any) -> None:
+    node = session("a", ("body",), 10)
+    slotted = _Slotted()
+    slotted.capture_headers, slotted.capture_body, slotted.body_max_bytes = True, False, 20
+    with pytest.raises(AttributeError, match="in_flight"):  # a slot never set
+        cls(head=[node, slotted], tail=[], start_ns=1)
+    slotted.in_flight = 5
+    counting = _Counting()
+    trace = cls(head=[node, slotted, counting], tail=[node], start_ns=1)
+    assert (trace.capture_headers, trace.capture_body, trace.body_max_bytes) == (True, True, 20)
+    assert (slotted.in_flight, counting.writes) == (6, [1])
+    assert node.in_flight == 3  # (1 from the call that raised: it joined before the slot failed)
+
+
+@pytest.mark.parametrize("cls", TRACES)
+def test_a_session_class_changed_after_use_is_read_as_it_is_now(cls: Any) -> None:
+    class Changing:
+        __slots__ = ("body_max_bytes", "capture_body", "capture_headers", "in_flight")
+
+    changing = Changing()
+    changing.capture_headers, changing.capture_body, changing.body_max_bytes = False, False, 1
+    changing.in_flight = 0
+    cls(head=[changing], tail=[], start_ns=1)
+    assert changing.in_flight == 1
+    Changing.capture_headers = property(lambda self: True)  # type: ignore[assignment]
+    assert cls(head=[changing], tail=[], start_ns=1).capture_headers is True
+
+
 @pytest.mark.parametrize("cls", TRACES)
 def test_span_adds_a_child(cls: Any) -> None:
     trace = cls(head=[], tail=[], start_ns=1)
