@@ -72,6 +72,10 @@ class _Slotted:
     """A session of another class with the same slots (C reads NodeSession's by offset)."""
 
     __slots__ = ("body_max_bytes", "capture_body", "capture_headers", "in_flight")
+    body_max_bytes: int
+    capture_body: bool
+    capture_headers: bool
+    in_flight: int
 
 
 class _Counting:
@@ -112,13 +116,17 @@ def test_any_session_class_joins_as_node_sessions_do(cls: Any) -> None:
 def test_a_session_class_changed_after_use_is_read_as_it_is_now(cls: Any) -> None:
     class Changing:
         __slots__ = ("body_max_bytes", "capture_body", "capture_headers", "in_flight")
+        body_max_bytes: int
+        capture_body: bool
+        capture_headers: bool
+        in_flight: int
 
     changing = Changing()
     changing.capture_headers, changing.capture_body, changing.body_max_bytes = False, False, 1
     changing.in_flight = 0
     cls(head=[changing], tail=[], start_ns=1)
     assert changing.in_flight == 1
-    Changing.capture_headers = property(lambda self: True)  # type: ignore[assignment]
+    setattr(Changing, "capture_headers", property(lambda self: True))  # noqa: B010
     assert cls(head=[changing], tail=[], start_ns=1).capture_headers is True
 
 
