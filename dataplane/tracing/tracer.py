@@ -98,10 +98,11 @@ class Tracer:
     ) -> tuple[str, ...]:
         """At the log phase: tail decisions, then export; returns the sessions that kept it."""
         kept = trace.head
-        if trace.tail:
+        tail = trace.tail
+        if tail:
             kept = list(kept)
             response_facts = facts(*facts_args) if facts is not None else None
-            for session in trace.tail:
+            for session in tail:
                 rule = session.rule
                 if (
                     rule is not None
@@ -126,7 +127,8 @@ class Tracer:
         if session_ids:
             self.export.submit(session_ids, trace.trace_id, trace.spans)
             self.traced += 1
-        for session in trace.sessions():
+        # every session involved; without tail sessions that is the head (no list made)
+        for session in trace.sessions() if tail else trace.head:
             session.in_flight -= 1
             if session.in_flight == 0 and session.state in ENDED_STATES:
                 self.dirty.add(session.id)
