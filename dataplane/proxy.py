@@ -38,6 +38,7 @@ from dataplane.tracing.spans import (
     now_ns,
 )
 from dataplane.tracing.tracer import Tracer, capture_headers
+from dataplane.tracing.wire import attribute_fields
 from dataplane.transport import (
     UpstreamConnectError,
     UpstreamResponse,
@@ -696,16 +697,17 @@ async def _balance_and_send(
             # url.full: the path and query as sent upstream (the query redacted), before the
             # transport percent-encodes bytes outside ASCII (upstream_target)
             url = f"{upstream.protocol}://{host}:{port}{exchange.upstream_path}"
-            attributes: dict[str, Any] = {
-                "http.request.method": exchange.method,
-                "url.full": f"{url}?{exchange.redacted_query(query)}" if query else url,
-                "server.address": host,
-                "server.port": port,
-            }
-            if attempt:
-                attributes["http.request.resend_count"] = attempt
-            upstream_span = trace.span(
-                "gateway.upstream", balancer_span, None, KIND_CLIENT, attributes
+            upstream_span = trace.span("gateway.upstream", balancer_span, None, KIND_CLIENT)
+            # known now: encoded at once (what the response adds goes to its attributes dict)
+            upstream_span.encoded_attributes = attribute_fields(
+                _UPSTREAM_KEYS,
+                (
+                    exchange.method,
+                    f"{url}?{exchange.redacted_query(query)}" if query else url,
+                    host,
+                    port,
+                    attempt or None,  # (resend_count: on retries only)
+                ),
             )
             traceparent = traceparent_header(trace.trace_id, upstream_span)
             events = phase_events(trace, upstream_span)
@@ -761,6 +763,14 @@ async def _balance_and_send(
     raise last
 
 
+_UPSTREAM_KEYS: Final = (
+    "http.request.method",
+    "url.full",
+    "server.address",
+    "server.port",
+    "http.request.resend_count",
+)
+"""The ``gateway.upstream`` span's attributes known when it starts."""
 _NON_ASCII: Final = re.compile(rb"[\x80-\xff]")
 _NONE_TRIED: Final[frozenset[str]] = frozenset()
 

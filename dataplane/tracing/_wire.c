@@ -451,6 +451,52 @@ static int attributes(Buf *b, unsigned char tag, PyObject *mapping) {
     return rc;
 }
 
+/* attribute_fields(keys, values) -> bytes: the pairs whose value is not None as encoded
+ * Span.attributes fields, for a span's encoded_attributes (wire.py's python_attribute_fields is
+ * the reference). A span whose attributes are known when it starts is written so, without a
+ * dict made, grown and walked on every traced request. */
+static PyObject *attribute_fields_here(PyObject *module, PyObject *const *args,
+                                       Py_ssize_t nargs) {
+    (void)module;
+    if (nargs != 2 || !PyTuple_Check(args[0]) || !PyTuple_Check(args[1]) ||
+        PyTuple_GET_SIZE(args[0]) != PyTuple_GET_SIZE(args[1])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "attribute_fields(keys: tuple[str, ...], values: tuple of as many)");
+        return NULL;
+    }
+    PyObject *keys = args[0], *values = args[1];
+    Buf b = {NULL, 0, 0}, kv = {NULL, 0, 0};
+    int rc = 0;
+    for (Py_ssize_t i = 0; rc == 0 && i < PyTuple_GET_SIZE(keys); i++) {
+        PyObject *key = PyTuple_GET_ITEM(keys, i), *value = PyTuple_GET_ITEM(values, i);
+        if (!PyUnicode_Check(key)) {
+            PyErr_SetString(PyExc_TypeError, "attribute keys must be str");
+            rc = -1;
+            break;
+        }
+        if (value == Py_None) {
+            continue;
+        }
+        int written = scalar_kv(&b, 0x4A, key, value);
+        if (written != 0) {
+            rc = written < 0 ? -1 : 0;
+            continue;
+        }
+        kv.len = 0; /* (the tuples hold key and value while a value's __str__ runs) */
+        rc = put_text(&kv, 0x0A, key);
+        if (rc == 0) {
+            rc = wrapped_any(&kv, 0x12, value);
+        }
+        if (rc == 0) {
+            rc = put_field(&b, 0x4A, kv.data, kv.len);
+        }
+    }
+    PyObject *result = rc == 0 ? PyBytes_FromStringAndSize(b.data ? b.data : "", b.len) : NULL;
+    PyMem_Free(b.data);
+    PyMem_Free(kv.data);
+    return result;
+}
+
 static inline int id_field(Buf *b, unsigned char tag, uint64_t id) {
     if (room(b, 10) < 0) {
         return -1;
@@ -2147,11 +2193,12 @@ static PyObject *write_root_here(PyObject *module, PyObject *const *args, Py_ssi
     Py_RETURN_NONE;
 }
 
-/* write_root and trace_spans hand what C refuses (TypeError, ValueError, OverflowError, raised
- * before anything is touched) to the Python version registered with set_fallback (root.py's
- * python_write_root, wire.py's python_trace_spans), which decides and raises what it raises:
- * the node calls these directly, without a Python wrapper per call deciding. */
-static PyObject *root_fallback = NULL, *spans_fallback = NULL;
+/* write_root, trace_spans and attribute_fields hand what C refuses (TypeError, ValueError,
+ * OverflowError, raised before anything is touched) to the Python version registered with
+ * set_fallback (root.py's python_write_root, wire.py's python_trace_spans and
+ * python_attribute_fields), which decides and raises what it raises: the node calls these
+ * directly, without a Python wrapper per call deciding. */
+static PyObject *root_fallback = NULL, *spans_fallback = NULL, *fields_fallback = NULL;
 
 static PyObject *python_decides(PyObject *result, PyObject *fallback, PyObject *const *args,
                                 Py_ssize_t nargs) {
@@ -2172,8 +2219,13 @@ static PyObject *trace_spans(PyObject *module, PyObject *const *args, Py_ssize_t
     return python_decides(trace_spans_here(module, args, nargs), spans_fallback, args, nargs);
 }
 
-/* set_fallback(name, version): the Python version of write_root or trace_spans (None: raise
- * instead). */
+static PyObject *attribute_fields(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    return python_decides(attribute_fields_here(module, args, nargs), fields_fallback, args,
+                          nargs);
+}
+
+/* set_fallback(name, version): the Python version of write_root, trace_spans or
+ * attribute_fields (None: raise instead). */
 static PyObject *set_fallback(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     (void)module;
     PyObject **slot = NULL;
@@ -2182,11 +2234,14 @@ static PyObject *set_fallback(PyObject *module, PyObject *const *args, Py_ssize_
             slot = &root_fallback;
         } else if (PyUnicode_CompareWithASCIIString(args[0], "trace_spans") == 0) {
             slot = &spans_fallback;
+        } else if (PyUnicode_CompareWithASCIIString(args[0], "attribute_fields") == 0) {
+            slot = &fields_fallback;
         }
     }
     if (slot == NULL || (args[1] != Py_None && !PyCallable_Check(args[1]))) {
         PyErr_SetString(PyExc_TypeError,
-                        "set_fallback('write_root' or 'trace_spans', a callable or None)");
+                        "set_fallback('write_root', 'trace_spans' or 'attribute_fields', a "
+                        "callable or None)");
         return NULL;
     }
     Py_XSETREF(*slot, args[1] == Py_None ? NULL : Py_NewRef(args[1]));
@@ -2235,6 +2290,9 @@ static PyObject *traceparent(PyObject *module, PyObject *const *args, Py_ssize_t
 }
 
 static PyMethodDef methods[] = {
+    {"attribute_fields", (PyCFunction)(void (*)(void))attribute_fields, METH_FASTCALL,
+     "attribute_fields(keys, values) -> bytes: the pairs whose value is not None as encoded "
+     "Span.attributes fields (for encoded_attributes)."},
     {"trace_spans", (PyCFunction)(void (*)(void))trace_spans, METH_FASTCALL,
      "trace_spans(trace_id, spans) -> bytes: the spans as ScopeSpans.spans fields (what C "
      "refuses goes to the Python encoder given to set_fallback)."},

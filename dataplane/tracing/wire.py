@@ -16,6 +16,7 @@ from dataplane.tracing.spans import Span
 
 __all__ = [
     "ACCELERATED",
+    "attribute_fields",
     "node_span_batch",
     "python_trace_spans",
     "resource_spans",
@@ -24,11 +25,13 @@ __all__ = [
 ]
 
 _c_trace_spans: Callable[[bytes, Sequence[Span]], bytes] | None
+_c_attribute_fields: Callable[[tuple[str, ...], tuple[Any, ...]], bytes] | None
 try:
+    from dataplane.tracing._wire import attribute_fields as _c_attribute_fields
     from dataplane.tracing._wire import set_fallback
     from dataplane.tracing._wire import trace_spans as _c_trace_spans
 except ImportError:  # not built (no compiler where the package was installed)
-    _c_trace_spans = None
+    _c_trace_spans = _c_attribute_fields = None
 
 ACCELERATED: Final = _c_trace_spans is not None
 """Whether spans are encoded by the C extension."""
@@ -116,6 +119,33 @@ def span_attribute_fields(attributes: Mapping[str, Any]) -> bytes:
     ``encoded_attributes`` holds, and how a route's root attributes are kept, written once
     per config rather than once per traced request."""
     return b"".join(_attributes(_SPAN_ATTRIBUTE, attributes))
+
+
+def python_attribute_fields(keys: tuple[str, ...], values: tuple[Any, ...]) -> bytes:
+    """The pairs whose value is not None as encoded ``Span.attributes`` fields (a span's
+    ``encoded_attributes``), in Python: :data:`attribute_fields` without the extension, and
+    the reference the C version is tested against."""
+    if (
+        not isinstance(keys, tuple)
+        or not isinstance(values, tuple)
+        or len(keys) != len(values)
+        or not all(isinstance(key, str) for key in keys)
+    ):
+        raise TypeError("attribute_fields(keys: tuple[str, ...], values: tuple of as many)")
+    return b"".join(
+        b"".join(_attributes(_SPAN_ATTRIBUTE, {key: value}))
+        for key, value in zip(keys, values, strict=True)
+        if value is not None
+    )
+
+
+attribute_fields: Callable[[tuple[str, ...], tuple[Any, ...]], bytes] = python_attribute_fields
+"""``attribute_fields(keys, values)``: :func:`python_attribute_fields`, in C when the
+extension is built: for a span whose attributes are all known when it starts (no dict made,
+grown and walked per traced request)."""
+if _c_attribute_fields is not None:
+    set_fallback("attribute_fields", python_attribute_fields)
+    attribute_fields = _c_attribute_fields
 
 
 def _attributes(tag: bytes, attributes: Mapping[str, Any]) -> list[bytes]:

@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dataplane.tracing import wire
+from dataplane.tracing._wire import attribute_fields as c_attribute_fields
 from dataplane.tracing._wire import set_fallback
 from dataplane.tracing._wire import trace_spans as c_trace_spans
 from dataplane.tracing.otlp import encode_spans, encode_spans_messages, resource
@@ -165,3 +166,50 @@ def test_a_fallback_is_a_callable_for_a_known_function() -> None:
         set_fallback("node_span_batch", wire.python_trace_spans)
     with pytest.raises(TypeError):
         set_fallback("trace_spans", "not callable")  # type: ignore[arg-type]
+
+
+@given(pairs=st.lists(st.tuples(st.text(min_size=1, max_size=40), st.none() | VALUES), max_size=8))
+def test_attribute_fields_are_the_pairs_with_a_value_in_c_and_python(
+    pairs: list[tuple[str, Any]],
+) -> None:
+    keys = tuple(key for key, _ in pairs)
+    values = tuple(value for _, value in pairs)
+    assert wire.attribute_fields is c_attribute_fields
+    encoded = wire.attribute_fields(keys, values)
+    assert encoded == wire.python_attribute_fields(keys, values)
+    # as a span's encoded_attributes they are the attributes the dict would have written
+    kept = {key: value for key, value in pairs if value is not None}
+    if len(kept) == sum(value is not None for _, value in pairs):  # (distinct keys)
+        dict_span, encoded_span = Span("s", b"", 1, 1, kept), Span("s", b"", 1, 1)
+        encoded_span.encoded_attributes = encoded
+        dict_span.span_id = encoded_span.span_id
+        for span in (dict_span, encoded_span):
+            span.end(2)
+        as_dict, as_fields = (_decoded_attributes(span) for span in (dict_span, encoded_span))
+        assert as_dict == as_fields
+
+
+def _decoded_attributes(span: Span) -> dict[str, Any]:
+    from google.protobuf.json_format import MessageToDict
+    from opentelemetry.proto.trace.v1 import trace_pb2
+
+    # a trace's encoded spans are ScopeSpans.spans fields
+    scope_spans = trace_pb2.ScopeSpans.FromString(wire.trace_spans(b"\x01" * 16, [span]))
+    (decoded,) = scope_spans.spans
+    return {kv.key: MessageToDict(kv.value) for kv in decoded.attributes}
+
+
+def test_attribute_fields_leave_what_c_refuses_to_python_and_check_their_arguments() -> None:
+    keys, values = ("huge", "port"), (2**70, 80)
+    set_fallback("attribute_fields", None)
+    try:
+        with pytest.raises(OverflowError):
+            c_attribute_fields(keys, values)
+    finally:
+        set_fallback("attribute_fields", wire.python_attribute_fields)
+    assert c_attribute_fields(keys, values) == wire.python_attribute_fields(keys, values)
+    for bad in ((("a", "b"), (1,)), (["a"], (1,)), ((1,), (1,))):
+        with pytest.raises(TypeError):
+            c_attribute_fields(*bad)
+        with pytest.raises(TypeError):
+            wire.python_attribute_fields(*bad)
