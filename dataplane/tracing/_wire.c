@@ -1118,6 +1118,10 @@ static int session_slots(PyTypeObject *type) {
         PyType_HasFeature(type, Py_TPFLAGS_VALID_VERSION_TAG)) {
         return 1;
     }
+    if (type->tp_getattro != PyObject_GenericGetAttr ||
+        type->tp_setattro != PyObject_GenericSetAttr) {
+        return 0; /* its own __getattribute__/__getattr__/__setattr__ decides */
+    }
     PyObject *names[SESSION_FIELDS] = {s_capture_headers, s_capture_body, s_body_max_bytes,
                                        s_in_flight};
     Py_ssize_t offsets[SESSION_FIELDS];

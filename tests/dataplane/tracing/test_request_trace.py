@@ -112,6 +112,29 @@ def test_any_session_class_joins_as_node_sessions_do(cls: Any) -> None:
     assert node.in_flight == 3  # (1 from the call that raised: it joined before the slot failed)
 
 
+class _Intercepting(_Slotted):
+    """Slots, and its own attribute access (C must not read the slots around it)."""
+
+    __slots__ = ()
+
+    def __getattribute__(self, name: str) -> Any:
+        if name == "body_max_bytes":
+            return 99
+        return super().__getattribute__(name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        super().__setattr__(name, value * 10 if name == "in_flight" else value)
+
+
+@pytest.mark.parametrize("cls", TRACES)
+def test_a_session_class_with_its_own_attribute_access_is_asked(cls: Any) -> None:
+    intercepting = _Intercepting()
+    intercepting.capture_headers, intercepting.capture_body = False, True
+    intercepting.body_max_bytes, intercepting.in_flight = 1, 1
+    trace = cls(head=[intercepting], tail=[], start_ns=1)
+    assert (trace.body_max_bytes, intercepting.in_flight) == (99, 110)  # (1 stored as 10)
+
+
 @pytest.mark.parametrize("cls", TRACES)
 def test_a_session_class_changed_after_use_is_read_as_it_is_now(cls: Any) -> None:
     class Changing:
