@@ -16,6 +16,10 @@ prints the executed ones that are still generic, with their source line. ``--tra
 session tracing every request first.
 
 Run: ``.venv/bin/python -m bench.specialization [--traced]``
+
+``--count`` instead counts the bytecodes each function runs per request, untraced and then with
+a session tracing every request, and prints the functions by what tracing adds (how the
+fourteenth session found where a traced request's ~660 extra bytecodes are).
 """
 
 from __future__ import annotations
@@ -29,12 +33,20 @@ import sys
 import threading
 import time
 import types
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Site", "code_objects", "executed_offsets", "generic_sites", "unspecialized"]
+__all__ = [
+    "Site",
+    "bytecodes_run",
+    "code_objects",
+    "executed_offsets",
+    "generic_sites",
+    "unspecialized",
+]
 
 SITE_DIR = Path(__file__).resolve().parent / "specialization_site"
 """Holds the ``sitecustomize`` that installs :func:`install_signals` in the node."""
@@ -45,6 +57,8 @@ is generic; any other name (``LOAD_ATTR_SLOT``...) is specialized."""
 
 CodeKey = tuple[str, int, str, int]
 """(file, first line, name, instruction offset)."""
+FunctionKey = tuple[str, int, str]
+"""(file, first line, name)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,15 +123,18 @@ def generic_sites(codes: Iterable[types.CodeType]) -> dict[CodeKey, Site]:
 
 
 class _Recorder:
-    """The (code, offset) of every instruction run while it is on (``sys.settrace``)."""
+    """The (code, offset) of every instruction run while it is on (``sys.settrace``), and how
+    many instructions each function ran."""
 
     def __init__(self) -> None:
         self.executed: set[CodeKey] = set()
+        self.counts: Counter[FunctionKey] = Counter()
 
     def _local(self, frame: types.FrameType, event: str, arg: Any) -> Callable[..., Any]:
         if event == "opcode":
             code = frame.f_code
             self.executed.add((code.co_filename, code.co_firstlineno, code.co_name, frame.f_lasti))
+            self.counts[(code.co_filename, code.co_firstlineno, code.co_name)] += 1
         return self._local
 
     def _global(self, frame: types.FrameType, event: str, arg: Any) -> Callable[..., Any]:
@@ -126,6 +143,7 @@ class _Recorder:
 
     def start(self) -> None:
         self.executed.clear()
+        self.counts.clear()
         sys.settrace(self._global)
         threading.settrace(self._global)
 
@@ -144,6 +162,18 @@ def executed_offsets(run: Callable[[], object]) -> set[CodeKey]:
     finally:
         executed = recorder.stop()
     return executed
+
+
+def bytecodes_run(run: Callable[[], object]) -> Counter[FunctionKey]:
+    """How many bytecodes each function ran while ``run()`` ran (this thread and threads it
+    starts)."""
+    recorder = _Recorder()
+    recorder.start()
+    try:
+        run()
+    finally:
+        recorder.stop()
+    return Counter(recorder.counts)
 
 
 def unspecialized(generic: dict[CodeKey, Site], executed: set[CodeKey]) -> list[Site]:
@@ -166,7 +196,8 @@ def install_signals(report: Path, prefix: str = "dataplane") -> None:
 
     def stop(*_: object) -> None:
         sites = unspecialized(state["generic"], recorder.stop())
-        report.write_text(json.dumps([asdict(site) for site in sites]))
+        counts = [[*key, count] for key, count in recorder.counts.items()]
+        report.write_text(json.dumps({"sites": [asdict(site) for site in sites], "counts": counts}))
 
     signal.signal(signal.SIGUSR1, snapshot)
     signal.signal(signal.SIGUSR2, start)
@@ -190,8 +221,14 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--traced", action="store_true", help="a session traces every request")
+    parser.add_argument(
+        "--count",
+        action="store_true",
+        help="bytecodes per request by function, untraced and traced (instead of generic ones)",
+    )
     parser.add_argument("--requests", type=int, default=200, help="requests recorded")
     args = parser.parse_args()
+    reports: list[dict[str, Any]] = []
     with temporary_dir() as tmp:
         workdir = Path(tmp)
         report = workdir / "report.json"
@@ -202,13 +239,12 @@ def main() -> None:
         with (
             nginx("upstream", UPSTREAM_SERVER.format(port=upstream), workdir),
             gateway(workdir / "node", node_env=env) as node,
+            httpx.Client(base_url=node.proxy) as client,
         ):
-            config = service_config(upstream)
-            node.apply(config)
-            if args.traced:
-                node.session({"scope": {"service": "bench"}, "max_samples": 10_000})
-            wrk(node.proxy + "/", seconds=1, connections=8, script=paths_script(["/"], workdir))
-            with httpx.Client(base_url=node.proxy) as client:
+            node.apply(service_config(upstream))
+
+            def record() -> dict[str, Any]:
+                wrk(node.proxy + "/", seconds=1, connections=8, script=paths_script(["/"], workdir))
                 for _ in range(300):  # the client's own headers too
                     client.get("/")
                 os.kill(node.node_pid, signal.SIGUSR1)
@@ -217,10 +253,24 @@ def main() -> None:
                 time.sleep(0.2)
                 for _ in range(args.requests):
                     client.get("/")
+                time.sleep(0.5)  # (what the requests left for the loop: export, timers)
                 os.kill(node.node_pid, signal.SIGHUP)
                 wait_until(report.exists, what="the node's report", timeout=30)
-            sites = [Site(**fields) for fields in json.loads(report.read_text())]
+                recorded: dict[str, Any] = json.loads(report.read_text())
+                report.unlink()
+                return recorded
+
+            if args.count:
+                reports.append(record())
+            if args.traced or args.count:
+                node.session({"scope": {"service": "bench"}, "max_samples": 10_000})
+            reports.append(record())
     root = str(Path(__file__).resolve().parent.parent) + os.sep
+    if args.count:
+        untraced, traced = (_per_request(r["counts"], args.requests) for r in reports)
+        _print_counts(untraced, traced, root)
+        return
+    sites = [Site(**fields) for fields in reports[-1]["sites"]]
     print(f"{len(sites)} generic instructions ran on the request path:")
     for site in sites:
         source = ""
@@ -229,6 +279,26 @@ def main() -> None:
             source = lines[site.line - 1].strip() if 0 < site.line <= len(lines) else ""
         where = site.filename.removeprefix(root)
         print(f"{where}:{site.line} {site.function} {site.opname} {site.argument}: {source}")
+
+
+def _per_request(counts: list[list[Any]], requests: int) -> dict[FunctionKey, float]:
+    return {(file, line, name): count / requests for file, line, name, count in counts}
+
+
+def _print_counts(
+    untraced: dict[FunctionKey, float], traced: dict[FunctionKey, float], root: str
+) -> None:
+    """Bytecodes per request by function, those tracing adds most first."""
+    print(
+        f"bytecodes per request: untraced {sum(untraced.values()):,.0f}, "
+        f"tracing every request {sum(traced.values()):,.0f}\n"
+    )
+    print(f"{'added':>8} {'traced':>8} {'untraced':>9}  function")
+    keys = sorted(set(untraced) | set(traced), key=lambda k: untraced.get(k, 0) - traced.get(k, 0))
+    for key in keys[:30]:
+        before, after = untraced.get(key, 0.0), traced.get(key, 0.0)
+        where = key[0].split("site-packages/")[-1].removeprefix(root)
+        print(f"{after - before:8.1f} {after:8.1f} {before:9.1f}  {where}:{key[1]} {key[2]}")
 
 
 if __name__ == "__main__":

@@ -21,7 +21,13 @@ import pytest
 from bench.gateway import WrkResult, other_threads_seconds
 from bench.instructions import _summary, cycle_estimate
 from bench.relay import METHOD, ack, batch_id, start_relay
-from bench.specialization import code_objects, executed_offsets, generic_sites, unspecialized
+from bench.specialization import (
+    bytecodes_run,
+    code_objects,
+    executed_offsets,
+    generic_sites,
+    unspecialized,
+)
 from bench.tracing import Run, _cpu, _paired, _threads
 from controlplane.cluster.messages import SERVICE
 from protos.activetrace.cluster.v1 import cluster_pb2 as pb
@@ -179,6 +185,23 @@ def test_a_property_read_that_ran_is_reported_and_a_slot_read_is_not() -> None:
     reads = [(site.function, site.argument) for site in sites if "ATTR" in site.opname]
     assert reads == [("_read_both", "prop")]
     assert unspecialized(generic, set()) == []  # nothing ran: nothing reported
+
+
+def _loop(times: int) -> int:
+    total = 0
+    for _ in range(times):
+        total += 1
+    return total
+
+
+def test_bytecodes_are_counted_per_function_and_grow_with_the_work() -> None:
+    key = (__file__, _loop.__code__.co_firstlineno, "_loop")
+    once = bytecodes_run(lambda: _loop(1))[key]
+    ten = bytecodes_run(lambda: _loop(10))[key]
+    eleven = bytecodes_run(lambda: _loop(11))[key]
+    assert once > 0
+    assert ten - once == 9 * (eleven - ten) > 0  # each turn of the loop costs the same
+    assert bytecodes_run(lambda: None)[key] == 0
 
 
 def _run(cpu_us: float, threads_us: float = 0.0, traced: float = 1.0) -> Run:
