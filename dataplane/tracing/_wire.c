@@ -409,6 +409,28 @@ static int scalar_kv(Buf *b, unsigned char tag, PyObject *key, PyObject *value) 
     return 1;
 }
 
+/* One attribute as a KeyValue field `tag`; `kv` is scratch for a value scalar_kv leaves. */
+static int attribute(Buf *b, unsigned char tag, PyObject *key, PyObject *value, Buf *kv) {
+    int written = scalar_kv(b, tag, key, value); /* nearly every attribute */
+    if (written != 0) {
+        return written < 0 ? -1 : 0;
+    }
+    /* Owned while in use: encoding a value may run its __str__. */
+    Py_INCREF(key);
+    Py_INCREF(value);
+    kv->len = 0;
+    int rc = put_text(kv, 0x0A, key);
+    if (rc == 0) {
+        rc = wrapped_any(kv, 0x12, value);
+    }
+    if (rc == 0) {
+        rc = put_field(b, tag, kv->data, kv->len);
+    }
+    Py_DECREF(key);
+    Py_DECREF(value);
+    return rc;
+}
+
 /* Each attribute as a KeyValue field `tag` (wire.py's _attributes). */
 static int attributes(Buf *b, unsigned char tag, PyObject *mapping) {
     if (mapping == Py_None) {
@@ -428,24 +450,7 @@ static int attributes(Buf *b, unsigned char tag, PyObject *mapping) {
             rc = -1;
             break;
         }
-        int written = scalar_kv(b, tag, key, value); /* nearly every attribute */
-        if (written != 0) {
-            rc = written < 0 ? -1 : 0;
-            continue;
-        }
-        /* Owned while in use: encoding a value may run its __str__. */
-        Py_INCREF(key);
-        Py_INCREF(value);
-        kv.len = 0;
-        rc = put_text(&kv, 0x0A, key);
-        if (rc == 0) {
-            rc = wrapped_any(&kv, 0x12, value);
-        }
-        if (rc == 0) {
-            rc = put_field(b, tag, kv.data, kv.len);
-        }
-        Py_DECREF(key);
-        Py_DECREF(value);
+        rc = attribute(b, tag, key, value, &kv);
     }
     PyMem_Free(kv.data);
     return rc;
@@ -474,21 +479,8 @@ static PyObject *attribute_fields_here(PyObject *module, PyObject *const *args,
             rc = -1;
             break;
         }
-        if (value == Py_None) {
-            continue;
-        }
-        int written = scalar_kv(&b, 0x4A, key, value);
-        if (written != 0) {
-            rc = written < 0 ? -1 : 0;
-            continue;
-        }
-        kv.len = 0; /* (the tuples hold key and value while a value's __str__ runs) */
-        rc = put_text(&kv, 0x0A, key);
-        if (rc == 0) {
-            rc = wrapped_any(&kv, 0x12, value);
-        }
-        if (rc == 0) {
-            rc = put_field(&b, 0x4A, kv.data, kv.len);
+        if (value != Py_None) {
+            rc = attribute(&b, 0x4A, key, value, &kv);
         }
     }
     PyObject *result = rc == 0 ? PyBytes_FromStringAndSize(b.data ? b.data : "", b.len) : NULL;
