@@ -1119,8 +1119,9 @@ static int session_slots(PyTypeObject *type) {
     Py_ssize_t offsets[SESSION_FIELDS];
     for (int i = 0; i < SESSION_FIELDS; i++) {
         PyObject *found = _PyType_Lookup(type, names[i]); /* borrowed; sets no error */
-        if (found == NULL || !Py_IS_TYPE(found, &PyMemberDescr_Type)) {
-            return 0;
+        if (found == NULL || !Py_IS_TYPE(found, &PyMemberDescr_Type) ||
+            !PyType_IsSubtype(type, ((PyDescrObject *)found)->d_type)) {
+            return 0; /* (a descriptor of another class's slot: its offset is not ours) */
         }
         PyMemberDef *member = ((PyMemberDescrObject *)found)->d_member;
         if (member->type != T_OBJECT_EX || (member->flags & READONLY)) {

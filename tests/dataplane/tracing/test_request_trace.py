@@ -135,6 +135,17 @@ def test_a_session_class_with_its_own_attribute_access_is_asked(cls: Any) -> Non
     assert (trace.body_max_bytes, intercepting.in_flight) == (99, 110)  # (1 stored as 10)
 
 
+# A class holding the member descriptors of another class's slots, which do not apply to it
+# (C reading at their offsets would read past the object: a crash before it checked).
+_Borrowing = type("_Borrowing", (), {name: vars(_Slotted)[name] for name in _Slotted.__slots__})
+
+
+@pytest.mark.parametrize("cls", TRACES)
+def test_another_class_s_slot_descriptors_are_refused_as_getattr_refuses_them(cls: Any) -> None:
+    with pytest.raises(TypeError, match="doesn't apply"):
+        cls(head=[_Borrowing()], tail=[], start_ns=1)
+
+
 @pytest.mark.parametrize("cls", TRACES)
 def test_a_session_class_changed_after_use_is_read_as_it_is_now(cls: Any) -> None:
     class Changing:
