@@ -95,6 +95,7 @@ class NodeSession:
         "ids",
         "in_flight",
         "max_samples",
+        "reported",
         "root_fields",
         "rule",
         "state",
@@ -115,6 +116,9 @@ class NodeSession:
         self.tail = rule is not None and rule.tail
         self.max_samples = definition.max_samples
         self.taken = min(definition.samples_taken, definition.max_samples)
+        # the sample count last reported to the control plane (Tracer.progress reports a
+        # session whose count moved: no mark per sampled request)
+        self.reported = self.taken
         self.deadline = deadline  # time.monotonic() value
         self.capture_headers = "headers" in definition.capture
         self.capture_body = "body" in definition.capture

@@ -84,7 +84,6 @@ class Tracer:
                     continue
             if session.take():
                 head.append(session)
-                self.dirty.add(session.id)
                 # full (the property inline: CPython 3.11 does not specialize reading one)
                 if session.taken >= session.max_samples:
                     self.sessions.finish(session, "completed")
@@ -111,7 +110,6 @@ class Tracer:
                     and session.take()
                 ):
                     kept.append(session)
-                    self.dirty.add(session.id)
                     if session.full:
                         self.sessions.finish(session, "completed")
         if len(kept) == 1:  # nearly every trace: the IDs and the root's fields made once
@@ -168,6 +166,9 @@ class Tracer:
         """
         reports: list[pb.SessionProgress] = []
         flushed = False
+        for sampling in self.sessions.sessions.values():  # sampled since the last report
+            if sampling.taken != sampling.reported:
+                self.dirty.add(sampling.id)
         for session_id in sorted(self.dirty):
             session = self.sessions.sessions.get(session_id) or self.sessions.ended.get(session_id)
             if session is None:
@@ -183,6 +184,7 @@ class Tracer:
                     session_id=session.id, samples=session.taken, state=_STATES[session.state]
                 )
             )
+            session.reported = session.taken
             self.dirty.discard(session_id)
         self._prune_ended()
         return reports

@@ -63,3 +63,40 @@ def test_a_trace_kept_by_two_sessions_names_both() -> None:
         assert attributes["gateway.session.id"] == "s-1"
         assert attributes["gateway.session.ids"] == ["s-1", "s-2"]
     assert (first.taken, second.taken, first.in_flight) == (3, 3, 0)
+
+
+def _reported(tracer: Tracer) -> list[tuple[str, int, int]]:
+    return [(p.session_id, p.samples, p.state) for p in tracer.progress()]
+
+
+def test_progress_reports_a_session_when_its_samples_or_state_move() -> None:
+    from protos.activetrace.cluster.v1 import cluster_pb2 as pb
+
+    tracer = _tracer()
+    session = tracer.sessions.start(SessionDefinition(session_id="s-1", max_samples=5))
+    active, completed = pb.SESSION_STATE_ACTIVE, pb.SESSION_STATE_COMPLETED
+    assert _reported(tracer) == [("s-1", 0, active)]  # started
+    assert _reported(tracer) == []
+    for _ in range(3):
+        trace = tracer.begin((session,), 1_000, None, _no_facts)
+        assert trace is not None
+        tracer.finish(trace)
+    assert _reported(tracer) == [("s-1", 3, active)]
+    assert _reported(tracer) == []  # nothing moved
+    in_flight = [tracer.begin((session,), 1_000, None, _no_facts) for _ in range(2)]
+    assert session.state == "completed"  # the fifth sample filled it
+    assert _reported(tracer) == []  # ended: reported once its traces are exported
+    for trace in in_flight:
+        assert trace is not None
+        tracer.finish(trace)
+    assert _reported(tracer) == [("s-1", 5, completed)]
+    assert _reported(tracer) == []
+
+
+def test_progress_reports_a_count_the_control_plane_raised_on_a_refresh() -> None:
+    tracer = _tracer()
+    definition = SessionDefinition(session_id="s-1", max_samples=10)
+    tracer.sessions.start(definition)
+    tracer.progress()
+    tracer.sessions.start(SessionDefinition(session_id="s-1", max_samples=10, samples_taken=4))
+    assert [(p.session_id, p.samples) for p in tracer.progress()] == [("s-1", 4)]
