@@ -489,19 +489,22 @@ static PyObject *attribute_fields_here(PyObject *module, PyObject *const *args,
     return result;
 }
 
+/* A span ID as its 8 bytes, big-endian (as W3C and OTLP write it): one 8-byte store. */
+static inline void id_raw(uint64_t id, unsigned char raw[8]) {
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    id = __builtin_bswap64(id);
+#endif
+    memcpy(raw, &id, 8);
+}
+
 static inline int id_field(Buf *b, unsigned char tag, uint64_t id) {
     if (room(b, 10) < 0) {
         return -1;
     }
     char *p = b->data + b->len;
-#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    uint64_t big = __builtin_bswap64(id);
-#else
-    uint64_t big = id;
-#endif
     p[0] = (char)tag;
     p[1] = 8;
-    memcpy(p + 2, &big, 8);
+    id_raw(id, (unsigned char *)p + 2);
     b->len += 10;
     return 0;
 }
@@ -619,14 +622,6 @@ static int id_of(PyObject *value, uint64_t *out, int *present, int empty_ok) {
     *out = id;
     *present = 1;
     return 0;
-}
-
-/* A span ID as its 8 bytes, big-endian (as W3C and OTLP write it). */
-static void id_raw(uint64_t id, unsigned char raw[8]) {
-    for (int i = 7; i >= 0; i--) {
-        raw[i] = (unsigned char)(id & 0xFF);
-        id >>= 8;
-    }
 }
 
 static PyObject *id_bytes(uint64_t id) {

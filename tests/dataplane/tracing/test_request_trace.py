@@ -52,6 +52,25 @@ def test_an_incoming_parent_is_continued(cls: Any) -> None:
     assert trace.root.parent_id == b"\x0b" * 8
 
 
+def test_a_span_id_keeps_its_byte_order_in_the_span_the_encoder_and_traceparent() -> None:
+    from opentelemetry.proto.trace.v1 import trace_pb2
+
+    from dataplane.tracing import wire
+    from dataplane.tracing.recorder import python_traceparent_header, traceparent_header
+
+    parent = bytes(range(1, 9))  # (not a palindrome: a byte-order slip shows)
+    trace = RequestTrace(head=[], tail=[], start_ns=5, parent=(b"\x0a" * 16, parent))
+    root = trace.root
+    root.end(6)
+    assert root.parent_id == parent
+    (encoded,) = trace_pb2.ScopeSpans.FromString(wire.trace_spans(trace.trace_id, [root])).spans
+    assert (encoded.parent_span_id, encoded.span_id) == (parent, root.span_id)
+    assert traceparent_header(trace.trace_id, root) == python_traceparent_header(
+        trace.trace_id, root.span_id
+    )
+    assert traceparent_header(trace.trace_id, parent).endswith(b"-0102030405060708-01")
+
+
 @pytest.mark.parametrize("cls", TRACES)
 def test_sessions_join_their_capture_settings_and_count_in_flight(cls: Any) -> None:
     plain, headers = session("a", body_max_bytes=100), session("b", ("headers",), 50)
