@@ -209,6 +209,7 @@ def main() -> None:
 
     from bench.gateway import (
         UPSTREAM_SERVER,
+        ensure_tools,
         free_port,
         gateway,
         nginx,
@@ -228,6 +229,7 @@ def main() -> None:
     )
     parser.add_argument("--requests", type=int, default=200, help="requests recorded")
     args = parser.parse_args()
+    ensure_tools()
     reports: list[dict[str, Any]] = []
     with temporary_dir() as tmp:
         workdir = Path(tmp)
