@@ -25,7 +25,8 @@ narrows the noise of its CPU figure; at a higher rate it ends with untraced requ
 table's RPS for that round is partly untraced. The node's traced-requests counter says how many
 were traced; the last lines give the extra CPU per traced request and the RPS ratio a wholly
 traced round would read (the node is CPU-bound on its own CPU, so its RPS goes as 1 / CPU per
-request). CPU is also split into user and system time. A last line pairs each round's traced run
+request). CPU is also split into user and system time, with the node's page faults per
+request beside it (new memory touched: each a trap into the kernel). A last line pairs each round's traced run
 with the mean of the untraced runs just before and just after it and gives the median extra CPU
 per traced request (and its range), which the VM's drift between minutes moves less than the
 best rounds do; the line before it says how far the untraced runs on either side drifted apart.
@@ -65,6 +66,7 @@ from bench.gateway import (
     isolate,
     nginx,
     other_threads_seconds,
+    page_faults,
     paths_script,
     print_table,
     service_config,
@@ -98,6 +100,9 @@ class Run:
     threads_us: float = 0.0
     """Of ``cpu_us``, the node's threads other than its main one (gRPC's, sending the span
     batches), over the run and the drain (their idle CPU not taken off: it is ~0)."""
+    faults: float = 0.0
+    """Page faults per request (minor and major), over the run and the drain: new memory the
+    node touched (each a trap into the kernel: part of ``system_us``)."""
     traced: float = 1.0
     """The share of the run's requests that were traced (each session keeps max_samples)."""
 
@@ -114,6 +119,7 @@ def _measure(
         settle()
     user, system = cpu_seconds(pid)
     threads = other_threads_seconds(pid)
+    faults = page_faults(pid)
     with paused(gw.control_plane_pid):
         result = wrk(gw.proxy + "/", seconds=seconds, connections=connections, script=script)
     served = sum(cpu_seconds(pid))
@@ -127,6 +133,7 @@ def _measure(
     draining = time.monotonic() - drain_started
     user_after, system_after = cpu_seconds(pid)
     threads_after = other_threads_seconds(pid)
+    faults_after = page_faults(pid)
     drained = 0.0
     if draining > DRAIN_POLL:  # spans were sent: less the node's idle CPU over that time
         idle = _idle_rate(gw, max(1.0, draining))
@@ -135,7 +142,8 @@ def _measure(
     system_us = (system_after - system) / requests
     cpu_us = (served - user - system + drained) / requests
     threads_us = (threads_after - threads) / requests
-    return Run(result, cpu_us, system_us, drained / requests, threads_us)
+    faults_per_request = (faults_after - faults) / (requests * 1e6)  # (requests: millions)
+    return Run(result, cpu_us, system_us, drained / requests, threads_us, faults_per_request)
 
 
 def _idle_rate(gw: Gateway, seconds: float) -> float:
@@ -306,23 +314,28 @@ def main() -> None:
     )
     base_cpu = untraced.cpu_us
     base_system = untraced.system_us
-    print(f"\n{'':34} {'CPU µs/request':>15} {'vs no session':>14} {'of which system':>16}")
+    print(
+        f"\n{'':34} {'CPU µs/request':>15} {'vs no session':>14} {'of which system':>16} "
+        f"{'page faults/request':>20}"
+    )
     for name, run in runs.items():
         print(
             f"{name:34} {run.cpu_us:15.1f} {run.cpu_us - base_cpu:+14.1f} "
-            f"{run.system_us - base_system:+16.1f}"
+            f"{run.system_us - base_system:+16.1f} {run.faults:20.2f}"
         )
     share = traced_run.traced
     if share > 0:  # (below 1 when the sessions filled before the run ended)
         per_traced = (traced_run.cpu_us - base_cpu) / share
         system = (traced_run.system_us - base_system) / share
         threads = (traced_run.threads_us - untraced.threads_us) / share
+        faults = (traced_run.faults - untraced.faults) / share
         print(
             f"\n{every}: {share:.0%} of that round's requests were traced ({ROUTES} sessions "
             f"keep {MAX_SAMPLES:,} each); per traced request that is {per_traced:+.1f} µs of CPU "
             f"({per_traced - system:+.1f} user, {system:+.1f} system), of which "
             f"{traced_run.drain_us / share:.1f} µs after the run, sending its spans once the "
-            f"control plane resumed, and {threads:+.1f} µs in gRPC's threads (its sending)"
+            f"control plane resumed, and {threads:+.1f} µs in gRPC's threads (its sending); "
+            f"{faults:+.2f} page faults"
         )
         # The node has its CPU to itself and is saturated, so its RPS goes as 1 / CPU per
         # request: what a round traced from start to end would read.

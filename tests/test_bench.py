@@ -9,6 +9,7 @@ wrong figures without failing.
 from __future__ import annotations
 
 import asyncio
+import mmap
 import os
 import threading
 import time
@@ -18,7 +19,7 @@ import grpc
 import grpc.aio
 import pytest
 
-from bench.gateway import WrkResult, other_threads_seconds
+from bench.gateway import WrkResult, other_threads_seconds, page_faults
 from bench.instructions import _summary, cycle_estimate
 from bench.relay import METHOD, ack, batch_id, start_relay
 from bench.specialization import (
@@ -157,6 +158,21 @@ def test_other_threads_seconds_counts_workers_and_not_the_main_thread() -> None:
         time.sleep(0.01)
     worker.join()
     assert counted >= 0.1
+
+
+def test_page_faults_count_the_new_pages_a_process_touches() -> None:
+    pid = os.getpid()
+    before = page_faults(pid)
+    memory = mmap.mmap(-1, 16 << 20)  # anonymous: each page faults when first touched
+    memory.madvise(mmap.MADV_NOHUGEPAGE)  # (one fault per 4 KiB page, whatever THP's setting)
+    try:
+        for offset in range(0, len(memory), 4096):
+            memory[offset] = 1
+    finally:
+        memory.close()
+    assert page_faults(pid) - before >= (16 << 20) // 4096
+    before = page_faults(pid)
+    assert page_faults(pid) - before < 100  # reading the counter does not make them
 
 
 class _Reads:
