@@ -6,8 +6,8 @@ function...). Some it cannot: an attribute of a class with ``__getattr__`` (a py
 a property, a C type's ``T_BOOL`` or integer member, a NamedTuple field, a method of an object
 with a dict slot (an asyncio future, an OrderedDict), an attribute of a class, a call to a
 ``METH_NOARGS`` builtin. Such an instruction stays in its generic (``*_ADAPTIVE``) form and costs
-~100-300 instructions where a specialized one costs ~10-20 (docs/benchmarks.md, thirteenth
-session, where this found ~10k instructions per request).
+~100-300 instructions where a specialized one costs ~10-20 (docs/benchmarks-history.md,
+thirteenth session, where this found ~10k instructions per request).
 
 This runs a node (as ``bench.instructions`` does, in front of nginx, uvloop), warms it with
 traffic, takes every ``dataplane`` function's quickened bytecode (``dis``, ``adaptive=True``),

@@ -12,7 +12,8 @@ the last CPU to themselves; wrk, the upstream and the control planes (niced) sha
 resumed after: in production it runs on its own host, and here, storing the traced run's spans
 on the other CPU, it took that CPU from wrk and the upstream (the traced run's p99 read 2.2x
 the untraced one's with it running, 1.1x-1.5x paused), and a busy other vCPU can slow the
-node's own (``bench.neighbour``: 1.30x its CPU per request on one VM; docs/benchmarks.md).
+node's own (``bench.neighbour``: 1.30x its CPU per request on one VM;
+docs/benchmarks-history.md).
 CPU per request is the node process's user+system time over the run (its threads' run times
 in nanoseconds, from /proc), plus what it spent after the run until the control plane had
 acknowledged every span (less its idle CPU over that time, measured right after), divided by
@@ -26,10 +27,11 @@ table's RPS for that round is partly untraced. The node's traced-requests counte
 were traced; the last lines give the extra CPU per traced request and the RPS ratio a wholly
 traced round would read (the node is CPU-bound on its own CPU, so its RPS goes as 1 / CPU per
 request). CPU is also split into user and system time, with the node's page faults per
-request beside it (new memory touched: each a trap into the kernel). A last line pairs each round's traced run
-with the mean of the untraced runs just before and just after it and gives the median extra CPU
-per traced request (and its range), which the VM's drift between minutes moves less than the
-best rounds do; the line before it says how far the untraced runs on either side drifted apart.
+request beside it (new memory touched: each a trap into the kernel). A last line pairs each
+round's traced run with the mean of the untraced runs just before and just after it and gives
+the median extra CPU per traced request (and its range), which the VM's drift between minutes
+moves less than the best rounds do; the line before it says how far the untraced runs on either
+side drifted apart.
 On this 2-CPU VM the user/system split moves from run to run.
 
 ``--relay`` connects each node through ``bench.relay``, which acknowledges span batches as they
