@@ -1091,17 +1091,21 @@ static PyTypeObject TraceType;
 static PyObject *s_http, *s_capture_headers, *s_capture_body, *s_body_max_bytes, *s_in_flight,
     *one;
 
-/* Where a session class (NodeSession: __slots__) keeps the four attributes join_session reads,
- * found once from its member descriptors: reading them through PyObject_GetAttr took ~160
- * instructions each (type lookup, descriptor call), a slot read is one load. Any other class,
- * or one whose attributes are not plain slots, goes through PyObject_GetAttr. */
-enum { SESSION_HEADERS, SESSION_BODY, SESSION_MAX_BYTES, SESSION_IN_FLIGHT, SESSION_FIELDS };
-static PyTypeObject *session_type = NULL; /* (a strong reference: its address stays its own) */
-static unsigned int session_version = 0;  /* its tp_version_tag then: changed if it is */
-static Py_ssize_t session_offsets[SESSION_FIELDS];
+/* Where a class keeps some of its attributes, found once from its member descriptors: reading
+ * them through PyObject_GetAttr takes ~160 instructions each (type lookup, descriptor call), a
+ * slot read is one load. Used for the classes the trace's start and end touch (NodeSession,
+ * SpanExport and its batches: __slots__ classes). Any other class, one whose attributes are not
+ * all plain object slots, or one changed since (its version tag) goes through getattr. */
+typedef struct {
+    PyTypeObject *type;   /* (a strong reference: its address stays its own) */
+    unsigned int version; /* its tp_version_tag then: changed if it is */
+    int count;
+    PyObject **const *names; /* the interned names, set at import */
+    Py_ssize_t offsets[8];
+} SlotTable;
 
-static int session_slots(PyTypeObject *type) {
-    if (type == session_type && type->tp_version_tag == session_version &&
+static int slots_ready(SlotTable *table, PyTypeObject *type) {
+    if (type == table->type && type->tp_version_tag == table->version &&
         PyType_HasFeature(type, Py_TPFLAGS_VALID_VERSION_TAG)) {
         return 1;
     }
@@ -1109,11 +1113,9 @@ static int session_slots(PyTypeObject *type) {
         type->tp_setattro != PyObject_GenericSetAttr) {
         return 0; /* its own __getattribute__/__getattr__/__setattr__ decides */
     }
-    PyObject *names[SESSION_FIELDS] = {s_capture_headers, s_capture_body, s_body_max_bytes,
-                                       s_in_flight};
-    Py_ssize_t offsets[SESSION_FIELDS];
-    for (int i = 0; i < SESSION_FIELDS; i++) {
-        PyObject *found = _PyType_Lookup(type, names[i]); /* borrowed; sets no error */
+    Py_ssize_t offsets[8];
+    for (int i = 0; i < table->count; i++) {
+        PyObject *found = _PyType_Lookup(type, *table->names[i]); /* borrowed; sets no error */
         if (found == NULL || !Py_IS_TYPE(found, &PyMemberDescr_Type) ||
             !PyType_IsSubtype(type, ((PyDescrObject *)found)->d_type)) {
             return 0; /* (a descriptor of another class's slot: its offset is not ours) */
@@ -1127,20 +1129,33 @@ static int session_slots(PyTypeObject *type) {
     if (!PyType_HasFeature(type, Py_TPFLAGS_VALID_VERSION_TAG)) {
         return 0; /* (_PyType_Lookup gives one unless the type cannot have one) */
     }
-    memcpy(session_offsets, offsets, sizeof offsets);
-    session_version = type->tp_version_tag;
-    Py_XSETREF(session_type, (PyTypeObject *)Py_NewRef(type));
+    memcpy(table->offsets, offsets, sizeof(Py_ssize_t) * (size_t)table->count);
+    table->version = type->tp_version_tag;
+    Py_XSETREF(table->type, (PyTypeObject *)Py_NewRef(type));
     return 1;
 }
 
+/* A slot's value, borrowed: NULL when it is unset (for a table slots_ready accepted). */
+static inline PyObject *slot_value(PyObject *obj, const SlotTable *table, int field) {
+    return *(PyObject **)((char *)obj + table->offsets[field]);
+}
+
+/* Store a new reference in a slot (the old value released). */
+static inline void slot_store(PyObject *obj, const SlotTable *table, int field, PyObject *value) {
+    Py_XSETREF(*(PyObject **)((char *)obj + table->offsets[field]), value);
+}
+
+/* What join_session reads of a session. */
+enum { SESSION_HEADERS, SESSION_BODY, SESSION_MAX_BYTES, SESSION_IN_FLIGHT, SESSION_FIELDS };
+static PyObject **const session_names[SESSION_FIELDS] = {&s_capture_headers, &s_capture_body,
+                                                         &s_body_max_bytes, &s_in_flight};
+static SlotTable session_table = {NULL, 0, SESSION_FIELDS, session_names, {0}};
+
 /* A session's attribute: a new reference, or NULL with AttributeError (as getattr). */
 static PyObject *session_get(PyObject *session, int slots, int field, PyObject *name) {
-    if (!slots) {
-        return PyObject_GetAttr(session, name);
-    }
-    PyObject *value = *(PyObject **)((char *)session + session_offsets[field]);
+    PyObject *value = slots ? slot_value(session, &session_table, field) : NULL;
     if (value == NULL) {
-        return PyObject_GetAttr(session, name); /* unset: its AttributeError */
+        return PyObject_GetAttr(session, name); /* (unset: its AttributeError) */
     }
     return Py_NewRef(value);
 }
@@ -1149,14 +1164,13 @@ static int session_set_in_flight(PyObject *session, int slots, PyObject *value) 
     if (!slots) {
         return PyObject_SetAttr(session, s_in_flight, value);
     }
-    PyObject **slot = (PyObject **)((char *)session + session_offsets[SESSION_IN_FLIGHT]);
-    Py_XSETREF(*slot, Py_NewRef(value));
+    slot_store(session, &session_table, SESSION_IN_FLIGHT, Py_NewRef(value));
     return 0;
 }
 
 /* One session's part: its capture settings join the trace's, its in-flight count goes up. */
 static int join_session(TraceObject *self, PyObject *session) {
-    int slots = session_slots(Py_TYPE(session));
+    int slots = slots_ready(&session_table, Py_TYPE(session));
     PyObject *headers = session_get(session, slots, SESSION_HEADERS, s_capture_headers);
     PyObject *body =
         headers ? session_get(session, slots, SESSION_BODY, s_capture_body) : NULL;
