@@ -1808,8 +1808,9 @@ done:
     return rc;
 }
 
-/* One span's fields (wire.py's _span, without the outer ScopeSpans.spans field). */
-static int span_body(Buf *b, const char *trace_field, PyObject *span) {
+/* One span's fields (wire.py's _span, without the outer ScopeSpans.spans field); ``extra``
+ * (bytes or NULL): encoded attribute fields written after the span's own. */
+static int span_body(Buf *b, const char *trace_field, PyObject *span, PyObject *extra) {
     Fields f = {NULL};
     int rc = -1;
     if (span_fields(span, &f) < 0) {
@@ -1839,7 +1840,8 @@ static int span_body(Buf *b, const char *trace_field, PyObject *span) {
         PyErr_SetString(PyExc_TypeError, "encoded_attributes must be bytes");
         goto done;
     }
-    if (put(b, PyBytes_AS_STRING(f.encoded), PyBytes_GET_SIZE(f.encoded)) < 0) {
+    if (put(b, PyBytes_AS_STRING(f.encoded), PyBytes_GET_SIZE(f.encoded)) < 0 ||
+        (extra != NULL && put(b, PyBytes_AS_STRING(extra), PyBytes_GET_SIZE(extra)) < 0)) {
         goto done;
     }
     int has_events = PyObject_IsTrue(f.events);
@@ -1884,20 +1886,16 @@ done:
     return rc;
 }
 
-static PyObject *trace_spans_here(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
-    (void)module;
-    if (nargs != 2) {
-        PyErr_SetString(PyExc_TypeError, "trace_spans(trace_id, spans)");
-        return NULL;
-    }
-    PyObject *trace_id = args[0];
+/* A trace's spans as ScopeSpans.spans fields; ``root_extra`` (bytes or NULL): encoded attribute
+ * fields added to the first span's. */
+static PyObject *encode_spans(PyObject *trace_id, PyObject *sequence, PyObject *root_extra) {
     if (!PyBytes_Check(trace_id) || PyBytes_GET_SIZE(trace_id) != 16) {
         PyErr_SetString(PyExc_ValueError, "a trace ID is 16 bytes");
         return NULL;
     }
     char trace_field[18] = {0x0A, 0x10};
     memcpy(trace_field + 2, PyBytes_AS_STRING(trace_id), 16);
-    PyObject *spans = PySequence_Fast(args[1], "spans must be a sequence");
+    PyObject *spans = PySequence_Fast(sequence, "spans must be a sequence");
     if (spans == NULL) {
         return NULL;
     }
@@ -1909,7 +1907,7 @@ static PyObject *trace_spans_here(PyObject *module, PyObject *const *args, Py_ss
         body.len = 0;
         PyObject *span = PySequence_Fast_GET_ITEM(spans, i);
         Py_INCREF(span);
-        int failed = span_body(&body, trace_field, span) < 0 ||
+        int failed = span_body(&body, trace_field, span, i == 0 ? root_extra : NULL) < 0 ||
                      put_field(&out, 0x12, body.data, body.len) < 0;
         Py_DECREF(span);
         if (failed) {
@@ -1923,6 +1921,15 @@ done:
     release_scratch(&scratch_out, &out, 1 << 20);
     release_scratch(&scratch_body, &body, 1 << 20);
     return result;
+}
+
+static PyObject *trace_spans_here(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    (void)module;
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "trace_spans(trace_id, spans)");
+        return NULL;
+    }
+    return encode_spans(args[0], args[1], NULL);
 }
 
 /* ---- write_root -------------------------------------------------------------------------- */
@@ -2230,6 +2237,199 @@ static PyObject *attribute_fields(PyObject *module, PyObject *const *args, Py_ss
                           nargs);
 }
 
+/* ---- finish_head: the end of a trace that one head session kept, whole ------------------- */
+
+/* Tracer.finish (tracer.py) for nearly every trace: no tail session, one head session, its
+ * batch has room and the export buffer is under its bound. It does what the Python path does
+ * (the session's root fields added to the root, the spans encoded into the batch the session's
+ * IDs are filling, the span counts, the session's in-flight count down) without the two Python
+ * frames and their ~150 bytecodes, reading and writing the objects' slots at their offsets.
+ * Anything else returns None before touching anything, and Tracer.finish does it in Python:
+ * another class, a value of another type, a batch to start or to send, the buffer's bound, a
+ * session whose end is reported once its last trace is out, a span C does not encode. */
+static PyObject *s_ids, *s_root_fields, *s_state, *s_active, *s_pending, *s_batch_spans,
+    *s_pending_spans, *s_unacked_spans, *s_max_spans, *s_spans, *s_traces;
+
+enum { END_IDS, END_ROOT_FIELDS, END_IN_FLIGHT, END_STATE, END_FIELDS };
+static PyObject **const end_names[END_FIELDS] = {&s_ids, &s_root_fields, &s_in_flight,
+                                                 &s_state};
+static SlotTable end_table = {NULL, 0, END_FIELDS, end_names, {0}};
+
+enum { EXPORT_PENDING, EXPORT_BATCH_SPANS, EXPORT_PENDING_SPANS, EXPORT_UNACKED_SPANS,
+       EXPORT_MAX_SPANS, EXPORT_FIELDS };
+static PyObject **const export_names[EXPORT_FIELDS] = {
+    &s_pending, &s_batch_spans, &s_pending_spans, &s_unacked_spans, &s_max_spans};
+static SlotTable export_table = {NULL, 0, EXPORT_FIELDS, export_names, {0}};
+
+enum { BATCH_SPANS, BATCH_TRACES, BATCH_FIELDS };
+static PyObject **const batch_names[BATCH_FIELDS] = {&s_spans, &s_traces};
+static SlotTable batch_table = {NULL, 0, BATCH_FIELDS, batch_names, {0}};
+
+/* An exact int that fits: 1 and its value, else 0 (no error set). */
+static int plain_int(PyObject *value, Py_ssize_t *out) {
+    if (value == NULL || !PyLong_CheckExact(value)) {
+        return 0;
+    }
+    Py_ssize_t number = PyLong_AsSsize_t(value);
+    if (number == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return 0;
+    }
+    *out = number;
+    return 1;
+}
+
+/* The batch for ``ids`` (borrowed) if the fast path may add ``count`` spans to it now, with
+ * what it reads; NULL (no error set) if not. No Python code runs here: the IDs are strs. */
+typedef struct {
+    PyObject *batch, *traces;
+    Py_ssize_t filled, pending, in_flight;
+} EndState;
+
+static int end_state(PyObject *session, PyObject *export, PyObject *ids, Py_ssize_t count,
+                     EndState *out) {
+    if (!slots_ready(&end_table, Py_TYPE(session)) ||
+        !slots_ready(&export_table, Py_TYPE(export))) {
+        return 0;
+    }
+    PyObject *state = slot_value(session, &end_table, END_STATE);
+    Py_ssize_t batch_spans, unacked, max_spans;
+    PyObject *pending = slot_value(export, &export_table, EXPORT_PENDING);
+    if (state == NULL || !PyUnicode_CheckExact(state) ||
+        !plain_int(slot_value(session, &end_table, END_IN_FLIGHT), &out->in_flight) ||
+        pending == NULL || !PyDict_CheckExact(pending) ||
+        !plain_int(slot_value(export, &export_table, EXPORT_BATCH_SPANS), &batch_spans) ||
+        !plain_int(slot_value(export, &export_table, EXPORT_PENDING_SPANS), &out->pending) ||
+        !plain_int(slot_value(export, &export_table, EXPORT_UNACKED_SPANS), &unacked) ||
+        !plain_int(slot_value(export, &export_table, EXPORT_MAX_SPANS), &max_spans)) {
+        return 0;
+    }
+    /* its last trace out of an ended session: the end is reported (Tracer marks it) */
+    if (out->in_flight <= 1 && state != s_active && PyUnicode_Compare(state, s_active) != 0) {
+        return 0;
+    }
+    if (out->pending > max_spans - unacked - count) {
+        return 0; /* past the bound: Python drops the oldest */
+    }
+    PyObject *batch = PyDict_GetItemWithError(pending, ids); /* borrowed */
+    if (batch == NULL) {
+        PyErr_Clear(); /* (none: the first trace of these sessions starts one) */
+        return 0;
+    }
+    if (!slots_ready(&batch_table, Py_TYPE(batch)) ||
+        !plain_int(slot_value(batch, &batch_table, BATCH_SPANS), &out->filled)) {
+        return 0;
+    }
+    PyObject *traces = slot_value(batch, &batch_table, BATCH_TRACES);
+    if (traces == NULL || !PyList_CheckExact(traces) || out->filled > batch_spans - count - 1) {
+        return 0; /* full once this trace is in: Python starts the next or wakes the sender */
+    }
+    out->batch = batch;
+    out->traces = traces;
+    return 1;
+}
+
+static PyObject *finish_head(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    (void)module;
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "finish_head(trace, export)");
+        return NULL;
+    }
+    if (!Py_IS_TYPE(args[0], &TraceType)) {
+        Py_RETURN_NONE;
+    }
+    TraceObject *trace = (TraceObject *)args[0];
+    PyObject *export = args[1], *head = trace->head, *tail = trace->tail, *spans = trace->spans;
+    if (head == NULL || !PyList_CheckExact(head) || PyList_GET_SIZE(head) != 1 || tail == NULL ||
+        !PyList_CheckExact(tail) || PyList_GET_SIZE(tail) != 0 || spans == NULL ||
+        !PyList_CheckExact(spans) || PyList_GET_SIZE(spans) == 0 || trace->root == NULL ||
+        PyList_GET_ITEM(spans, 0) != trace->root || !PyObject_TypeCheck(trace->root, &SpanType) ||
+        trace->trace_id == NULL) {
+        Py_RETURN_NONE;
+    }
+    PyObject *session = PyList_GET_ITEM(head, 0);
+    if (!slots_ready(&end_table, Py_TYPE(session))) {
+        Py_RETURN_NONE;
+    }
+    PyObject *ids = slot_value(session, &end_table, END_IDS);
+    PyObject *root_fields = slot_value(session, &end_table, END_ROOT_FIELDS);
+    SpanObject *root = (SpanObject *)trace->root;
+    if (ids == NULL || !PyTuple_CheckExact(ids) || PyTuple_GET_SIZE(ids) == 0 ||
+        root_fields == NULL || !PyBytes_CheckExact(root_fields) || root->encoded == NULL ||
+        !PyBytes_CheckExact(root->encoded)) {
+        Py_RETURN_NONE;
+    }
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(ids); i++) {
+        if (!PyUnicode_CheckExact(PyTuple_GET_ITEM(ids, i))) {
+            Py_RETURN_NONE; /* (hashing another kind of key may run Python code) */
+        }
+    }
+    Py_ssize_t count = PyList_GET_SIZE(spans);
+    EndState st;
+    if (!end_state(session, export, ids, count, &st)) {
+        Py_RETURN_NONE;
+    }
+    /* Encoding may run Python code (an attribute value's conversion): everything it read is
+     * held, and read again after. */
+    PyObject *held[] = {session, ids, root_fields, spans, head, tail, (PyObject *)root};
+    for (size_t i = 0; i < sizeof(held) / sizeof(held[0]); i++) {
+        Py_INCREF(held[i]);
+    }
+    PyObject *result = NULL, *encoded = encode_spans(trace->trace_id, spans, root_fields);
+    PyObject *numbers[3] = {NULL}, *root_encoded = NULL;
+    if (encoded == NULL) {
+        if (PyErr_ExceptionMatches(PyExc_TypeError) || PyErr_ExceptionMatches(PyExc_ValueError) ||
+            PyErr_ExceptionMatches(PyExc_OverflowError)) {
+            PyErr_Clear(); /* Python decides (wire.trace_spans' fallback) */
+            result = Py_NewRef(Py_None);
+        }
+        goto done;
+    }
+    if (trace->head != head || PyList_GET_SIZE(head) != 1 || PyList_GET_ITEM(head, 0) != session ||
+        trace->spans != spans || PyList_GET_SIZE(spans) != count || trace->tail != tail ||
+        PyList_GET_SIZE(tail) != 0 || trace->root != (PyObject *)root ||
+        PyList_GET_ITEM(spans, 0) != (PyObject *)root || slot_value(session, &end_table, END_IDS) != ids ||
+        slot_value(session, &end_table, END_ROOT_FIELDS) != root_fields ||
+        !PyBytes_CheckExact(root->encoded) || !end_state(session, export, ids, count, &st)) {
+        result = Py_NewRef(Py_None); /* changed meanwhile: Python does it all again */
+        goto done;
+    }
+    /* everything that can fail first, then the stores (no Python code runs between them) */
+    numbers[0] = PyLong_FromSsize_t(st.filled + count);
+    numbers[1] = PyLong_FromSsize_t(st.pending + count);
+    numbers[2] = PyLong_FromSsize_t(st.in_flight - 1);
+    if (numbers[0] == NULL || numbers[1] == NULL || numbers[2] == NULL) {
+        goto done;
+    }
+    Py_ssize_t own = PyBytes_GET_SIZE(root->encoded), more = PyBytes_GET_SIZE(root_fields);
+    root_encoded = PyBytes_FromStringAndSize(NULL, own + more);
+    if (root_encoded == NULL) {
+        goto done;
+    }
+    memcpy(PyBytes_AS_STRING(root_encoded), PyBytes_AS_STRING(root->encoded), (size_t)own);
+    memcpy(PyBytes_AS_STRING(root_encoded) + own, PyBytes_AS_STRING(root_fields), (size_t)more);
+    if (PyList_Append(st.traces, encoded) < 0) {
+        goto done;
+    }
+    slot_store(st.batch, &batch_table, BATCH_SPANS, numbers[0]);
+    slot_store(export, &export_table, EXPORT_PENDING_SPANS, numbers[1]);
+    slot_store(session, &end_table, END_IN_FLIGHT, numbers[2]);
+    numbers[0] = numbers[1] = numbers[2] = NULL;
+    Py_SETREF(root->encoded, root_encoded);
+    root_encoded = NULL;
+    result = Py_NewRef(ids);
+done:
+    Py_XDECREF(encoded);
+    Py_XDECREF(root_encoded);
+    for (int i = 0; i < 3; i++) {
+        Py_XDECREF(numbers[i]);
+    }
+    for (size_t i = 0; i < sizeof(held) / sizeof(held[0]); i++) {
+        Py_DECREF(held[i]);
+    }
+    return result;
+}
+
 /* set_fallback(name, version): the Python version of write_root, trace_spans or
  * attribute_fields (None: raise instead). */
 static PyObject *set_fallback(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
@@ -2315,6 +2515,9 @@ static PyMethodDef methods[] = {
     {"write_root", (PyCFunction)(void (*)(void))write_root, METH_FASTCALL,
      "write_root(root, end_ns, values, route, route_encoded=b''): the root span's standard "
      "attributes (what C refuses goes to the Python writer given to set_fallback)."},
+    {"finish_head", (PyCFunction)(void (*)(void))finish_head, METH_FASTCALL,
+     "finish_head(trace, export) -> session IDs, or None: Tracer.finish for a trace one head "
+     "session kept, done whole in C when nothing calls for Python (None: not done)."},
     {"set_fallback", (PyCFunction)(void (*)(void))set_fallback, METH_FASTCALL,
      "set_fallback(name, version): write_root's or trace_spans' Python version, for what C "
      "leaves to it."},
@@ -2358,6 +2561,13 @@ PyMODINIT_FUNC PyInit__wire(void) {
         {&s_capture_body, "capture_body"},
         {&s_body_max_bytes, "body_max_bytes"},
         {&s_in_flight, "in_flight"},
+        {&s_ids, "ids"},                 {&s_root_fields, "root_fields"},
+        {&s_state, "state"},             {&s_active, "active"},
+        {&s_pending, "pending"},         {&s_batch_spans, "batch_spans"},
+        {&s_pending_spans, "pending_spans"},
+        {&s_unacked_spans, "unacked_spans"},
+        {&s_max_spans, "max_spans"},     {&s_spans, "spans"},
+        {&s_traces, "traces"},
     };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         *names[i].slot = PyUnicode_InternFromString(names[i].text);

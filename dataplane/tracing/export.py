@@ -44,7 +44,28 @@ class _Batch:
 
 
 class SpanExport:
-    """Finished traces waiting to be sent, and sent batches waiting for their ack."""
+    """Finished traces waiting to be sent, and sent batches waiting for their ack.
+
+    Slotted: ``_wire.finish_head`` (the end of nearly every trace, tracer.py) reads and updates
+    ``pending``, the span counts and the bounds at their slots.
+    """
+
+    __slots__ = (
+        "_resource",
+        "_wakeup",
+        "acked_spans",
+        "batch_spans",
+        "dropped",
+        "flush_interval",
+        "full",
+        "max_spans",
+        "pending",
+        "pending_spans",
+        "sender",
+        "unacked",
+        "unacked_spans",
+        "version",
+    )
 
     def __init__(
         self,

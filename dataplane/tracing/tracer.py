@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterable, Sequence
 from operator import attrgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dataplane.expr import RequestFacts
 from dataplane.tracing.export import SpanExport
@@ -29,6 +30,24 @@ _STATES = {
     "stopped": pb.SESSION_STATE_STOPPED,
     "failed": pb.SESSION_STATE_FAILED,
 }
+
+
+def python_finish_head(trace: RequestTrace, export: SpanExport) -> tuple[str, ...] | None:
+    """``_wire.finish_head``'s place without the extension: None (not done), so that
+    :meth:`Tracer.finish` does the whole end of every trace in Python."""
+    return None
+
+
+finish_head: Callable[[RequestTrace, SpanExport], tuple[str, ...] | None] = python_finish_head
+"""The end of a trace that one head session kept, whole, when nothing calls for Python: C
+(``_wire.finish_head``) when built. It does what :meth:`Tracer.finish` does for such a trace
+(the session's root fields on the root, the spans encoded into the batch its session IDs are
+filling, the span counts, the in-flight count) and returns the session IDs, or None, having
+touched nothing, when the batch is full, the buffer at its bound, the session's end to report,
+or anything is not as the node makes it."""
+if not TYPE_CHECKING:
+    with contextlib.suppress(ImportError):  # not built: the Python path does it all
+        from dataplane.tracing._wire import finish_head
 
 FactsFactory = Callable[..., RequestFacts]
 """Builds a request's facts from the arguments given with it (only when a rule needs them; no
@@ -96,6 +115,10 @@ class Tracer:
         self, trace: RequestTrace, facts: FactsFactory | None = None, *facts_args: Any
     ) -> tuple[str, ...]:
         """At the log phase: tail decisions, then export; returns the sessions that kept it."""
+        session_ids = finish_head(trace, self.export)  # nearly every trace, whole
+        if session_ids is not None:
+            self.traced += 1
+            return session_ids
         kept = trace.head
         tail = trace.tail
         if tail:
