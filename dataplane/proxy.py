@@ -37,7 +37,7 @@ from dataplane.tracing.spans import (
     SpanEvent,
     now_ns,
 )
-from dataplane.tracing.tracer import Tracer, capture_headers
+from dataplane.tracing.tracer import Tracer, begin_head, capture_headers
 from dataplane.tracing.wire import attribute_fields
 from dataplane.transport import (
     UpstreamConnectError,
@@ -162,13 +162,12 @@ class Proxy:
             else None
         )
         if candidates is not None:
-            trace = exchange.trace = self.tracer.begin(
-                candidates,
-                started + _OFFSET_NS,
-                raw_header(raw_headers, b"traceparent"),
-                _request_facts,
-                exchange,
-                scope,
+            traceparent = raw_header(raw_headers, b"traceparent")
+            # C when nothing calls for Python (no rule, no traceparent: nearly every trace)
+            trace = exchange.trace = begin_head(
+                candidates, started + _OFFSET_NS, traceparent
+            ) or self.tracer.begin(
+                candidates, started + _OFFSET_NS, traceparent, _request_facts, exchange, scope
             )
             if trace is not None:
                 # The router span (here rather than in a function: one frame fewer per trace),

@@ -1204,6 +1204,44 @@ static int join_session(TraceObject *self, PyObject *session) {
     return rc;
 }
 
+/* A trace of ``head`` and ``tail`` (lists of sessions, joined) starting at ``start_ns``, its
+ * root's parent ``parent_id`` (if ``has_parent``) in trace ``trace`` (a reference it takes). */
+static PyObject *make_trace(PyTypeObject *type, PyObject *head, PyObject *tail, PyObject *trace,
+                            unsigned long long start_ns, uint64_t parent_id, int has_parent) {
+    TraceObject *self = (TraceObject *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        Py_DECREF(trace);
+        return NULL;
+    }
+    self->trace_id = trace;
+    self->capture_headers = Py_NewRef(Py_False);
+    self->capture_body = Py_NewRef(Py_False);
+    self->head = Py_NewRef(head);
+    self->tail = Py_NewRef(tail);
+    self->root = new_span(&SpanType, s_http, parent_id, has_parent, start_ns, 2 /* SERVER */,
+                          Py_None);
+    self->spans = self->root ? PyList_New(1) : NULL;
+    self->logs = self->spans ? PyList_New(0) : NULL;
+    if (self->logs == NULL) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    PyList_SET_ITEM(self->spans, 0, Py_NewRef(self->root));
+    for (int part = 0; part < 2; part++) {
+        PyObject *sessions = part == 0 ? head : tail;
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(sessions); i++) {
+            PyObject *session = Py_NewRef(PyList_GET_ITEM(sessions, i));
+            int failed = join_session(self, session);
+            Py_DECREF(session);
+            if (failed) {
+                Py_DECREF(self);
+                return NULL;
+            }
+        }
+    }
+    return (PyObject *)self;
+}
+
 static PyObject *trace_vectorcall(PyObject *type, PyObject *const *args, size_t nargsf,
                                   PyObject *kwnames) {
     PyObject *names[] = {s_head, s_tail, s_start_ns, s_parent};
@@ -1245,38 +1283,7 @@ static PyObject *trace_vectorcall(PyObject *type, PyObject *const *args, size_t 
         Py_DECREF(trace);
         return NULL;
     }
-    TraceObject *self = (TraceObject *)((PyTypeObject *)type)->tp_alloc((PyTypeObject *)type, 0);
-    if (self == NULL) {
-        Py_DECREF(trace);
-        return NULL;
-    }
-    self->trace_id = trace;
-    self->capture_headers = Py_NewRef(Py_False);
-    self->capture_body = Py_NewRef(Py_False);
-    self->head = Py_NewRef(head);
-    self->tail = Py_NewRef(tail);
-    self->root = new_span(&SpanType, s_http, parent_id, has_parent, start_ns, 2 /* SERVER */,
-                          Py_None);
-    self->spans = self->root ? PyList_New(1) : NULL;
-    self->logs = self->spans ? PyList_New(0) : NULL;
-    if (self->logs == NULL) {
-        Py_DECREF(self);
-        return NULL;
-    }
-    PyList_SET_ITEM(self->spans, 0, Py_NewRef(self->root));
-    for (int part = 0; part < 2; part++) {
-        PyObject *sessions = part == 0 ? head : tail;
-        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(sessions); i++) {
-            PyObject *session = Py_NewRef(PyList_GET_ITEM(sessions, i));
-            int failed = join_session(self, session);
-            Py_DECREF(session);
-            if (failed) {
-                Py_DECREF(self);
-                return NULL;
-            }
-        }
-    }
-    return (PyObject *)self;
+    return make_trace((PyTypeObject *)type, head, tail, trace, start_ns, parent_id, has_parent);
 }
 
 static PyObject *trace_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
@@ -2430,6 +2437,95 @@ done:
     return result;
 }
 
+/* ---- begin_head: a trace that head sessions keep, started in C ---------------------------- */
+
+/* Tracer.begin (tracer.py) for nearly every traced request: sessions without a rule or a tail
+ * rule, none of them filled by this request, no incoming traceparent. It counts the request on
+ * each session that takes it and makes the trace, as the Python path does, without its frame.
+ * Anything else returns None having touched nothing, and Tracer.begin decides in Python (a
+ * rule to match, a tail session, a session this request fills, a traceparent to parse, another
+ * class or type). */
+static PyObject *s_rule, *s_taken, *s_max_samples;
+
+enum { BEGIN_TAIL, BEGIN_RULE, BEGIN_STATE, BEGIN_TAKEN, BEGIN_MAX, BEGIN_FIELDS };
+static PyObject **const begin_names[BEGIN_FIELDS] = {&s_tail, &s_rule, &s_state, &s_taken,
+                                                     &s_max_samples};
+static SlotTable begin_table = {NULL, 0, BEGIN_FIELDS, begin_names, {0}};
+
+#define MAX_BEGIN_SESSIONS 8
+
+static PyObject *begin_head(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    (void)module;
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "begin_head(candidates, start_ns, traceparent)");
+        return NULL;
+    }
+    PyObject *candidates = args[0], *traceparent = args[2];
+    if (!PyTuple_CheckExact(candidates) || PyTuple_GET_SIZE(candidates) == 0 ||
+        PyTuple_GET_SIZE(candidates) > MAX_BEGIN_SESSIONS ||
+        (traceparent != Py_None &&
+         !(PyBytes_CheckExact(traceparent) && PyBytes_GET_SIZE(traceparent) == 0))) {
+        Py_RETURN_NONE;
+    }
+    unsigned long long start_ns;
+    if (start_time(args[1], &start_ns) < 0) {
+        PyErr_Clear(); /* (Python's RequestTrace says what is wrong) */
+        Py_RETURN_NONE;
+    }
+    Py_ssize_t count = PyTuple_GET_SIZE(candidates), taking = 0;
+    PyObject *takes[MAX_BEGIN_SESSIONS];
+    Py_ssize_t taken[MAX_BEGIN_SESSIONS];
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *session = PyTuple_GET_ITEM(candidates, i);
+        if (!slots_ready(&begin_table, Py_TYPE(session))) {
+            Py_RETURN_NONE;
+        }
+        PyObject *state = slot_value(session, &begin_table, BEGIN_STATE);
+        Py_ssize_t max_samples;
+        if (slot_value(session, &begin_table, BEGIN_TAIL) != Py_False ||
+            slot_value(session, &begin_table, BEGIN_RULE) != Py_None || state == NULL ||
+            !PyUnicode_CheckExact(state) ||
+            !plain_int(slot_value(session, &begin_table, BEGIN_TAKEN), &taken[taking]) ||
+            !plain_int(slot_value(session, &begin_table, BEGIN_MAX), &max_samples)) {
+            Py_RETURN_NONE;
+        }
+        if ((state != s_active && PyUnicode_Compare(state, s_active) != 0) ||
+            taken[taking] >= max_samples) {
+            continue; /* it takes no more (as NodeSession.take) */
+        }
+        if (taken[taking] + 1 >= max_samples) {
+            Py_RETURN_NONE; /* this request fills it: Tracer ends the session */
+        }
+        takes[taking++] = session;
+    }
+    if (taking == 0) {
+        Py_RETURN_NONE; /* (Python finds none either) */
+    }
+    /* everything that can fail first, then the counts (no Python code runs between them) */
+    PyObject *head = PyList_New(taking), *tail = PyList_New(0), *counts[MAX_BEGIN_SESSIONS] = {0};
+    PyObject *trace = NULL;
+    int failed = head == NULL || tail == NULL;
+    for (Py_ssize_t i = 0; i < taking && !failed; i++) {
+        counts[i] = PyLong_FromSsize_t(taken[i] + 1);
+        failed = counts[i] == NULL;
+    }
+    PyObject *id = failed ? NULL : trace_id(NULL, NULL);
+    if (id != NULL) {
+        for (Py_ssize_t i = 0; i < taking; i++) {
+            PyList_SET_ITEM(head, i, Py_NewRef(takes[i]));
+            slot_store(takes[i], &begin_table, BEGIN_TAKEN, counts[i]);
+            counts[i] = NULL;
+        }
+        trace = make_trace(&TraceType, head, tail, id, start_ns, 0, 0);
+    }
+    for (Py_ssize_t i = 0; i < taking; i++) {
+        Py_XDECREF(counts[i]);
+    }
+    Py_XDECREF(head);
+    Py_XDECREF(tail);
+    return trace;
+}
+
 /* set_fallback(name, version): the Python version of write_root, trace_spans or
  * attribute_fields (None: raise instead). */
 static PyObject *set_fallback(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
@@ -2515,6 +2611,10 @@ static PyMethodDef methods[] = {
     {"write_root", (PyCFunction)(void (*)(void))write_root, METH_FASTCALL,
      "write_root(root, end_ns, values, route, route_encoded=b''): the root span's standard "
      "attributes (what C refuses goes to the Python writer given to set_fallback)."},
+    {"begin_head", (PyCFunction)(void (*)(void))begin_head, METH_FASTCALL,
+     "begin_head(candidates, start_ns, traceparent) -> RequestTrace, or None: Tracer.begin for "
+     "sessions without rules, none filled by this request and no traceparent, done in C "
+     "(None: Tracer.begin decides)."},
     {"finish_head", (PyCFunction)(void (*)(void))finish_head, METH_FASTCALL,
      "finish_head(trace, export) -> session IDs, or None: Tracer.finish for a trace one head "
      "session kept, done whole in C when nothing calls for Python (None: not done)."},
@@ -2568,6 +2668,8 @@ PyMODINIT_FUNC PyInit__wire(void) {
         {&s_unacked_spans, "unacked_spans"},
         {&s_max_spans, "max_spans"},     {&s_spans, "spans"},
         {&s_traces, "traces"},
+        {&s_rule, "rule"},               {&s_taken, "taken"},
+        {&s_max_samples, "max_samples"},
     };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         *names[i].slot = PyUnicode_InternFromString(names[i].text);

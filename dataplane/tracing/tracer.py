@@ -15,7 +15,7 @@ from dataplane.tracing.sessions import ENDED_STATES, NodeSession, SessionTable, 
 from dataplane.tracing.spans import Span
 from protos.activetrace.cluster.v1 import cluster_pb2 as pb
 
-__all__ = ["ALWAYS_REDACTED", "Tracer", "capture_headers"]
+__all__ = ["ALWAYS_REDACTED", "Tracer", "begin_head", "capture_headers", "finish_head"]
 
 ALWAYS_REDACTED = frozenset({"authorization", "cookie", "set-cookie", "proxy-authorization"})
 REDACTED = "[REDACTED]"
@@ -30,6 +30,24 @@ _STATES = {
     "stopped": pb.SESSION_STATE_STOPPED,
     "failed": pb.SESSION_STATE_FAILED,
 }
+
+
+def python_begin_head(
+    candidates: tuple[NodeSession, ...], start_ns: int, traceparent: bytes | None
+) -> RequestTrace | None:
+    """``_wire.begin_head``'s place without the extension: None (not done), so that
+    :meth:`Tracer.begin` decides for every request in Python."""
+    return None
+
+
+begin_head: Callable[[tuple[NodeSession, ...], int, bytes | None], RequestTrace | None] = (
+    python_begin_head
+)
+"""The start of a trace that head sessions keep, when nothing calls for Python: C
+(``_wire.begin_head``) when built. It does what :meth:`Tracer.begin` does when no candidate
+has a rule or is a tail session, none is filled by this request and no ``traceparent`` came
+(counts the request on each session that takes it, makes the trace) and returns the trace, or
+None, having touched nothing, for :meth:`Tracer.begin` to decide: the proxy calls it first."""
 
 
 def python_finish_head(trace: RequestTrace, export: SpanExport) -> tuple[str, ...] | None:
@@ -47,7 +65,7 @@ touched nothing, when the batch is full, the buffer at its bound, the session's 
 or anything is not as the node makes it."""
 if not TYPE_CHECKING:
     with contextlib.suppress(ImportError):  # not built: the Python path does it all
-        from dataplane.tracing._wire import finish_head
+        from dataplane.tracing._wire import begin_head, finish_head
 
 FactsFactory = Callable[..., RequestFacts]
 """Builds a request's facts from the arguments given with it (only when a rule needs them; no
