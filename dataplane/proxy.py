@@ -7,12 +7,13 @@ session is active the only tracing work per request is one dict lookup.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import httpx
 
@@ -389,6 +390,34 @@ def _end_plugin_span(
 def _finish_root(exchange: Exchange, match: RouteMatch | None) -> None:
     trace = exchange.trace
     assert trace is not None
+    if not finish_root(exchange, match):  # C reads the exchange's slots; else Python does
+        python_finish_root(exchange, match)
+    if trace.logs:
+        root = trace.root
+        root.events = [
+            SpanEvent(
+                "log",
+                time_ns,
+                {"log.severity": level, "log.logger": logger, "log.message": message},
+            )
+            for time_ns, level, logger, message in trace.logs
+        ] + (root.events or [])
+    if trace.capture_headers:
+        attributes = trace.root.attributes
+        attributes.update(
+            capture_headers("http.request.header.", exchange.request_headers.raw, exchange.redact)
+        )
+        attributes.update(
+            capture_headers("http.response.header.", exchange.response_headers.raw, exchange.redact)
+        )
+
+
+def python_finish_root(exchange: Exchange, match: RouteMatch | None) -> bool:
+    """Name the root (``METHOD route-path``) and write its standard attributes from the
+    exchange (``write_root``): what ``_wire.finish_root`` does at the exchange's slots (C),
+    here for what it leaves to Python, and its reference. Returns True (done)."""
+    trace = exchange.trace
+    assert trace is not None
     root = trace.root
     # the request is over; what follows is bookkeeping. Now, not ``root.end_ns or now``: a root
     # that ended already keeps its end (write_root), and reading an int member of the C span
@@ -425,23 +454,17 @@ def _finish_root(exchange: Exchange, match: RouteMatch | None) -> None:
         match.span_attributes if match is not None else _NO_ATTRIBUTES,
         match.encoded_span_attributes if match is not None else b"",
     )
-    if trace.logs:
-        root.events = [
-            SpanEvent(
-                "log",
-                time_ns,
-                {"log.severity": level, "log.logger": logger, "log.message": message},
-            )
-            for time_ns, level, logger, message in trace.logs
-        ] + (root.events or [])
-    if trace.capture_headers:
-        attributes = root.attributes
-        attributes.update(
-            capture_headers("http.request.header.", exchange.request_headers.raw, exchange.redact)
-        )
-        attributes.update(
-            capture_headers("http.response.header.", exchange.response_headers.raw, exchange.redact)
-        )
+    return True
+
+
+finish_root: Callable[[Exchange, RouteMatch | None], bool] = python_finish_root
+"""``finish_root(exchange, match)``: :func:`python_finish_root` reading the exchange's and the
+match's slots in C (``_wire.finish_root``, without its ~100 bytecodes per traced request) when
+the extension is built; it returns False, having touched nothing, for what it leaves to
+Python (another class, a value of another type, no match)."""
+if not TYPE_CHECKING:
+    with contextlib.suppress(ImportError):
+        from dataplane.tracing._wire import finish_root
 
 
 _NO_ATTRIBUTES: Final[dict[str, Any]] = {}

@@ -1101,7 +1101,8 @@ typedef struct {
     unsigned int version; /* its tp_version_tag then: changed if it is */
     int count;
     PyObject **const *names; /* the interned names, set at import */
-    Py_ssize_t offsets[8];
+    Py_ssize_t offsets[20];
+    int read_only; /* only read: the class may have its own __setattr__ (a frozen dataclass) */
 } SlotTable;
 
 static int slots_ready(SlotTable *table, PyTypeObject *type) {
@@ -1110,10 +1111,10 @@ static int slots_ready(SlotTable *table, PyTypeObject *type) {
         return 1;
     }
     if (type->tp_getattro != PyObject_GenericGetAttr ||
-        type->tp_setattro != PyObject_GenericSetAttr) {
+        (!table->read_only && type->tp_setattro != PyObject_GenericSetAttr)) {
         return 0; /* its own __getattribute__/__getattr__/__setattr__ decides */
     }
-    Py_ssize_t offsets[8];
+    Py_ssize_t offsets[20];
     for (int i = 0; i < table->count; i++) {
         PyObject *found = _PyType_Lookup(type, *table->names[i]); /* borrowed; sets no error */
         if (found == NULL || !Py_IS_TYPE(found, &PyMemberDescr_Type) ||
@@ -2244,6 +2245,192 @@ static PyObject *attribute_fields(PyObject *module, PyObject *const *args, Py_ss
                           nargs);
 }
 
+/* ---- finish_root: the root's standard attributes, gathered from the exchange ------------- */
+
+/* proxy.py's _finish_root gathers the request's values from the exchange (16 attributes, a
+ * header, the route's) for write_root: here they are read at the exchange's and the match's
+ * slots, without the ~100 bytecodes. It sets the root's name and calls write_root (which hands
+ * what it refuses to Python) as the Python path does, and returns True; or returns False having
+ * touched nothing (another class, a value of another type, no match): the proxy then gathers
+ * them in Python. */
+static PyObject *s_trace, *s_method, *s_scheme, *s_host, *s_path, *s_client_query, *s_client_ip,
+    *s_client_port, *s_server_port, *s_request_body_size, *s_response_body_size, *s_request_id,
+    *s_total_ms, *s_upstream_ms, *s_response_status, *s_request_headers, *s_consumer,
+    *s_matched_path, *s_span_attributes, *s_encoded_span_attributes, *s_raw, *s_id,
+    *s_redacted_query;
+
+enum { X_TRACE, X_METHOD, X_SCHEME, X_HOST, X_PATH, X_CLIENT_QUERY, X_CLIENT_IP, X_CLIENT_PORT,
+       X_SERVER_PORT, X_REQUEST_BODY_SIZE, X_RESPONSE_BODY_SIZE, X_REQUEST_ID, X_TOTAL_MS,
+       X_UPSTREAM_MS, X_RESPONSE_STATUS, X_REQUEST_HEADERS, X_CONSUMER, X_FIELDS };
+static PyObject **const exchange_names[X_FIELDS] = {
+    &s_trace, &s_method, &s_scheme, &s_host, &s_path, &s_client_query, &s_client_ip,
+    &s_client_port, &s_server_port, &s_request_body_size, &s_response_body_size,
+    &s_request_id, &s_total_ms, &s_upstream_ms, &s_response_status, &s_request_headers,
+    &s_consumer};
+static SlotTable exchange_table = {NULL, 0, X_FIELDS, exchange_names, {0}, 1};
+
+enum { M_MATCHED_PATH, M_SPAN_ATTRIBUTES, M_ENCODED, M_FIELDS };
+static PyObject **const match_names[M_FIELDS] = {&s_matched_path, &s_span_attributes,
+                                                 &s_encoded_span_attributes};
+static SlotTable match_table = {NULL, 0, M_FIELDS, match_names, {0}, 1};
+
+static PyObject **const headers_names[1] = {&s_raw};
+static SlotTable headers_table = {NULL, 0, 1, headers_names, {0}, 1};
+
+/* The first "user-agent" value in a header list of (bytes, bytes) tuples (borrowed), NULL if
+ * none; 0 if the list is not such a list (no Python code runs). */
+static int user_agent_of(PyObject *raw, PyObject **out) {
+    *out = NULL;
+    if (!PyList_CheckExact(raw)) {
+        return 0;
+    }
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(raw); i++) {
+        PyObject *pair = PyList_GET_ITEM(raw, i);
+        if (!PyTuple_CheckExact(pair) || PyTuple_GET_SIZE(pair) != 2 ||
+            !PyBytes_CheckExact(PyTuple_GET_ITEM(pair, 0)) ||
+            !PyBytes_CheckExact(PyTuple_GET_ITEM(pair, 1))) {
+            return 0;
+        }
+        PyObject *key = PyTuple_GET_ITEM(pair, 0);
+        if (PyBytes_GET_SIZE(key) == 10 && memcmp(PyBytes_AS_STRING(key), "user-agent", 10) == 0) {
+            *out = PyTuple_GET_ITEM(pair, 1);
+            return 1;
+        }
+    }
+    return 1;
+}
+
+static PyObject *finish_root(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "finish_root(exchange, match)");
+        return NULL;
+    }
+    PyObject *exchange = args[0], *match = args[1];
+    if (!slots_ready(&exchange_table, Py_TYPE(exchange)) || match == Py_None ||
+        !slots_ready(&match_table, Py_TYPE(match))) {
+        Py_RETURN_FALSE;
+    }
+    PyObject *x[X_FIELDS];
+    for (int i = 0; i < X_FIELDS; i++) {
+        x[i] = slot_value(exchange, &exchange_table, i);
+        if (x[i] == NULL) {
+            Py_RETURN_FALSE; /* (unset: Python's AttributeError) */
+        }
+    }
+    PyObject *route_path = slot_value(match, &match_table, M_MATCHED_PATH);
+    PyObject *route = slot_value(match, &match_table, M_SPAN_ATTRIBUTES);
+    PyObject *route_encoded = slot_value(match, &match_table, M_ENCODED);
+    PyObject *trace = x[X_TRACE], *headers = x[X_REQUEST_HEADERS], *user_agent = NULL;
+    if (route_path == NULL || route == NULL || route_encoded == NULL ||
+        !Py_IS_TYPE(trace, &TraceType) || ((TraceObject *)trace)->root == NULL ||
+        !PyObject_TypeCheck(((TraceObject *)trace)->root, &SpanType) ||
+        !PyUnicode_CheckExact(x[X_METHOD]) ||
+        !(route_path == Py_None || PyUnicode_CheckExact(route_path)) ||
+        !PyBytes_CheckExact(x[X_CLIENT_QUERY]) ||
+        !(x[X_TOTAL_MS] == Py_None || PyFloat_CheckExact(x[X_TOTAL_MS])) ||
+        !(x[X_UPSTREAM_MS] == Py_None || PyFloat_CheckExact(x[X_UPSTREAM_MS])) ||
+        !slots_ready(&headers_table, Py_TYPE(headers)) ||
+        !user_agent_of(slot_value(headers, &headers_table, 0), &user_agent)) {
+        Py_RETURN_FALSE;
+    }
+    /* From here on, as the Python path: nothing is left to it. */
+    SpanObject *root = (SpanObject *)Py_NewRef(((TraceObject *)trace)->root);
+    /* held: the Python code asked below may change the exchange */
+    PyObject *held[] = {exchange, match, route, route_encoded, route_path, user_agent};
+    for (size_t i = 0; i < sizeof(held) / sizeof(held[0]); i++) {
+        Py_XINCREF(held[i]);
+    }
+    for (int i = 0; i < X_FIELDS; i++) {
+        Py_INCREF(x[i]);
+    }
+    PyObject *values = PyTuple_New(R_FIELDS), *result = NULL, *call[5] = {NULL};
+    unsigned long long end_ns = now_ns();
+    if (values == NULL) {
+        goto done;
+    }
+    PyObject *name = route_path != Py_None && PyUnicode_GET_LENGTH(route_path)
+                         ? PyUnicode_FromFormat("%U %U", x[X_METHOD], route_path)
+                         : Py_NewRef(x[X_METHOD]);
+    if (name == NULL) {
+        goto done;
+    }
+    Py_SETREF(root->name, name);
+    /* the values in ROOT_FIELDS order; what needs Python code (the redacted query, the
+     * consumer's ID) is asked of it, as the Python path asks */
+    PyObject *query = PyBytes_GET_SIZE(x[X_CLIENT_QUERY])
+                          ? PyObject_CallMethodOneArg(exchange, s_redacted_query,
+                                                      x[X_CLIENT_QUERY])
+                          : PyUnicode_FromStringAndSize("", 0);
+    PyTuple_SET_ITEM(values, R_QUERY, query);
+    PyObject *total = x[X_TOTAL_MS] != Py_None
+                          ? Py_NewRef(x[X_TOTAL_MS])
+                          : PyFloat_FromDouble(
+                                (double)((long long)(root->end_ns ? root->end_ns : end_ns) -
+                                         (long long)root->start_ns) /
+                                1e6);
+    PyTuple_SET_ITEM(values, R_TOTAL_MS, total);
+    PyObject *upstream = x[X_UPSTREAM_MS] != Py_None && PyFloat_AS_DOUBLE(x[X_UPSTREAM_MS]) != 0.0
+                             ? Py_NewRef(x[X_UPSTREAM_MS])
+                             : PyFloat_FromDouble(0.0);
+    PyTuple_SET_ITEM(values, R_UPSTREAM_MS, upstream);
+    PyObject *agent = user_agent != NULL
+                          ? PyUnicode_DecodeLatin1(PyBytes_AS_STRING(user_agent),
+                                                   PyBytes_GET_SIZE(user_agent), NULL)
+                          : Py_NewRef(Py_None);
+    PyTuple_SET_ITEM(values, R_USER_AGENT, agent);
+    PyObject *consumer = x[X_CONSUMER] != Py_None ? PyObject_GetAttr(x[X_CONSUMER], s_id)
+                                                  : Py_NewRef(Py_None);
+    PyTuple_SET_ITEM(values, R_CONSUMER_ID, consumer);
+    if (query == NULL || total == NULL || upstream == NULL || agent == NULL || consumer == NULL) {
+        goto done;
+    }
+    static const struct {
+        int field, slot;
+    } plain[] = {{R_METHOD, X_METHOD},
+                 {R_SCHEME, X_SCHEME},
+                 {R_HOST, X_HOST},
+                 {R_PATH, X_PATH},
+                 {R_CLIENT_ADDRESS, X_CLIENT_IP},
+                 {R_CLIENT_PORT, X_CLIENT_PORT},
+                 {R_SERVER_PORT, X_SERVER_PORT},
+                 {R_REQUEST_BODY_SIZE, X_REQUEST_BODY_SIZE},
+                 {R_RESPONSE_BODY_SIZE, X_RESPONSE_BODY_SIZE},
+                 {R_REQUEST_ID, X_REQUEST_ID},
+                 {R_STATUS, X_RESPONSE_STATUS}};
+    for (size_t i = 0; i < sizeof(plain) / sizeof(plain[0]); i++) {
+        /* read again: the Python code above may have changed the exchange */
+        PyObject *value = slot_value(exchange, &exchange_table, plain[i].slot);
+        if (value == NULL) {
+            PyErr_SetString(PyExc_AttributeError, "an exchange attribute was deleted");
+            goto done;
+        }
+        PyTuple_SET_ITEM(values, plain[i].field, Py_NewRef(value));
+    }
+    call[0] = (PyObject *)root;
+    call[1] = PyLong_FromUnsignedLongLong(end_ns);
+    if (call[1] == NULL) {
+        goto done;
+    }
+    call[2] = values;
+    call[3] = route;
+    call[4] = route_encoded;
+    result = write_root(module, call, 5);
+    Py_DECREF(call[1]);
+    if (result != NULL) {
+        Py_SETREF(result, Py_NewRef(Py_True));
+    }
+done:
+    Py_XDECREF(values);
+    Py_DECREF(root);
+    for (size_t i = 0; i < sizeof(held) / sizeof(held[0]); i++) {
+        Py_XDECREF(held[i]);
+    }
+    for (int i = 0; i < X_FIELDS; i++) {
+        Py_DECREF(x[i]);
+    }
+    return result;
+}
+
 /* ---- finish_head: the end of a trace that one head session kept, whole ------------------- */
 
 /* Tracer.finish (tracer.py) for nearly every trace: no tail session, one head session, its
@@ -2611,6 +2798,9 @@ static PyMethodDef methods[] = {
     {"write_root", (PyCFunction)(void (*)(void))write_root, METH_FASTCALL,
      "write_root(root, end_ns, values, route, route_encoded=b''): the root span's standard "
      "attributes (what C refuses goes to the Python writer given to set_fallback)."},
+    {"finish_root", (PyCFunction)(void (*)(void))finish_root, METH_FASTCALL,
+     "finish_root(exchange, match) -> bool: proxy._finish_root's naming and write_root of the "
+     "root from the exchange's slots (False: not done, nothing touched)."},
     {"begin_head", (PyCFunction)(void (*)(void))begin_head, METH_FASTCALL,
      "begin_head(candidates, start_ns, traceparent) -> RequestTrace, or None: Tracer.begin for "
      "sessions without rules, none filled by this request and no traceparent, done in C "
@@ -2670,6 +2860,20 @@ PyMODINIT_FUNC PyInit__wire(void) {
         {&s_traces, "traces"},
         {&s_rule, "rule"},               {&s_taken, "taken"},
         {&s_max_samples, "max_samples"},
+        {&s_trace, "trace"},             {&s_method, "method"},
+        {&s_scheme, "scheme"},           {&s_host, "host"},
+        {&s_path, "path"},               {&s_client_query, "client_query"},
+        {&s_client_ip, "client_ip"},     {&s_client_port, "client_port"},
+        {&s_server_port, "server_port"}, {&s_request_body_size, "request_body_size"},
+        {&s_response_body_size, "response_body_size"},
+        {&s_request_id, "request_id"},   {&s_total_ms, "total_ms"},
+        {&s_upstream_ms, "upstream_ms"}, {&s_response_status, "response_status"},
+        {&s_request_headers, "request_headers"},
+        {&s_consumer, "consumer"},       {&s_matched_path, "matched_path"},
+        {&s_span_attributes, "span_attributes"},
+        {&s_encoded_span_attributes, "encoded_span_attributes"},
+        {&s_raw, "raw"},                 {&s_id, "id"},
+        {&s_redacted_query, "redacted_query"},
     };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         *names[i].slot = PyUnicode_InternFromString(names[i].text);
