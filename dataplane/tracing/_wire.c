@@ -2397,14 +2397,17 @@ static PyObject *finish_root(PyObject *module, PyObject *const *args, Py_ssize_t
                  {R_RESPONSE_BODY_SIZE, X_RESPONSE_BODY_SIZE},
                  {R_REQUEST_ID, X_REQUEST_ID},
                  {R_STATUS, X_RESPONSE_STATUS}};
+    /* read again, as the Python path reads them after asking: the Python code above may have
+     * changed the exchange (or its class: then through getattr) */
+    int slots = slots_ready(&exchange_table, Py_TYPE(exchange));
     for (size_t i = 0; i < sizeof(plain) / sizeof(plain[0]); i++) {
-        /* read again: the Python code above may have changed the exchange */
-        PyObject *value = slot_value(exchange, &exchange_table, plain[i].slot);
+        PyObject *value = slots ? slot_value(exchange, &exchange_table, plain[i].slot) : NULL;
+        value = value != NULL ? Py_NewRef(value)
+                              : PyObject_GetAttr(exchange, *exchange_names[plain[i].slot]);
         if (value == NULL) {
-            PyErr_SetString(PyExc_AttributeError, "an exchange attribute was deleted");
             goto done;
         }
-        PyTuple_SET_ITEM(values, plain[i].field, Py_NewRef(value));
+        PyTuple_SET_ITEM(values, plain[i].field, value);
     }
     call[0] = (PyObject *)root;
     call[1] = PyLong_FromUnsignedLongLong(end_ns);
@@ -2662,10 +2665,17 @@ static PyObject *begin_head(PyObject *module, PyObject *const *args, Py_ssize_t 
     Py_ssize_t count = PyTuple_GET_SIZE(candidates), taking = 0;
     PyObject *takes[MAX_BEGIN_SESSIONS];
     Py_ssize_t taken[MAX_BEGIN_SESSIONS];
+    PyTypeObject *type = Py_TYPE(PyTuple_GET_ITEM(candidates, 0));
     for (Py_ssize_t i = 0; i < count; i++) {
         PyObject *session = PyTuple_GET_ITEM(candidates, i);
-        if (!slots_ready(&begin_table, Py_TYPE(session))) {
+        /* one class (the table holds one class's offsets), each session once */
+        if (Py_TYPE(session) != type || !slots_ready(&begin_table, type)) {
             Py_RETURN_NONE;
+        }
+        for (Py_ssize_t j = 0; j < i; j++) {
+            if (PyTuple_GET_ITEM(candidates, j) == session) {
+                Py_RETURN_NONE;
+            }
         }
         PyObject *state = slot_value(session, &begin_table, BEGIN_STATE);
         Py_ssize_t max_samples;
@@ -2697,6 +2707,11 @@ static PyObject *begin_head(PyObject *module, PyObject *const *args, Py_ssize_t 
         failed = counts[i] == NULL;
     }
     PyObject *id = failed ? NULL : trace_id(NULL, NULL);
+    if (id != NULL && !slots_ready(&begin_table, type)) {
+        /* (the collector, run by an allocation above, ran code that changed the class) */
+        Py_CLEAR(id);
+        trace = Py_NewRef(Py_None);
+    }
     if (id != NULL) {
         for (Py_ssize_t i = 0; i < taking; i++) {
             PyList_SET_ITEM(head, i, Py_NewRef(takes[i]));

@@ -183,6 +183,25 @@ def test_what_the_exchange_raises_is_raised() -> None:
         finish_root(failing, _match(paths=["/orders"]))
 
 
+def test_an_exchange_whose_class_changes_meanwhile_is_read_through_getattr() -> None:
+    class Changing(Exchange):
+        __slots__ = ()
+
+        def redacted_query(self, query: bytes | None = None) -> str:
+            self.__class__ = _OwnAccess  # type: ignore[assignment]  # (getattr after this)
+            return "a=1"
+
+    exchange, expected = _exchange(query=b"a=1"), _exchange(query=b"a=1")
+    changing = Changing.__new__(Changing)
+    for name in Exchange.__slots__:
+        if hasattr(exchange, name):
+            setattr(changing, name, getattr(exchange, name))
+    match = _match(paths=["/orders"])
+    assert finish_root(changing, match) is True
+    python_finish_root(expected, match)
+    assert _root(changing) == _root(expected)
+
+
 def test_a_wrong_call_is_a_type_error() -> None:
     with pytest.raises(TypeError, match="finish_root"):
         finish_root()  # type: ignore[call-arg]

@@ -173,6 +173,22 @@ def test_another_session_class_is_left_to_python() -> None:
     assert begin_head(nine, 1, None) is None  # (more than it takes at once)
 
 
+class _Other(NodeSession):
+    """Slotted like NodeSession: C could read it, but not with a NodeSession beside it."""
+
+    __slots__ = ()
+
+
+def test_one_session_twice_or_two_classes_are_left_to_python() -> None:
+    _, session = _ready()
+    assert begin_head((session, session), 1, None) is None
+    other = _Other(SessionDefinition(session_id="other"), None, 1e12)
+    assert begin_head((session, other), 1, None) is None
+    assert (session.taken, other.taken) == (0, 0)
+    assert begin_head((other,), 1, None) is not None  # (alone, its slots are read)
+    assert other.taken == 1
+
+
 def test_a_wrong_call_is_a_type_error() -> None:
     with pytest.raises(TypeError, match="begin_head"):
         begin_head()  # type: ignore[call-arg]
