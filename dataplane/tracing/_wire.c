@@ -2221,11 +2221,15 @@ static PyObject *write_root_here(PyObject *module, PyObject *const *args, Py_ssi
  * directly, without a Python wrapper per call deciding. */
 static PyObject *root_fallback = NULL, *spans_fallback = NULL, *fields_fallback = NULL;
 
+/* Whether the error set is one of those C raises for what it leaves to Python. */
+static int refused_by_c(void) {
+    return PyErr_ExceptionMatches(PyExc_TypeError) || PyErr_ExceptionMatches(PyExc_ValueError) ||
+           PyErr_ExceptionMatches(PyExc_OverflowError);
+}
+
 static PyObject *python_decides(PyObject *result, PyObject *fallback, PyObject *const *args,
                                 Py_ssize_t nargs) {
-    if (result == NULL && fallback != NULL &&
-        (PyErr_ExceptionMatches(PyExc_TypeError) || PyErr_ExceptionMatches(PyExc_ValueError) ||
-         PyErr_ExceptionMatches(PyExc_OverflowError))) {
+    if (result == NULL && fallback != NULL && refused_by_c()) {
         PyErr_Clear();
         return PyObject_Vectorcall(fallback, args, (size_t)nargs, NULL);
     }
@@ -2462,6 +2466,11 @@ enum { BATCH_SPANS, BATCH_TRACES, BATCH_FIELDS };
 static PyObject **const batch_names[BATCH_FIELDS] = {&s_spans, &s_traces};
 static SlotTable batch_table = {NULL, 0, BATCH_FIELDS, batch_names, {0}};
 
+/* Whether a session's state (an exact str) is "active" (as NodeSession.take compares it). */
+static inline int is_active(PyObject *state) {
+    return state == s_active || PyUnicode_Compare(state, s_active) == 0;
+}
+
 /* An exact int that fits: 1 and its value, else 0 (no error set). */
 static int plain_int(PyObject *value, Py_ssize_t *out) {
     if (value == NULL || !PyLong_CheckExact(value)) {
@@ -2502,7 +2511,7 @@ static int end_state(PyObject *session, PyObject *export, PyObject *ids, Py_ssiz
         return 0;
     }
     /* its last trace out of an ended session: the end is reported (Tracer marks it) */
-    if (out->in_flight <= 1 && state != s_active && PyUnicode_Compare(state, s_active) != 0) {
+    if (out->in_flight <= 1 && !is_active(state)) {
         return 0;
     }
     if (out->pending > max_spans - unacked - count) {
@@ -2575,8 +2584,7 @@ static PyObject *finish_head(PyObject *module, PyObject *const *args, Py_ssize_t
     PyObject *result = NULL, *encoded = encode_spans(trace->trace_id, spans, root_fields);
     PyObject *numbers[3] = {NULL}, *root_encoded = NULL;
     if (encoded == NULL) {
-        if (PyErr_ExceptionMatches(PyExc_TypeError) || PyErr_ExceptionMatches(PyExc_ValueError) ||
-            PyErr_ExceptionMatches(PyExc_OverflowError)) {
+        if (refused_by_c()) {
             PyErr_Clear(); /* Python decides (wire.trace_spans' fallback) */
             result = Py_NewRef(Py_None);
         }
@@ -2686,7 +2694,7 @@ static PyObject *begin_head(PyObject *module, PyObject *const *args, Py_ssize_t 
             !plain_int(slot_value(session, &begin_table, BEGIN_MAX), &max_samples)) {
             Py_RETURN_NONE;
         }
-        if ((state != s_active && PyUnicode_Compare(state, s_active) != 0) ||
+        if (!is_active(state) ||
             taken[taking] >= max_samples) {
             continue; /* it takes no more (as NodeSession.take) */
         }
