@@ -245,8 +245,10 @@ def main() -> None:
         ):
             node.apply(service_config(upstream))
 
-            def record() -> dict[str, Any]:
+            def record(*, traced: bool = False) -> dict[str, Any]:
                 wrk(node.proxy + "/", seconds=1, connections=8, script=paths_script(["/"], workdir))
+                if traced:  # (after wrk, which would fill its 10,000 samples in well under 1 s)
+                    node.session({"scope": {"service": "bench"}, "max_samples": 10_000})
                 for _ in range(300):  # the client's own headers too
                     client.get("/")
                 os.kill(node.node_pid, signal.SIGUSR1)
@@ -264,9 +266,7 @@ def main() -> None:
 
             if args.count:
                 reports.append(record())
-            if args.traced or args.count:
-                node.session({"scope": {"service": "bench"}, "max_samples": 10_000})
-            reports.append(record())
+            reports.append(record(traced=args.traced or args.count))
     root = str(Path(__file__).resolve().parent.parent) + os.sep
     if args.count:
         untraced, traced = (_per_request(r["counts"], args.requests) for r in reports)
