@@ -89,6 +89,10 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "no response": ({"response_status": 0}, {}),
     "a route without paths": ({}, {"hosts": ["gateway.test"]}),
     "a regex route": ({}, {"paths": [r"~/orders/\d+$"]}),
+    # the name written at once for ASCII, else formatted (both must read as Python's)
+    "a route path not in ASCII": ({}, {"paths": ["~/(orders|\u00e9t\u00e9|\u6ce8\u6587)"]}),
+    "a method not in ASCII": ({"method": "GET\u00e9"}, {}),
+    "a long route path": ({}, {"paths": ["~/orders(" + "/x" * 500 + ")?"]}),
 }
 
 
