@@ -28,6 +28,7 @@ from dataplane.router.candidate import NO_ROUTE_SPAN_FIELDS, tries_field
 from dataplane.runtime import GatewayRuntime
 from dataplane.server import OWN_TASK, RECEIVED_NS, RESPOND, ClientGone, Respond
 from dataplane.tracing.context import CURRENT_TRACE
+from dataplane.tracing.export import SpanExport
 from dataplane.tracing.recorder import RequestTrace, traceparent_header
 from dataplane.tracing.root import write_root
 from dataplane.tracing.spans import (
@@ -134,6 +135,7 @@ class Proxy:
         self.runtime = runtime
         self.tracing = tracing  # False only to measure tracing's cost (bench/tracing.py)
         self.tracer = tracer
+        self.export = tracer.export  # (finish_trace's: one attribute read fewer per trace)
         self.transport = transport
         self.requests = 0
         self.metrics = RequestMetrics()
@@ -212,8 +214,14 @@ class Proxy:
             if trace is not None:
                 if OWN_TASK not in scope:  # else the context ends with the task (~1 µs saved)
                     _set_current_trace(None)
-                _finish_root(exchange, match)
-                self.tracer.finish(trace, _response_facts, exchange, scope)
+                # C, for nearly every trace: _finish_root and Tracer.finish in one call
+                done = finish_trace(exchange, match, trace, self.export)
+                if not done:
+                    if done is None:
+                        _finish_root(exchange, match)
+                    else:  # (the root is written)
+                        _root_extras(exchange, trace)
+                    self.tracer.finish(trace, _response_facts, exchange, scope)
 
     async def _proxy(
         self,
@@ -392,6 +400,11 @@ def _finish_root(exchange: Exchange, match: RouteMatch | None) -> None:
     assert trace is not None
     if not finish_root(exchange, match):  # C reads the exchange's slots; else Python does
         python_finish_root(exchange, match)
+    _root_extras(exchange, trace)
+
+
+def _root_extras(exchange: Exchange, trace: RequestTrace) -> None:
+    """The root's log events (records logged during the request) and captured headers."""
     if trace.logs:
         root = trace.root
         root.events = [
@@ -465,6 +478,27 @@ Python (another class, a value of another type, no match)."""
 if not TYPE_CHECKING:
     with contextlib.suppress(ImportError):
         from dataplane.tracing._wire import finish_root
+
+
+def python_finish_trace(
+    exchange: Exchange, match: RouteMatch | None, trace: RequestTrace, export: SpanExport
+) -> bool | None:
+    """``_wire.finish_trace``'s place without the extension: None (nothing done), so that
+    ``_finish_root`` and ``Tracer.finish`` do it all."""
+    return None
+
+
+finish_trace: Callable[[Exchange, RouteMatch | None, RequestTrace, SpanExport], bool | None] = (
+    python_finish_trace
+)
+"""``finish_trace(exchange, match, trace, export)``: the end of a traced request, which
+``Proxy.__call__`` would otherwise do in two Python frames (``_finish_root``, ``Tracer.finish``),
+in one C call (``_wire.finish_trace``: ``finish_root``, then ``finish_head`` when the trace has
+no log records and no header capture) when the extension is built. True: all done; False: the
+root is written and the rest is Python's; None: nothing was touched."""
+if not TYPE_CHECKING:
+    with contextlib.suppress(ImportError):
+        from dataplane.tracing._wire import finish_trace
 
 
 _NO_ATTRIBUTES: Final[dict[str, Any]] = {}

@@ -2466,7 +2466,7 @@ done:
  * another class, a value of another type, a batch to start or to send, the buffer's bound, a
  * session whose end is reported once its last trace is out, a span C does not encode. */
 static PyObject *s_ids, *s_root_fields, *s_state, *s_active, *s_pending, *s_batch_spans,
-    *s_pending_spans, *s_unacked_spans, *s_max_spans, *s_spans, *s_traces;
+    *s_pending_spans, *s_unacked_spans, *s_max_spans, *s_kept_traces, *s_spans, *s_traces;
 
 enum { END_IDS, END_ROOT_FIELDS, END_IN_FLIGHT, END_STATE, END_FIELDS };
 static PyObject **const end_names[END_FIELDS] = {&s_ids, &s_root_fields, &s_in_flight,
@@ -2474,9 +2474,10 @@ static PyObject **const end_names[END_FIELDS] = {&s_ids, &s_root_fields, &s_in_f
 static SlotTable end_table = {NULL, 0, END_FIELDS, end_names, {0}};
 
 enum { EXPORT_PENDING, EXPORT_BATCH_SPANS, EXPORT_PENDING_SPANS, EXPORT_UNACKED_SPANS,
-       EXPORT_MAX_SPANS, EXPORT_FIELDS };
+       EXPORT_MAX_SPANS, EXPORT_KEPT_TRACES, EXPORT_FIELDS };
 static PyObject **const export_names[EXPORT_FIELDS] = {
-    &s_pending, &s_batch_spans, &s_pending_spans, &s_unacked_spans, &s_max_spans};
+    &s_pending, &s_batch_spans, &s_pending_spans, &s_unacked_spans, &s_max_spans,
+    &s_kept_traces};
 static SlotTable export_table = {NULL, 0, EXPORT_FIELDS, export_names, {0}};
 
 enum { BATCH_SPANS, BATCH_TRACES, BATCH_FIELDS };
@@ -2506,7 +2507,7 @@ static int plain_int(PyObject *value, Py_ssize_t *out) {
  * what it reads; NULL (no error set) if not. No Python code runs here: the IDs are strs. */
 typedef struct {
     PyObject *batch, *traces;
-    Py_ssize_t filled, pending, in_flight;
+    Py_ssize_t filled, pending, in_flight, kept;
 } EndState;
 
 static int end_state(PyObject *session, PyObject *export, PyObject *ids, Py_ssize_t count,
@@ -2524,7 +2525,8 @@ static int end_state(PyObject *session, PyObject *export, PyObject *ids, Py_ssiz
         !plain_int(slot_value(export, &export_table, EXPORT_BATCH_SPANS), &batch_spans) ||
         !plain_int(slot_value(export, &export_table, EXPORT_PENDING_SPANS), &out->pending) ||
         !plain_int(slot_value(export, &export_table, EXPORT_UNACKED_SPANS), &unacked) ||
-        !plain_int(slot_value(export, &export_table, EXPORT_MAX_SPANS), &max_spans)) {
+        !plain_int(slot_value(export, &export_table, EXPORT_MAX_SPANS), &max_spans) ||
+        !plain_int(slot_value(export, &export_table, EXPORT_KEPT_TRACES), &out->kept)) {
         return 0;
     }
     /* its last trace out of an ended session: the end is reported (Tracer marks it) */
@@ -2599,7 +2601,7 @@ static PyObject *finish_head(PyObject *module, PyObject *const *args, Py_ssize_t
         Py_INCREF(held[i]);
     }
     PyObject *result = NULL, *encoded = encode_spans(trace->trace_id, spans, root_fields);
-    PyObject *numbers[3] = {NULL}, *root_encoded = NULL;
+    PyObject *numbers[4] = {NULL}, *root_encoded = NULL;
     if (encoded == NULL) {
         if (refused_by_c()) {
             PyErr_Clear(); /* Python decides (wire.trace_spans' fallback) */
@@ -2620,7 +2622,8 @@ static PyObject *finish_head(PyObject *module, PyObject *const *args, Py_ssize_t
     numbers[0] = PyLong_FromSsize_t(st.filled + count);
     numbers[1] = PyLong_FromSsize_t(st.pending + count);
     numbers[2] = PyLong_FromSsize_t(st.in_flight - 1);
-    if (numbers[0] == NULL || numbers[1] == NULL || numbers[2] == NULL) {
+    numbers[3] = PyLong_FromSsize_t(st.kept + 1);
+    if (numbers[0] == NULL || numbers[1] == NULL || numbers[2] == NULL || numbers[3] == NULL) {
         goto done;
     }
     Py_ssize_t own = PyBytes_GET_SIZE(root->encoded), more = PyBytes_GET_SIZE(root_fields);
@@ -2636,20 +2639,63 @@ static PyObject *finish_head(PyObject *module, PyObject *const *args, Py_ssize_t
     slot_store(st.batch, &batch_table, BATCH_SPANS, numbers[0]);
     slot_store(export, &export_table, EXPORT_PENDING_SPANS, numbers[1]);
     slot_store(session, &end_table, END_IN_FLIGHT, numbers[2]);
-    numbers[0] = numbers[1] = numbers[2] = NULL;
+    slot_store(export, &export_table, EXPORT_KEPT_TRACES, numbers[3]);
+    numbers[0] = numbers[1] = numbers[2] = numbers[3] = NULL;
     Py_SETREF(root->encoded, root_encoded);
     root_encoded = NULL;
     result = Py_NewRef(ids);
 done:
     Py_XDECREF(encoded);
     Py_XDECREF(root_encoded);
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 4; i++) {
         Py_XDECREF(numbers[i]);
     }
     for (size_t i = 0; i < sizeof(held) / sizeof(held[0]); i++) {
         Py_DECREF(held[i]);
     }
     return result;
+}
+
+/* ---- finish_trace: the root's fields and the trace's end in one call ---------------------- */
+
+/* What the proxy does when a traced request ends (proxy.py, Proxy.__call__): _finish_root
+ * (finish_root, then the root's log events and captured headers) and Tracer.finish (finish_head),
+ * in one call from Python instead of two Python frames. finish_root's and finish_head's own
+ * rules decide what C does; between them, a trace with log records or header capture goes back
+ * to Python. Returns True when all is done; False when the root is written and the rest (the
+ * extras, Tracer.finish) is Python's; None when nothing was touched (finish_root left it all to
+ * Python). */
+static PyObject *finish_trace(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "finish_trace(exchange, match, trace, export)");
+        return NULL;
+    }
+    PyObject *written = finish_root(module, args, 2);
+    if (written != Py_True) {
+        if (written == Py_False) {
+            Py_DECREF(written);
+            Py_RETURN_NONE;
+        }
+        return written; /* (NULL: its error) */
+    }
+    Py_DECREF(written);
+    PyObject *trace = args[2];
+    if (!Py_IS_TYPE(trace, &TraceType)) {
+        Py_RETURN_FALSE;
+    }
+    PyObject *logs = ((TraceObject *)trace)->logs;
+    if (logs == NULL || !PyList_CheckExact(logs) || PyList_GET_SIZE(logs) != 0 ||
+        ((TraceObject *)trace)->capture_headers != Py_False) {
+        Py_RETURN_FALSE;
+    }
+    PyObject *head_args[2] = {trace, args[3]};
+    PyObject *ids = finish_head(module, head_args, 2);
+    if (ids == NULL) {
+        return NULL;
+    }
+    int finished = ids != Py_None;
+    Py_DECREF(ids);
+    return PyBool_FromLong(finished);
 }
 
 /* ---- begin_head: a trace that head sessions keep, started in C ---------------------------- */
@@ -2845,6 +2891,10 @@ static PyMethodDef methods[] = {
      "begin_head(candidates, start_ns, traceparent) -> RequestTrace, or None: Tracer.begin for "
      "sessions without rules, none filled by this request and no traceparent, done in C "
      "(None: Tracer.begin decides)."},
+    {"finish_trace", (PyCFunction)(void (*)(void))finish_trace, METH_FASTCALL,
+     "finish_trace(exchange, match, trace, export) -> bool | None: finish_root, then (no log "
+     "records, no header capture) finish_head; True: all done, False: the root only, None: "
+     "nothing"},
     {"finish_head", (PyCFunction)(void (*)(void))finish_head, METH_FASTCALL,
      "finish_head(trace, export) -> session IDs, or None: Tracer.finish for a trace one head "
      "session kept, done whole in C when nothing calls for Python (None: not done)."},
@@ -2897,6 +2947,7 @@ PyMODINIT_FUNC PyInit__wire(void) {
         {&s_pending_spans, "pending_spans"},
         {&s_unacked_spans, "unacked_spans"},
         {&s_max_spans, "max_spans"},     {&s_spans, "spans"},
+        {&s_kept_traces, "kept_traces"},
         {&s_traces, "traces"},
         {&s_rule, "rule"},               {&s_taken, "taken"},
         {&s_max_samples, "max_samples"},

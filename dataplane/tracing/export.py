@@ -47,7 +47,7 @@ class SpanExport:
     """Finished traces waiting to be sent, and sent batches waiting for their ack.
 
     Slotted: ``_wire.finish_head`` (the end of nearly every trace, tracer.py) reads and updates
-    ``pending``, the span counts and the bounds at their slots.
+    ``pending``, the span counts, the bounds and ``kept_traces`` at their slots.
     """
 
     __slots__ = (
@@ -58,6 +58,7 @@ class SpanExport:
         "dropped",
         "flush_interval",
         "full",
+        "kept_traces",
         "max_spans",
         "pending",
         "pending_spans",
@@ -89,6 +90,8 @@ class SpanExport:
         self.unacked_spans = 0
         self.dropped = 0
         self.acked_spans = 0
+        self.kept_traces = 0
+        """Traces the node kept (Tracer.finish counts them, or ``_wire.finish_head`` for it)."""
         self.sender: Sender | None = None
         self._resource = node_resource.SerializeToString()  # written into every batch
         self._wakeup = asyncio.Event()

@@ -92,9 +92,14 @@ class Tracer:
         self.export = export
         self.sessions = SessionTable(on_change=self._changed)
         self.dirty: set[str] = set()
-        self.traced = 0
         self._ended_at: dict[str, float] = {}
         self._session_fields: dict[tuple[str, ...], bytes] = {}
+
+    @property
+    def traced(self) -> int:
+        """Traces the node kept (counted on the export, where ``_wire.finish_head`` counts the
+        ones it finishes)."""
+        return self.export.kept_traces
 
     # -- request path ---------------------------------------------------------------------
 
@@ -133,9 +138,8 @@ class Tracer:
         self, trace: RequestTrace, facts: FactsFactory | None = None, *facts_args: Any
     ) -> tuple[str, ...]:
         """At the log phase: tail decisions, then export; returns the sessions that kept it."""
-        session_ids = finish_head(trace, self.export)  # nearly every trace, whole
+        session_ids = finish_head(trace, self.export)  # nearly every trace, whole (and counted)
         if session_ids is not None:
-            self.traced += 1
             return session_ids
         kept = trace.head
         tail = trace.tail
@@ -165,7 +169,7 @@ class Tracer:
                 ) or self._encode_sessions(session_ids)
         if session_ids:
             self.export.submit(session_ids, trace.trace_id, trace.spans)
-            self.traced += 1
+            self.export.kept_traces += 1
         # every session involved; without tail sessions that is the head (no list made)
         for session in trace.sessions() if tail else trace.head:
             session.in_flight -= 1
