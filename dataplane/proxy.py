@@ -753,20 +753,19 @@ async def _balance_and_send(
             # url.full: the path and query as sent upstream (the query redacted), before the
             # transport percent-encodes bytes outside ASCII (upstream_target)
             url = f"{upstream.protocol}://{host}:{port}{exchange.upstream_path}"
-            upstream_span = trace.span("gateway.upstream", balancer_span, None, KIND_CLIENT)
             # known now: encoded at once (what the response adds goes to its attributes dict)
-            upstream_span.encoded_attributes = attribute_fields(
-                _UPSTREAM_KEYS,
-                (
-                    exchange.method,
-                    f"{url}?{exchange.redacted_query(query)}" if query else url,
-                    host,
-                    port,
-                    attempt or None,  # (resend_count: on retries only)
-                ),
+            values = (
+                exchange.method,
+                f"{url}?{exchange.redacted_query(query)}" if query else url,
+                host,
+                port,
+                attempt or None,  # (resend_count: on retries only)
             )
-            traceparent = traceparent_header(trace.trace_id, upstream_span)
-            events = phase_events(trace, upstream_span)
+            upstream_span, traceparent, events = start_upstream(
+                trace, balancer_span, "gateway.upstream", KIND_CLIENT, _UPSTREAM_KEYS, values
+            ) or python_start_upstream(
+                trace, balancer_span, "gateway.upstream", KIND_CLIENT, _UPSTREAM_KEYS, values
+            )
         headers = _upstream_headers(exchange, match, host, port, traceparent)
         try:
             response = await transport.send(
@@ -801,22 +800,78 @@ async def _balance_and_send(
             balancer.report(picked, "ok", response.status)
         exchange.upstream_span = upstream_span
         exchange.upstream_started = upstream_started
-        if upstream_span is not None:
-            span_attributes = upstream_span.attributes  # (a C getter: read once)
-            span_attributes["http.response.status_code"] = response.status
-            peer = response.peer
-            if peer:
-                span_attributes["network.peer.address"] = (
-                    peer[0] if isinstance(peer, tuple) else str(peer)
-                )
-            if response.status >= 400:
-                upstream_span.set_error(str(response.status))
+        if upstream_span is not None and not upstream_answered(
+            upstream_span, response.status, response.peer
+        ):
+            python_upstream_answered(upstream_span, response.status, response.peer)
         return response
     exchange.upstream_ms = (_perf() - upstream_started) / 1e6
     if balancer_span is not None:
         balancer_span.end()
     assert last is not None
     raise last
+
+
+def python_start_upstream(
+    trace: RequestTrace,
+    parent: Span,
+    name: str,
+    kind: int,
+    keys: tuple[str, ...],
+    values: tuple[Any, ...],
+) -> tuple[Span, bytes, Callable[[str, Mapping[str, Any]], None]]:
+    """A try's upstream span: a child of ``parent`` (the balancer span) started now, with the
+    attributes known at its start encoded at once; the traceparent header the try sends, and
+    the transport's trace callable for the span. What ``_wire.start_upstream`` does in one call
+    (``start_upstream``), here for what it leaves to Python, and its reference."""
+    fields = attribute_fields(keys, values)
+    span = trace.span(name, parent, None, kind)
+    span.encoded_attributes = fields
+    return span, traceparent_header(trace.trace_id, span), phase_events(trace, span)
+
+
+def _no_start_upstream(*_: Any) -> None:
+    """``_wire.start_upstream``'s place without the extension: None (python_start_upstream)."""
+    return None
+
+
+start_upstream: Callable[
+    [RequestTrace, Span, str, int, tuple[str, ...], tuple[Any, ...]],
+    tuple[Span, bytes, Callable[[str, Mapping[str, Any]], None]] | None,
+] = _no_start_upstream
+"""``start_upstream(trace, parent, name, kind, keys, values)``: :func:`python_start_upstream`
+in one C call (``_wire.start_upstream``) when the extension is built; None, having touched
+nothing, for a trace or parent of another type."""
+if not TYPE_CHECKING:
+    with contextlib.suppress(ImportError):
+        from dataplane.tracing._wire import start_upstream
+
+
+def python_upstream_answered(span: Span, status: int, peer: Any) -> bool:
+    """What a try's response adds to its upstream span: the status code, the peer's address
+    (as the transport gives it: a (host, port) tuple or a path), an error status from 400 on.
+    ``_wire.upstream_answered`` does it in one call (``upstream_answered``); this is its
+    reference, and does what it leaves to Python."""
+    attributes = span.attributes  # (a C getter: read once)
+    attributes["http.response.status_code"] = status
+    if peer:
+        attributes["network.peer.address"] = peer[0] if isinstance(peer, tuple) else str(peer)
+    if status >= 400:
+        span.set_error(str(status))
+    return True
+
+
+def _not_answered(span: Span, status: int, peer: Any) -> bool:
+    """``_wire.upstream_answered``'s place without the extension: False (not done)."""
+    return False
+
+
+upstream_answered: Callable[[Span, int, Any], bool] = _not_answered
+"""``upstream_answered(span, status, peer)``: :func:`python_upstream_answered` in C when the
+extension is built; False, having touched nothing, for what it leaves to Python."""
+if not TYPE_CHECKING:
+    with contextlib.suppress(ImportError):
+        from dataplane.tracing._wire import upstream_answered
 
 
 _UPSTREAM_KEYS: Final = (

@@ -1418,7 +1418,7 @@ typedef struct {
     PyObject *size_attribute; /* ... is this attribute (done here) */
 } PhaseAction;
 
-static PyObject *s_peer, *s_reused_attribute, *s_peer_attribute;
+static PyObject *s_peer, *s_reused_attribute, *s_peer_attribute, *s_status_code_attribute;
 
 static PhaseAction phase_actions[MAX_PHASE_EVENTS];
 static PyObject *phase_index = NULL;    /* event -> index into phase_actions */
@@ -2864,6 +2864,115 @@ static PyObject *traceparent(PyObject *module, PyObject *const *args, Py_ssize_t
     return out;
 }
 
+/* start_upstream(trace, parent, name, kind, keys, values) -> (span, traceparent, events): the
+ * start of one try's upstream span (proxy.python_start_upstream: a child of ``parent`` started
+ * now, its known attributes encoded at once, the traceparent header it sends and the
+ * transport's trace callable for it) in one call instead of four. None, having touched
+ * nothing, for a trace or parent of another type (Python's to do). */
+static PyObject *start_upstream(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 6) {
+        PyErr_SetString(PyExc_TypeError,
+                        "start_upstream(trace, parent, name, kind, keys, values)");
+        return NULL;
+    }
+    PyObject *trace = args[0], *parent = args[1];
+    if (!Py_IS_TYPE(trace, &TraceType) || !PyObject_TypeCheck(parent, &SpanType) ||
+        ((TraceObject *)trace)->spans == NULL || !PyList_Check(((TraceObject *)trace)->spans) ||
+        ((TraceObject *)trace)->trace_id == NULL ||
+        !PyBytes_Check(((TraceObject *)trace)->trace_id)) {
+        Py_RETURN_NONE;
+    }
+    int kind;
+    if (span_kind(args[3], &kind) < 0) {
+        return NULL;
+    }
+    /* the attributes first (as python_start_upstream): encoding them may run Python code, and
+     * a failure leaves no span behind */
+    PyObject *fields_args[2] = {args[4], args[5]};
+    PyObject *fields = attribute_fields(module, fields_args, 2);
+    if (fields == NULL) {
+        return NULL;
+    }
+    if (!PyBytes_Check(fields)) {
+        Py_DECREF(fields);
+        PyErr_SetString(PyExc_TypeError, "encoded attributes are bytes");
+        return NULL;
+    }
+    TraceObject *owner = (TraceObject *)trace;
+    PyObject *span = add_child(owner->spans, &SpanType, args[2], ((SpanObject *)parent)->id,
+                               now_ns(), kind, Py_None);
+    if (span == NULL) {
+        Py_DECREF(fields);
+        return NULL;
+    }
+    Py_SETREF(((SpanObject *)span)->encoded, fields);
+    PyObject *header_args[2] = {owner->trace_id, span};
+    PyObject *header = traceparent(module, header_args, 2);
+    PyObject *events_args[2] = {trace, span};
+    PyObject *events = header == NULL ? NULL
+                                      : PyObject_Vectorcall((PyObject *)&PhaseEventsType,
+                                                            events_args, 2, NULL);
+    PyObject *result = events == NULL ? NULL : PyTuple_Pack(3, span, header, events);
+    Py_DECREF(span);
+    Py_XDECREF(header);
+    Py_XDECREF(events);
+    return result;
+}
+
+/* upstream_answered(span, status, peer) -> bool: what a try's response adds to its upstream span
+ * (proxy.python_upstream_answered: the status code, the peer's address, an error status from
+ * 400 on) in one call. False, having touched nothing, for a span of another type or a status
+ * that is not an int (Python's to do). */
+static PyObject *upstream_answered(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    (void)module;
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "upstream_answered(span, status, peer)");
+        return NULL;
+    }
+    PyObject *status = args[1], *peer = args[2];
+    if (!PyObject_TypeCheck(args[0], &SpanType) || !PyLong_CheckExact(status)) {
+        Py_RETURN_FALSE;
+    }
+    SpanObject *span = (SpanObject *)args[0];
+    PyObject *attributes = span_dict(span); /* borrowed */
+    if (attributes == NULL || PyObject_SetItem(attributes, s_status_code_attribute, status) < 0) {
+        return NULL;
+    }
+    int given = PyObject_IsTrue(peer);
+    if (given < 0) {
+        return NULL;
+    }
+    if (given) {
+        PyObject *address = PyTuple_Check(peer) ? PySequence_GetItem(peer, 0) : PyObject_Str(peer);
+        if (address == NULL) {
+            return NULL;
+        }
+        /* (read again: the peer's Python code may have replaced the dict) */
+        attributes = span_dict(span);
+        int failed = attributes == NULL ||
+                     PyObject_SetItem(attributes, s_peer_attribute, address) < 0;
+        Py_DECREF(address);
+        if (failed) {
+            return NULL;
+        }
+    }
+    int overflow;
+    long code = PyLong_AsLongAndOverflow(status, &overflow);
+    if (overflow > 0 || (overflow == 0 && code >= 400)) {
+        PyObject *text = PyObject_Str(status);
+        if (text == NULL) {
+            return NULL;
+        }
+        PyObject *done = span_set_error(span, &text, 1, NULL);
+        Py_DECREF(text);
+        if (done == NULL) {
+            return NULL;
+        }
+        Py_DECREF(done);
+    }
+    Py_RETURN_TRUE;
+}
+
 static PyMethodDef methods[] = {
     {"attribute_fields", (PyCFunction)(void (*)(void))attribute_fields, METH_FASTCALL,
      "attribute_fields(keys, values) -> bytes: the pairs whose value is not None as encoded "
@@ -2891,6 +3000,13 @@ static PyMethodDef methods[] = {
      "begin_head(candidates, start_ns, traceparent) -> RequestTrace, or None: Tracer.begin for "
      "sessions without rules, none filled by this request and no traceparent, done in C "
      "(None: Tracer.begin decides)."},
+    {"start_upstream", (PyCFunction)(void (*)(void))start_upstream, METH_FASTCALL,
+     "start_upstream(trace, parent, name, kind, keys, values) -> (span, traceparent, events), "
+     "or None: a try's upstream span started with its attributes, its traceparent header and "
+     "the transport's trace callable (None: another type, Python's to do)."},
+    {"upstream_answered", (PyCFunction)(void (*)(void))upstream_answered, METH_FASTCALL,
+     "upstream_answered(span, status, peer) -> bool: the response's status, peer address and "
+     "error status on a try's upstream span (False: another type, Python's to do)."},
     {"finish_trace", (PyCFunction)(void (*)(void))finish_trace, METH_FASTCALL,
      "finish_trace(exchange, match, trace, export) -> bool | None: finish_root, then (no log "
      "records, no header capture) finish_head; True: all done, False: the root only, None: "
@@ -2936,6 +3052,7 @@ PyMODINIT_FUNC PyInit__wire(void) {
         {&s_message, "message"},         {&s_exc, "exc"},
         {&s_reused_attribute, "gateway.connection.reused"},
         {&s_peer_attribute, "network.peer.address"},
+        {&s_status_code_attribute, "http.response.status_code"},
         {&s_http, "HTTP"},
         {&s_capture_headers, "capture_headers"},
         {&s_capture_body, "capture_body"},

@@ -28,6 +28,16 @@ def finish_head(trace: RequestTrace | PyRequestTrace, export: Any, /) -> tuple[s
 def finish_trace(
     exchange: Any, match: Any, trace: RequestTrace | PyRequestTrace, export: Any, /
 ) -> bool | None: ...
+def start_upstream(
+    trace: RequestTrace | PyRequestTrace,
+    parent: Span,
+    name: str,
+    kind: int,
+    keys: tuple[str, ...],
+    values: tuple[Any, ...],
+    /,
+) -> tuple[Span, bytes, PhaseEvents] | None: ...
+def upstream_answered(span: Span, status: int, peer: Any, /) -> bool: ...
 def set_fallback(name: str, version: Callable[..., Any] | None, /) -> None: ...
 def set_phase_table(
     table: dict[str, tuple[int, str, int, bool, bool]],
