@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 import pytest
 from opentelemetry.proto.resource.v1 import resource_pb2
 
@@ -190,3 +193,28 @@ def test_a_batch_that_cannot_be_built_leaves_the_others_queued() -> None:
     export.flush()  # what run() does next time
     assert [list(b.session_ids) for b in sent] == [["b"]]
     assert export.queued == 2
+
+
+async def test_run_sends_one_batch_per_turn_of_the_event_loop() -> None:
+    """Batches queued together go out one at a time, with requests run between them; those
+    filling meanwhile wait for the next flush (no stream of small batches)."""
+    export, sent = _export(flush_interval=3600)
+    for name in "abc":
+        export.submit((name,), name.encode() * 16, _spans(2))
+    seen: list[int] = []  # how many batches were out at each turn of this other task
+    runner = asyncio.create_task(export.run())
+    try:
+        await asyncio.sleep(0)  # (run() waits for its wake-up)
+        export._wakeup.set()
+        while len(seen) < 8:
+            seen.append(len(sent))
+            if len(sent) == 1 and ("d",) not in export.pending:
+                export.submit(("d",), b"d" * 16, _spans(1))  # during the flush: the next one's
+            await asyncio.sleep(0)
+    finally:
+        runner.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await runner
+    assert {1, 2} <= set(seen)  # this task ran between the sends
+    assert [list(b.session_ids) for b in sent] == [["a"], ["b"], ["c"]]
+    assert list(export.pending) == [("d",)]
