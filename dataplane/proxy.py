@@ -166,20 +166,24 @@ class Proxy:
         )
         if candidates is not None:
             traceparent = raw_header(raw_headers, b"traceparent")
-            # C when nothing calls for Python (no rule, no traceparent: nearly every trace)
-            trace = exchange.trace = begin_head(
-                candidates, started + _OFFSET_NS, traceparent
-            ) or self.tracer.begin(
-                candidates, started + _OFFSET_NS, traceparent, _request_facts, exchange, scope
-            )
+            start = started + _OFFSET_NS
+            # the router span's attributes, encoded once per config
+            router_fields = (
+                match.span_fields if match is not None else NO_ROUTE_SPAN_FIELDS
+            ).router[cache_hit]
+            # C, with the router span, when nothing calls for Python (no rule, no traceparent:
+            # nearly every trace)
+            trace = begin_head(candidates, start, traceparent, routed + _OFFSET_NS, router_fields)
+            if trace is None:
+                trace = self.tracer.begin(
+                    candidates, start, traceparent, _request_facts, exchange, scope
+                )
+                if trace is not None:
+                    router_span = trace.span("gateway.router", trace.root, start)
+                    router_span.encoded_attributes = router_fields
+                    router_span.end(routed + _OFFSET_NS)
             if trace is not None:
-                # The router span (here rather than in a function: one frame fewer per trace),
-                # its attributes encoded once per config.
-                router_span = trace.span("gateway.router", trace.root, started + _OFFSET_NS)
-                router_span.encoded_attributes = (
-                    match.span_fields if match is not None else NO_ROUTE_SPAN_FIELDS
-                ).router[cache_hit]
-                router_span.end(routed + _OFFSET_NS)
+                exchange.trace = trace
                 _set_current_trace(trace)
         chain = EMPTY_CHAIN
         respond: Respond | None = scope.get(RESPOND)  # our server's one-call response

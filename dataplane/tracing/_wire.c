@@ -2702,11 +2702,13 @@ static PyObject *finish_trace(PyObject *module, PyObject *const *args, Py_ssize_
 
 /* Tracer.begin (tracer.py) for nearly every traced request: sessions without a rule or a tail
  * rule, none of them filled by this request, no incoming traceparent. It counts the request on
- * each session that takes it and makes the trace, as the Python path does, without its frame.
+ * each session that takes it and makes the trace, as the Python path does, without its frame;
+ * given the router's end and encoded fields, it adds the router span the proxy makes next
+ * (Proxy.__call__), a child of the root from the request's start to the router's end.
  * Anything else returns None having touched nothing, and Tracer.begin decides in Python (a
  * rule to match, a tail session, a session this request fills, a traceparent to parse, another
  * class or type). */
-static PyObject *s_rule, *s_taken, *s_max_samples;
+static PyObject *s_rule, *s_taken, *s_max_samples, *s_router_span;
 
 enum { BEGIN_TAIL, BEGIN_RULE, BEGIN_STATE, BEGIN_TAKEN, BEGIN_MAX, BEGIN_FIELDS };
 static PyObject **const begin_names[BEGIN_FIELDS] = {&s_tail, &s_rule, &s_state, &s_taken,
@@ -2717,20 +2719,26 @@ static SlotTable begin_table = {NULL, 0, BEGIN_FIELDS, begin_names, {0}};
 
 static PyObject *begin_head(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     (void)module;
-    if (nargs != 3) {
-        PyErr_SetString(PyExc_TypeError, "begin_head(candidates, start_ns, traceparent)");
+    if (nargs != 3 && nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "begin_head(candidates, start_ns, traceparent[, "
+                                         "router_end_ns, router_fields])");
         return NULL;
     }
     PyObject *candidates = args[0], *traceparent = args[2];
+    PyObject *router_fields = nargs == 5 ? args[4] : NULL;
     if (!PyTuple_CheckExact(candidates) || PyTuple_GET_SIZE(candidates) == 0 ||
         PyTuple_GET_SIZE(candidates) > MAX_BEGIN_SESSIONS ||
         (traceparent != Py_None &&
-         !(PyBytes_CheckExact(traceparent) && PyBytes_GET_SIZE(traceparent) == 0))) {
+         !(PyBytes_CheckExact(traceparent) && PyBytes_GET_SIZE(traceparent) == 0)) ||
+        (router_fields != NULL && !PyBytes_CheckExact(router_fields))) {
         Py_RETURN_NONE;
     }
     unsigned long long start_ns;
-    if (start_time(args[1], &start_ns) < 0) {
-        PyErr_Clear(); /* (Python's RequestTrace says what is wrong) */
+    uint64_t router_end_ns = 0;
+    if (start_time(args[1], &start_ns) < 0 ||
+        (router_fields != NULL &&
+         (unsigned_value(args[3], &router_end_ns) < 0 || router_end_ns == 0))) {
+        PyErr_Clear(); /* (Python's RequestTrace and Span.end say what is wrong) */
         Py_RETURN_NONE;
     }
     Py_ssize_t count = PyTuple_GET_SIZE(candidates), taking = 0;
@@ -2790,6 +2798,20 @@ static PyObject *begin_head(PyObject *module, PyObject *const *args, Py_ssize_t 
             counts[i] = NULL;
         }
         trace = make_trace(&TraceType, head, tail, id, start_ns, 0, 0);
+    }
+    if (trace != NULL && trace != Py_None && router_fields != NULL) {
+        /* the router span (what the proxy does after Tracer.begin): [start, router_end_ns] */
+        TraceObject *made = (TraceObject *)trace;
+        PyObject *router = add_child(made->spans, &SpanType, s_router_span,
+                                     ((SpanObject *)made->root)->id, start_ns, 1 /* INTERNAL */,
+                                     Py_None);
+        if (router == NULL) {
+            Py_CLEAR(trace);
+        } else {
+            Py_SETREF(((SpanObject *)router)->encoded, Py_NewRef(router_fields));
+            ((SpanObject *)router)->end_ns = router_end_ns;
+            Py_DECREF(router);
+        }
     }
     for (Py_ssize_t i = 0; i < taking; i++) {
         Py_XDECREF(counts[i]);
@@ -2997,9 +3019,10 @@ static PyMethodDef methods[] = {
      "finish_root(exchange, match) -> bool: proxy._finish_root's naming and write_root of the "
      "root from the exchange's slots (False: not done, nothing touched)."},
     {"begin_head", (PyCFunction)(void (*)(void))begin_head, METH_FASTCALL,
-     "begin_head(candidates, start_ns, traceparent) -> RequestTrace, or None: Tracer.begin for "
-     "sessions without rules, none filled by this request and no traceparent, done in C "
-     "(None: Tracer.begin decides)."},
+     "begin_head(candidates, start_ns, traceparent[, router_end_ns, router_fields]) -> "
+     "RequestTrace, or None: Tracer.begin for sessions without rules, none filled by this "
+     "request and no traceparent, done in C, with the proxy's router span when its end and "
+     "encoded fields are given (None: Tracer.begin decides)."},
     {"start_upstream", (PyCFunction)(void (*)(void))start_upstream, METH_FASTCALL,
      "start_upstream(trace, parent, name, kind, keys, values) -> (span, traceparent, events), "
      "or None: a try's upstream span started with its attributes, its traceparent header and "
@@ -3068,6 +3091,7 @@ PyMODINIT_FUNC PyInit__wire(void) {
         {&s_traces, "traces"},
         {&s_rule, "rule"},               {&s_taken, "taken"},
         {&s_max_samples, "max_samples"},
+        {&s_router_span, "gateway.router"},
         {&s_trace, "trace"},             {&s_method, "method"},
         {&s_scheme, "scheme"},           {&s_host, "host"},
         {&s_path, "path"},               {&s_client_query, "client_query"},

@@ -22,7 +22,12 @@ def write_root(
 ) -> None: ...
 def finish_root(exchange: Any, match: Any, /) -> bool: ...
 def begin_head(
-    candidates: tuple[NodeSession, ...], start_ns: int, traceparent: bytes | None, /
+    candidates: tuple[NodeSession, ...],
+    start_ns: int,
+    traceparent: bytes | None,
+    router_end_ns: int = ...,
+    router_fields: bytes = ...,
+    /,
 ) -> RequestTrace | None: ...
 def finish_head(trace: RequestTrace | PyRequestTrace, export: Any, /) -> tuple[str, ...] | None: ...
 def finish_trace(

@@ -33,21 +33,26 @@ _STATES = {
 
 
 def python_begin_head(
-    candidates: tuple[NodeSession, ...], start_ns: int, traceparent: bytes | None
+    candidates: tuple[NodeSession, ...],
+    start_ns: int,
+    traceparent: bytes | None,
+    router_end_ns: int = 0,
+    router_fields: bytes = b"",
 ) -> RequestTrace | None:
     """``_wire.begin_head``'s place without the extension: None (not done), so that
     :meth:`Tracer.begin` decides for every request in Python."""
     return None
 
 
-begin_head: Callable[[tuple[NodeSession, ...], int, bytes | None], RequestTrace | None] = (
-    python_begin_head
-)
-"""The start of a trace that head sessions keep, when nothing calls for Python: C
-(``_wire.begin_head``) when built. It does what :meth:`Tracer.begin` does when no candidate
-has a rule or is a tail session, none is filled by this request and no ``traceparent`` came
-(counts the request on each session that takes it, makes the trace) and returns the trace, or
-None, having touched nothing, for :meth:`Tracer.begin` to decide: the proxy calls it first."""
+begin_head: Callable[..., RequestTrace | None] = python_begin_head
+"""``begin_head(candidates, start_ns, traceparent[, router_end_ns, router_fields])``: the start
+of a trace that head sessions keep, when nothing calls for Python: C (``_wire.begin_head``) when
+built. It does what :meth:`Tracer.begin` does when no candidate has a rule or is a tail
+session, none is filled by this request and no ``traceparent`` came (counts the request on
+each session that takes it, makes the trace) and returns the trace, or None, having touched
+nothing, for :meth:`Tracer.begin` to decide: the proxy calls it first. Given the router's end
+and encoded fields, the trace also holds the router span the proxy would make next (a child of
+the root from ``start_ns`` to ``router_end_ns``)."""
 
 
 def python_finish_head(trace: RequestTrace, export: SpanExport) -> tuple[str, ...] | None:

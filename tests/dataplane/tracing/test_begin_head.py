@@ -192,3 +192,49 @@ def test_one_session_twice_or_two_classes_are_left_to_python() -> None:
 def test_a_wrong_call_is_a_type_error() -> None:
     with pytest.raises(TypeError, match="begin_head"):
         begin_head()  # type: ignore[call-arg]
+
+
+def _router(trace: Any) -> Any:
+    return [
+        (span.name, span.parent_id, span.kind, span.start_ns, span.end_ns, span.encoded_attributes)
+        for span in trace.spans[1:]
+    ]
+
+
+def test_with_the_routers_end_and_fields_the_router_span_is_made_as_the_proxy_makes_it() -> None:
+    _, session = _ready()
+    fields = b"\x4a\x00"  # (an empty KeyValue: bytes of its own)
+    trace = begin_head((session,), 7_000, None, 9_000, fields)
+    assert trace is not None
+    _, other = _ready()
+    reference = _tracer().begin((other,), 7_000, None, _facts)
+    assert reference is not None
+    router = reference.span("gateway.router", reference.root, 7_000)  # (Proxy.__call__'s)
+    router.encoded_attributes = fields
+    router.end(9_000)
+    seen = _router(trace)
+    assert seen == [("gateway.router", trace.root.span_id, *_router(reference)[0][2:])]
+    assert seen[0][3:5] == (7_000, 9_000)
+    assert trace.spans[1].span_id != trace.root.span_id
+
+
+@pytest.mark.parametrize(
+    ("end", "fields"),
+    [
+        pytest.param(-1, b"", id="a bad end"),
+        pytest.param(0, b"", id="no end"),
+        pytest.param(9_000, "not bytes", id="fields not bytes"),
+    ],
+)
+def test_a_router_span_c_cannot_make_is_left_to_python(end: int, fields: Any) -> None:
+    tracer, session = _ready()
+    before = _sessions(tracer), session.taken
+    assert begin_head((session,), 7_000, None, end, fields) is None
+    assert (_sessions(tracer), session.taken) == before
+
+
+def test_four_arguments_are_a_type_error() -> None:
+    _, session = _ready()
+    with pytest.raises(TypeError, match="router_end_ns"):
+        begin_head((session,), 7_000, None, 9_000)
+    assert session.taken == 0
