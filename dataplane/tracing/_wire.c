@@ -2806,7 +2806,9 @@ static PyObject *begin_head(PyObject *module, PyObject *const *args, Py_ssize_t 
                                      ((SpanObject *)made->root)->id, start_ns, 1 /* INTERNAL */,
                                      Py_None);
         if (router == NULL) {
-            Py_CLEAR(trace);
+            /* (out of memory) the trace without its router span, rather than none: the
+             * sessions counted it already, and its end must count it out */
+            PyErr_Clear();
         } else {
             Py_SETREF(((SpanObject *)router)->encoded, Py_NewRef(router_fields));
             ((SpanObject *)router)->end_ns = router_end_ns;
