@@ -134,7 +134,11 @@ class _OwnAccess(Exchange):
 
 
 def _own_access(**fields: Any) -> Exchange:
-    exchange = _exchange(**fields)
+    return _as_own_access(_exchange(**fields))
+
+
+def _as_own_access(exchange: Exchange) -> Exchange:
+    """The same exchange as an _OwnAccess (a class C leaves to Python), its slots copied."""
     other = _OwnAccess.__new__(_OwnAccess)
     for name in Exchange.__slots__:
         if hasattr(exchange, name):

@@ -21,7 +21,7 @@ from dataplane.tracing import tracer as tracer_module
 from dataplane.tracing._wire import finish_trace
 from dataplane.tracing.sessions import NodeSession
 from dataplane.tracing.tracer import Tracer, python_finish_head
-from tests.dataplane.proxy.test_finish_root import _exchange, _match
+from tests.dataplane.proxy.test_finish_root import _as_own_access, _exchange, _match
 from tests.dataplane.tracing.test_finish_head import TRACEPARENT, _session, _tracer
 
 
@@ -94,13 +94,6 @@ CASES: dict[str, tuple[dict[str, Any], list[Any]]] = {
 }
 
 
-class _OtherExchange(Exchange):
-    __slots__ = ()
-
-    def __getattribute__(self, name: str) -> Any:
-        return object.__getattribute__(self, name)
-
-
 def _scenario(case: str, fast: bool) -> tuple[dict[str, Any], list[Any]]:
     fields, _ = CASES[case]
     tracer = _tracer(batch_spans=7, max_spans=1_000)
@@ -115,11 +108,7 @@ def _scenario(case: str, fast: bool) -> tuple[dict[str, Any], list[Any]]:
         if fields.get("capture"):
             exchange.trace.capture_headers = True
         if fields.get("other_class"):
-            other = _OtherExchange.__new__(_OtherExchange)
-            for name in Exchange.__slots__:
-                if hasattr(exchange, name):
-                    setattr(other, name, getattr(exchange, name))
-            exchange = other
+            exchange = _as_own_access(exchange)
         results.append(_end(exchange, match, tracer, fast))
         exchanges.append(exchange)
     return _state(tracer, session, exchanges), results
